@@ -1,0 +1,97 @@
+"""TensorProto <-> numpy, exact to TensorFlow's tensor_util (bit for bit)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import dtypes
+from graphkit.proto import tensor_pb2, tensor_shape_pb2
+
+# dtype -> the repeated field TensorFlow stores values in when tensor_content is empty
+_FIELD = {
+    1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val", 7: "string_val",
+    8: "scomplex_val", 9: "int64_val", 10: "bool_val", 11: "int_val", 12: "int_val", 13: "int_val",
+    14: "half_val", 15: "int_val", 16: "int_val", 17: "int_val", 18: "dcomplex_val", 19: "half_val",
+    22: "uint32_val", 23: "uint64_val", 24: "float8_val", 25: "float8_val", 29: "int_val", 30: "int_val",
+}
+
+
+def shape_of(proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...] | None:
+    """Dimensions of a shape proto (-1 for unknown dims); None for unknown rank."""
+    if proto.unknown_rank:
+        return None
+    return tuple(int(d.size) for d in proto.dim)
+
+
+def shape_proto(shape: tuple[int, ...] | list[int] | None) -> tensor_shape_pb2.TensorShapeProto:
+    proto = tensor_shape_pb2.TensorShapeProto()
+    if shape is None:
+        proto.unknown_rank = True
+    else:
+        for size in shape:
+            proto.dim.add().size = int(size)
+    return proto
+
+
+def format_shape(shape: tuple[int, ...] | list[int] | None) -> str:
+    if shape is None:
+        return "<unknown>"
+    return "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None = None) -> np.ndarray:
+    """Decode a TensorProto; ``content`` replaces ``tensor_content`` when that is kept outside the proto."""
+    code = dtypes.base(tensor.dtype)
+    shape = shape_of(tensor.tensor_shape) or ()
+    count = int(np.prod(shape, dtype=np.int64))
+    np_dtype = dtypes.to_numpy(code)
+    raw = content if content is not None else tensor.tensor_content
+    if code == dtypes.DT_STRING:
+        values = list(tensor.string_val)
+        arr = np.empty(count, dtype=object)
+        if values:
+            arr[: len(values)] = values
+            arr[len(values):] = values[-1]
+        else:
+            arr[:] = b""
+        return arr.reshape(shape)
+    if len(raw):
+        if len(raw) != count * np_dtype.itemsize:
+            raise GraphkitError(
+                f"tensor_content holds {len(raw)} bytes but shape {format_shape(shape)} of {dtypes.name(code)} "
+                f"needs {count * np_dtype.itemsize}"
+            )
+        return np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
+    field = _FIELD.get(code)
+    if field is None:
+        raise GraphkitError(f"cannot decode a {dtypes.name(code)} tensor")
+    values_list = list(getattr(tensor, field))
+    if code in (8, 18):  # complex: pairs of (real, imag)
+        pairs = np.asarray(values_list, dtype=np.float64).reshape(-1, 2)
+        vals = (pairs[:, 0] + 1j * pairs[:, 1]).astype(np_dtype)
+    elif code in (14, 19):  # half/bfloat16: bit patterns stored in an int32 list
+        vals = np.asarray(values_list, dtype=np.uint16).view(np_dtype)
+    elif field == "float8_val":
+        vals = np.frombuffer(bytes(values_list[0]) if values_list else b"", dtype=np.uint8).view(np_dtype)
+    else:
+        vals = np.asarray(values_list).astype(np_dtype)
+    if vals.size == count:
+        return vals.reshape(shape)
+    out = np.zeros(count, dtype=np_dtype)
+    if vals.size:  # TensorFlow repeats the last value to fill the shape
+        out[: vals.size] = vals[:count]
+        out[vals.size:] = vals[-1]
+    return out.reshape(shape)
+
+
+def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numpy array as TensorFlow does (tensor_content for numeric types)."""
+    array = np.asarray(array)
+    code = dtypes.from_numpy(array.dtype)
+    proto = tensor_pb2.TensorProto(dtype=code, tensor_shape=shape_proto(array.shape))
+    if code == dtypes.DT_STRING:
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1))
+    else:
+        proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    return proto
