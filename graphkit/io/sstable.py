@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from graphkit.errors import GraphkitError
-from graphkit.io import crc
+from graphkit.io import crc, snappy
 from graphkit.io.wire import WireError, read_varint
 
 MAGIC = 0xDB4775248B80FB57
@@ -80,13 +80,9 @@ class Table:
 
     def _snappy(self, contents: bytes, offset: int) -> bytes:
         try:
-            import cramjam
-        except ImportError as exc:
-            raise GraphkitError(
-                f"block at offset {offset} is snappy-compressed (written by TF ~1.1); pip install cramjam to read it",
-                self.path,
-            ) from exc
-        return bytes(cramjam.snappy.decompress_raw(contents))
+            return snappy.decompress(contents)
+        except (WireError, IndexError) as exc:
+            raise GraphkitError(f"corrupt snappy-compressed block at offset {offset} ({exc})", self.path) from exc
 
     def _entries(self, block: bytes) -> Iterator[tuple[bytes, bytes]]:
         if len(block) < 4:

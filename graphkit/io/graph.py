@@ -1,0 +1,178 @@
+"""A light index over a GraphDef (never a new IR): tensor references, consumers, topological order.
+
+The GraphDef stays the source of truth. :class:`Graph` pairs it with the Const payloads that were left in
+the mmapped input file (see protofile.py); every reader of Const values goes through :meth:`Graph.const`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import dtypes, tensors
+from graphkit.proto import graph_pb2, node_def_pb2
+
+_REF = re.compile(r"^(\^)?([^:^]+)(?::(\d+))?$")
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """One parsed tensor reference: ``name``, ``name:1`` or ``^name`` (control)."""
+
+    node: str
+    port: int = 0
+    control: bool = False
+
+    def __str__(self) -> str:
+        if self.control:
+            return "^" + self.node
+        return self.node if self.port == 0 else f"{self.node}:{self.port}"
+
+    @property
+    def tensor(self) -> str:
+        """The explicit tensor name, ``name:0``."""
+        return f"{self.node}:{self.port}"
+
+
+def parse_ref(text: str) -> TensorRef:
+    """Parse ``name``, ``name:k`` or ``^name`` (TF's _ParseTensorName: more than one ':' is an error)."""
+    match = _REF.match(text.strip())
+    if not match:
+        raise GraphkitError(f"'{text}' is not a tensor reference (expected NAME, NAME:INDEX or ^NAME)")
+    control, node, port = match.groups()
+    if control and port is not None:
+        raise GraphkitError(f"'{text}': a control reference (^NAME) takes no output index")
+    return TensorRef(node, int(port or 0), bool(control))
+
+
+@dataclass
+class Graph:
+    """A GraphDef plus the Const payloads kept outside it (node name -> tensor_content bytes)."""
+
+    graph_def: graph_pb2.GraphDef
+    external: dict[str, memoryview] = field(default_factory=dict)
+
+    def const(self, node: node_def_pb2.NodeDef) -> np.ndarray:
+        """The value of a Const node."""
+        return tensors.to_numpy(node.attr["value"].tensor, self.external.get(node.name))
+
+    def const_nbytes(self, node: node_def_pb2.NodeDef) -> int:
+        if node.name in self.external:
+            return len(self.external[node.name])
+        tensor = node.attr["value"].tensor
+        if tensor.tensor_content:
+            return len(tensor.tensor_content)
+        shape = tensors.shape_of(tensor.tensor_shape) or ()
+        code = dtypes.base(tensor.dtype)
+        if code == dtypes.DT_STRING:
+            return sum(len(s) for s in tensor.string_val)
+        try:
+            return int(np.prod(shape, dtype=np.int64)) * dtypes.to_numpy(code).itemsize
+        except GraphkitError:
+            return 0
+
+    def index(self) -> GraphIndex:
+        return GraphIndex(self.graph_def)
+
+
+class GraphIndex:
+    """Nodes by name and the consumers of each node, built once over a GraphDef."""
+
+    def __init__(self, graph_def: graph_pb2.GraphDef) -> None:
+        self.graph_def = graph_def
+        self.nodes: dict[str, node_def_pb2.NodeDef] = {}
+        self.duplicates: list[str] = []
+        self.consumers: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        self.control_consumers: dict[str, list[str]] = defaultdict(list)
+        for node in graph_def.node:
+            if node.name in self.nodes:
+                self.duplicates.append(node.name)
+            self.nodes[node.name] = node
+            for i, text in enumerate(node.input):
+                ref = parse_ref(text)
+                if ref.control:
+                    self.control_consumers[ref.node].append(node.name)
+                else:
+                    self.consumers[ref.node].append((node.name, i))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nodes
+
+    def node(self, name: str) -> node_def_pb2.NodeDef:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise GraphkitError(f"no node named '{name}' in the graph{self.suggest(name)}") from None
+
+    def suggest(self, name: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(self.nodes), n=3, cutoff=0.6)
+        return f" (closest: {', '.join(close)})" if close else ""
+
+    def is_consumed(self, name: str) -> bool:
+        return bool(self.consumers.get(name) or self.control_consumers.get(name))
+
+    def colocations(self, node: node_def_pb2.NodeDef) -> list[str]:
+        """Nodes named in the ``_class`` colocation attr (``loc:@X``)."""
+        if "_class" not in node.attr:
+            return []
+        return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
+
+
+def topological_order(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
+    as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
+    index = GraphIndex(graph_def)
+    pending: dict[str, int] = {}
+    users: dict[str, list[str]] = defaultdict(list)
+    for node in graph_def.node:
+        deps = 0
+        for text in node.input:
+            src = parse_ref(text).node
+            if src not in index.nodes:
+                continue
+            if node.op in ("Merge", "RefMerge") and index.nodes[src].op in ("NextIteration", "RefNextIteration"):
+                continue
+            deps += 1
+            users[src].append(node.name)
+        pending[node.name] = deps
+    ready = deque(name for name, deps in pending.items() if deps == 0)
+    order: list[str] = []
+    while ready:
+        name = ready.popleft()
+        order.append(name)
+        for user in users[name]:
+            pending[user] -= 1
+            if pending[user] == 0:
+                ready.append(user)
+    if len(order) < len(pending):
+        stuck = [n for n, d in pending.items() if d > 0]
+        raise GraphkitError(f"the graph has a cycle that is not a TF1 while loop, through: {', '.join(stuck[:8])}")
+    return order
+
+
+def validate(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Problems that stop TF from importing a graph: duplicate names, dangling inputs, bad colocations."""
+    index = GraphIndex(graph_def)
+    problems = [f"duplicate node name '{n}'" for n in index.duplicates]
+    for node in graph_def.node:
+        if not node.op:
+            problems.append(f"node '{node.name}' has no op")
+        for text in node.input:
+            src = parse_ref(text).node
+            if src not in index.nodes:
+                problems.append(f"node '{node.name}' reads '{text}', which is not in the graph")
+        for target in index.colocations(node):
+            if target not in index.nodes:
+                problems.append(f"node '{node.name}' is colocated with '{target}', which is not in the graph")
+    return problems
+
+
+def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
+    return (n.name for n in graph_def.node)

@@ -1,0 +1,157 @@
+"""Writing graphs: atomically (temporary file, then rename), never over an input, payloads streamed.
+
+A Const whose bytes live outside the GraphDef (Graph.external: mmapped input or checkpoint) is written
+field by field, its tensor bytes copied straight from the mapping into the output file; the rest of the
+graph is serialized by protobuf. The result parses to the same message as the in-memory graph would.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from google.protobuf import text_format
+
+from graphkit.errors import GraphkitError
+from graphkit.io.graph import Graph
+from graphkit.io.wire import LEN, encode_varint, tag
+from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
+
+TEXT_SUFFIXES = (".pbtxt", ".pbtext", ".txt", ".prototxt", ".textproto")
+Chunk = bytes | memoryview
+
+
+def is_text_path(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(TEXT_SUFFIXES)
+
+
+def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Refuse an output that is one of the command's inputs, or whose folder does not exist."""
+    out = Path(path)
+    if out.is_dir():
+        raise GraphkitError("output is a directory; give a file name", out)
+    if not out.parent.is_dir():
+        raise GraphkitError(f"output folder '{out.parent}' does not exist", out)
+    if out.exists():
+        for item in inputs:
+            src = Path(item)
+            if src.exists() and os.path.samefile(src, out):
+                raise GraphkitError("output would overwrite an input of this command; choose another path", out)
+    return out
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[IO[bytes]]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``, else remove it."""
+    out = check_output(path, inputs)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _len_field(number: int, length: int) -> bytes:
+    return tag(number, LEN) + encode_varint(length)
+
+
+def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview) -> list[Chunk]:
+    """NodeDef bytes with ``attr["value"].tensor.tensor_content`` = payload, without copying the payload."""
+    head = node_def_pb2.NodeDef()
+    head.CopyFrom(node)
+    del head.attr["value"]
+    tensor = node.attr["value"].tensor.SerializeToString()
+    content = _len_field(4, len(payload))
+    tensor_len = len(tensor) + len(content) + len(payload)
+    attr_value = _len_field(8, tensor_len)
+    key = _len_field(1, 5) + b"value"
+    entry_value = _len_field(2, len(attr_value) + tensor_len)
+    entry_len = len(key) + len(entry_value) + len(attr_value) + tensor_len
+    return [head.SerializeToString(), _len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
+
+
+def graph_chunks(graph: Graph) -> list[Chunk]:
+    """The serialized GraphDef as a list of chunks (payload chunks are views, not copies)."""
+    gd = graph.graph_def
+    external = {k: v for k, v in graph.external.items() if k}
+    if not external:
+        return [gd.SerializeToString()]
+    out: list[Chunk] = []
+    for node in gd.node:
+        payload = external.get(node.name)
+        if payload is None or node.attr["value"].tensor.tensor_content:
+            data = node.SerializeToString()
+            out += [_len_field(1, len(data)), data]
+        else:
+            parts = _node_chunks(node, payload)
+            out.append(_len_field(1, sum(len(c) for c in parts)))
+            out += parts
+    rest = graph_pb2.GraphDef()
+    rest.CopyFrom(gd)
+    rest.ClearField("node")
+    out.append(rest.SerializeToString())
+    return out
+
+
+def serialized_size(graph: Graph) -> int:
+    return sum(len(c) for c in graph_chunks(graph))
+
+
+def materialize(graph: Graph) -> graph_pb2.GraphDef:
+    """A GraphDef with every external payload copied in (for text output or TF)."""
+    gd = graph_pb2.GraphDef()
+    gd.CopyFrom(graph.graph_def)
+    if graph.external:
+        for node in gd.node:
+            payload = graph.external.get(node.name)
+            if payload is not None and not node.attr["value"].tensor.tensor_content:
+                node.attr["value"].tensor.tensor_content = bytes(payload)
+    return gd
+
+
+def save_graph(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    text: bool | None = None,
+    meta_graph: meta_graph_pb2.MetaGraphDef | None = None,
+) -> int:
+    """Write ``graph`` (as a GraphDef, or inside ``meta_graph`` as a MetaGraphDef); returns bytes written.
+
+    Text when ``text`` is true or the path ends in .pbtxt; binary otherwise.
+    """
+    text = is_text_path(path) if text is None else text
+    with atomic_write(path, inputs) as fh:
+        if text:
+            msg: object = materialize(graph)
+            if meta_graph is not None:
+                wrapper = meta_graph_pb2.MetaGraphDef()
+                wrapper.CopyFrom(meta_graph)
+                wrapper.graph_def.CopyFrom(msg)  # type: ignore[arg-type]
+                msg = wrapper
+            data = text_format.MessageToString(msg).encode()  # type: ignore[arg-type]
+            fh.write(data)
+            return len(data)
+        chunks = graph_chunks(graph)
+        if meta_graph is not None:
+            wrapper = meta_graph_pb2.MetaGraphDef()
+            wrapper.CopyFrom(meta_graph)
+            wrapper.ClearField("graph_def")
+            chunks = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
+        written = 0
+        for chunk in chunks:
+            fh.write(chunk)
+            written += len(chunk)
+        return written
