@@ -2,7 +2,7 @@
 
 from graphkit.io.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref, topological_order, validate
-from graphkit.io.load import Model, load
+from graphkit.io.loader import Model, load
 from graphkit.io.save import atomic_write, check_output, save_graph
 
 __all__ = [

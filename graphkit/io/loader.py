@@ -168,6 +168,10 @@ def _load_proto_file(p: Path, tags: list[str] | None) -> Model:
     parsed, text = _parse_file(p, None)
     kind = type(parsed.message).__name__
     if kind == "SavedModel":
+        if not parsed.graphs:
+            hint = "a SavedModel fingerprint; give the SavedModel folder" if p.name == "fingerprint.pb" else (
+                "a protobuf, but not a GraphDef, MetaGraphDef or SavedModel")
+            raise GraphkitError(f"not a TensorFlow graph: {hint}", p)
         return _load_saved_model(p, tags, verify=True) if p.name.startswith("saved_model") else Model(
             path=p, format="savedmodel", graph=parsed.graphs[0], text=text, files=[p],
             meta_graph=parsed.message.meta_graphs[0],  # type: ignore[attr-defined]

@@ -1,0 +1,78 @@
+"""``graphkit inspect``: the thin click command over graphkit.inspect."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from graphkit.cli import common, emit_json
+from graphkit.inspect import render
+from graphkit.inspect.summary import checkpoint_tensors, list_nodes, op_counts, summarize, tensor_value
+from graphkit.io import load
+
+
+@click.command("inspect", epilog="""\b
+Examples:
+  graphkit inspect frozen.pb                     summary: inputs, likely outputs, ops, weights
+  graphkit inspect model.ckpt-1000               checkpoint + its .meta: variables vs checkpoint
+  graphkit inspect model.ckpt-1000 --tensors     the checkpoint's tensors (like inspect_checkpoint)
+  graphkit inspect model.ckpt-1000 --tensor conv1/weights
+  graphkit inspect saved_model/ --tag serve      a SavedModel's signatures
+  graphkit inspect graph.pbtxt --nodes --match 'conv1/*' --op Conv2D
+  graphkit inspect frozen.pb --json | jq .outputs
+""")
+@click.argument("path", type=click.Path())
+@click.option("--nodes", "view", flag_value="nodes", help="List nodes (name, op, inputs).")
+@click.option("--ops", "view", flag_value="ops", help="The op histogram alone.")
+@click.option("--tensors", "view", flag_value="tensors", help="List the checkpoint's tensors.")
+@click.option("--tensor", "tensor", metavar="NAME", help="Print one checkpoint tensor (or Const node) value.")
+@click.option("--match", metavar="GLOB", help="With --nodes: only names matching GLOB (e.g. 'conv1/*').")
+@click.option("--op", "op_type", metavar="TYPE", help="With --nodes: only nodes of this op type.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="SavedModel meta graph tags (default: serve).")
+@click.option("--all", "show_all", is_flag=True, help="Do not shorten long lists.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
+@common
+def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | None, op_type: str | None,
+                tags: tuple[str, ...], show_all: bool, as_json: bool, quiet: bool) -> None:
+    """Show what a model holds: format, inputs, likely outputs, variables, ops, signatures.
+
+    PATH is a GraphDef (.pb or .pbtxt), a MetaGraphDef (.meta), a checkpoint (prefix, .index file, or a
+    folder with a 'checkpoint' file), or a SavedModel folder. The format is detected from the content.
+    """
+    if (match or op_type) and view not in (None, "nodes"):
+        raise click.UsageError("--match and --op go with --nodes")
+    model = load(path, tags=list(tags) or None)
+    if tensor is not None:
+        value = tensor_value(model, tensor)
+        if as_json:
+            emit_json(_value_json(tensor, value))
+        else:
+            click.echo(render.value_text(tensor, value))
+        return
+    if view is None and (match or op_type):
+        view = "nodes"
+    if view == "nodes":
+        nodes = list_nodes(model, match, op_type)
+        emit_json(nodes) if as_json else click.echo(render.nodes_text(nodes))
+    elif view == "ops":
+        ops = op_counts(model)
+        emit_json(ops) if as_json else click.echo(render.ops_text(ops))
+    elif view == "tensors":
+        if model.checkpoint is None:
+            raise click.UsageError("--tensors needs a checkpoint (or a SavedModel with variables)")
+        tensors = checkpoint_tensors(model.checkpoint)
+        emit_json(tensors) if as_json else click.echo(render.tensors_text(tensors))
+    else:
+        summary = summarize(model)
+        emit_json(summary) if as_json else click.echo(render.summary_text(summary, 10**9 if show_all else 20))
+
+
+def _value_json(name: str, value: np.ndarray) -> dict:
+    out: dict = {"name": name, "dtype": str(value.dtype), "shape": list(value.shape)}
+    if value.dtype != object and value.size and value.dtype.kind in "fiub":
+        numeric = value.astype(np.float64)
+        out.update(min=float(numeric.min()), max=float(numeric.max()), mean=float(numeric.mean()))
+    out["values"] = value.tolist() if value.size <= 100_000 else None
+    if out["values"] is None:
+        out["truncated"] = True
+    return out

@@ -1,0 +1,177 @@
+"""What ``graphkit inspect`` reports, as plain JSON-ready data (rendering is in render.py)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Model, dtypes
+from graphkit.io.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
+from graphkit.io.graph import Graph
+from graphkit.io.roles import Variable, graph_inputs, graph_variables, likely_outputs
+from graphkit.io.tensors import shape_of
+from graphkit.proto import meta_graph_pb2
+
+Json = dict[str, Any]
+
+
+def _shape(shape: tuple[int, ...] | None) -> list[int] | None:
+    return None if shape is None else [int(d) for d in shape]
+
+
+def _nbytes(dtype: int, shape: tuple[int, ...] | None) -> int | None:
+    if shape is None or any(d < 0 for d in shape) or dtypes.base(dtype) in (dtypes.DT_STRING, 20, 21):
+        return None
+    try:
+        return int(np.prod(shape, dtype=np.int64)) * dtypes.to_numpy(dtype).itemsize
+    except GraphkitError:
+        return None
+
+
+def checkpoint_tensors(ckpt: Checkpoint) -> list[Json]:
+    """The checkpoint's tensors as TF's inspect_checkpoint lists them (partitioned ones whole)."""
+    return [
+        {"name": t.name, "dtype": dtypes.name(t.dtype), "shape": list(t.shape), "bytes": t.nbytes,
+         **({"partitioned": True} if t.partitioned else {})}
+        for t in ckpt.tensors() if t.name != OBJECT_GRAPH_KEY
+    ]
+
+
+def _variables(graph_vars: list[Variable], ckpt: Checkpoint | None) -> tuple[list[Json], Json]:
+    out: list[Json] = []
+    missing_in_ckpt: list[str] = []
+    different: list[Json] = []
+    keys = set()
+    for var in graph_vars:
+        keys.add(var.key)
+        entry: Json = {"name": var.key, "dtype": dtypes.name(dtypes.base(var.dtype)), "shape": _shape(var.shape),
+                       "bytes": _nbytes(var.dtype, var.shape), "in_graph": True}
+        if len(var.nodes) > 1:
+            entry["partitions"] = len(var.nodes)
+        if ckpt is not None:
+            entry["in_checkpoint"] = var.key in ckpt
+            if var.key in ckpt:
+                info = ckpt.info(var.key)
+                entry["bytes"] = info.nbytes
+                same_dtype = not var.dtype or dtypes.base(var.dtype) == dtypes.base(info.dtype)
+                same_shape = var.shape is None or tuple(var.shape) == tuple(info.shape)
+                if not (same_dtype and same_shape):
+                    different.append({
+                        "name": var.key,
+                        "graph": {"dtype": entry["dtype"], "shape": entry["shape"]},
+                        "checkpoint": {"dtype": dtypes.name(info.dtype), "shape": list(info.shape)},
+                    })
+            else:
+                missing_in_ckpt.append(var.key)
+        out.append(entry)
+    missing_in_graph: list[str] = []
+    if ckpt is not None:
+        for t in ckpt.tensors():
+            if t.name not in keys and t.name != OBJECT_GRAPH_KEY:
+                missing_in_graph.append(t.name)
+                out.append({"name": t.name, "dtype": dtypes.name(t.dtype), "shape": list(t.shape),
+                            "bytes": t.nbytes, "in_graph": False, "in_checkpoint": True})
+    mismatch = {"missing_in_checkpoint": missing_in_ckpt, "missing_in_graph": missing_in_graph,
+                "different": different}
+    return out, mismatch
+
+
+def _signatures(meta: meta_graph_pb2.MetaGraphDef) -> list[Json]:
+    def tensors(items: Any) -> list[Json]:
+        return [{"key": k, "name": v.name, "dtype": dtypes.name(v.dtype),
+                 "shape": None if v.tensor_shape.unknown_rank else _shape(shape_of(v.tensor_shape))}
+                for k, v in sorted(items)]
+
+    return [{"key": key, "method": sig.method_name, "inputs": tensors(sig.inputs.items()),
+             "outputs": tensors(sig.outputs.items())}
+            for key, sig in sorted(meta.signature_def.items()) if not key.startswith("__")]
+
+
+def const_bytes(graph: Graph) -> int:
+    return sum(graph.const_nbytes(n) for n in graph.graph_def.node if n.op == "Const")
+
+
+def summarize(model: Model) -> Json:
+    """The inspect summary (README: "inspect --json schema")."""
+    ckpt = model.checkpoint
+    out: Json = {
+        "path": str(model.path),
+        "format": model.format,
+        "text": model.text,
+        "file_bytes": model.file_bytes,
+    }
+    meta = model.meta_graph
+    if meta is not None and meta.meta_info_def.tensorflow_version:
+        out["tensorflow_version"] = meta.meta_info_def.tensorflow_version
+    if model.tags:
+        out["tags"] = model.tags
+    if ckpt is not None:
+        out["checkpoint"] = {"prefix": str(ckpt.prefix), "version": ckpt.version,
+                             "tensor_count": len(checkpoint_tensors(ckpt)), "bytes": ckpt.total_bytes,
+                             "files": [str(f) for f in ckpt.files]}
+    graph = model.graph
+    if graph is None:
+        assert ckpt is not None
+        tensors = checkpoint_tensors(ckpt)
+        out.update(node_count=0, ops={}, inputs=[], outputs=[], variables=tensors,
+                   weight_bytes=ckpt.total_bytes)
+        return out
+    gd = graph.graph_def
+    out["producer"] = gd.versions.producer if gd.HasField("versions") else None
+    out["node_count"] = len(gd.node)
+    out["ops"] = dict(Counter(n.op for n in gd.node).most_common())
+    out["inputs"] = [{"name": i.name, "op": i.op, "dtype": i.dtype, "shape": _shape(i.shape),
+                      **({"optional": True} if i.has_default else {})} for i in graph_inputs(gd)]
+    out["outputs"] = [{"name": o.name, "op": o.op, "reason": o.reason} for o in likely_outputs(gd, meta)]
+    variables, mismatch = _variables(graph_variables(gd, meta), ckpt)
+    out["variables"] = variables
+    if ckpt is not None:
+        out["variable_mismatches"] = mismatch
+    out["functions"] = len(gd.library.function)
+    if meta is not None:
+        out["signatures"] = _signatures(meta)
+    consts = const_bytes(graph)
+    out["const_bytes"] = consts
+    out["weight_bytes"] = consts + (ckpt.total_bytes if ckpt is not None else 0)
+    return out
+
+
+def list_nodes(model: Model, match: str | None = None, op: str | None = None) -> list[Json]:
+    """Nodes (name, op, inputs), optionally filtered by a name glob and an op type."""
+    if model.graph is None:
+        raise GraphkitError("a checkpoint alone has no graph nodes (no .meta beside it); list its tensors instead",
+                            model.path)
+    return [
+        {"name": n.name, "op": n.op, "inputs": list(n.input), **({"device": n.device} if n.device else {})}
+        for n in model.graph.graph_def.node
+        if (match is None or fnmatch.fnmatchcase(n.name, match)) and (op is None or n.op == op)
+    ]
+
+
+def op_counts(model: Model) -> dict[str, int]:
+    if model.graph is None:
+        raise GraphkitError("a checkpoint alone has no graph (no .meta beside it)", model.path)
+    return dict(Counter(n.op for n in model.graph.graph_def.node).most_common())
+
+
+def tensor_value(model: Model, name: str) -> np.ndarray:
+    """A checkpoint tensor, or the value of a Const node of the graph."""
+    if model.checkpoint is not None and name in model.checkpoint:
+        return model.checkpoint.read(name)
+    if model.graph is not None:
+        for node in model.graph.graph_def.node:
+            if node.name == name.split(":")[0] and node.op == "Const":
+                return model.graph.const(node)
+    where = "checkpoint tensor or Const node" if model.checkpoint is not None else "Const node"
+    close = ""
+    if model.checkpoint is not None:
+        import difflib
+
+        names = [t.name for t in model.checkpoint.tensors()]
+        near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        close = f" (closest: {', '.join(near)})" if near else ""
+    raise GraphkitError(f"no {where} named '{name}'{close}", model.path)

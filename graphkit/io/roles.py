@@ -1,0 +1,274 @@
+"""What the nodes of a graph are for: inputs, likely outputs, variables and their checkpoint keys.
+
+Shared by inspect (to show them) and by the commands that need defaults (freeze's outputs, run's inputs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from graphkit.io import dtypes, tensors
+from graphkit.io.graph import GraphIndex, parse_ref
+from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
+
+VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable"})
+PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
+# ops that are never an inference output, whatever consumes them
+_NOT_OUTPUT_OPS = frozenset({
+    "NoOp", "Const", "Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
+    "AssignSubVariableOp", "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice",
+    "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "StringJoin", "VarIsInitializedOp",
+    "IsVariableInitialized", "Assert", "Print", "PrintV2", "ControlTrigger", "DestroyResourceOp",
+    "ScalarSummary", "HistogramSummary", "ImageSummary", "AudioSummary", "AudioSummaryV2", "MergeSummary",
+    "TensorSummary", "TensorSummaryV2", "WriteSummary", "WriteScalarSummary", "FlushSummaryWriter",
+    "StaticRegexFullMatch", "ReadVariableOp", "Enter", "Exit", "NextIteration", "LoopCond",
+    "Switch", "Merge", "RefSwitch", "RefMerge", "Snapshot",
+}) | VARIABLE_OPS | PLACEHOLDER_OPS
+_NOT_OUTPUT_PREFIXES = ("save/", "save_", "gradients/", "gradients_", "report_uninitialized", "init_", "summaries/")
+_NOT_OUTPUT_NAMES = re.compile(
+    r"(^|/)(init|init_all_tables|group_deps|train(_op)?|train_step|global_step.*|switch_t|switch_f|pred_id)$")
+_OPTIMIZER = re.compile(r"(^|/)(Adam|Momentum|GradientDescent|RMSProp|Adagrad|Adadelta|Ftrl|SGD|train)(_\d+)?(/|$)")
+_HEAD_OPS = frozenset({"Softmax", "Sigmoid", "ArgMax", "ArgMin", "TopKV2", "LogSoftmax", "Tanh",
+                       "NonMaxSuppressionV2", "NonMaxSuppressionV3", "NonMaxSuppressionV4", "NonMaxSuppressionV5"})
+_HEAD_NAME = re.compile(r"(output|pred|logit|prob|score|result|softmax|sigmoid|embedding)", re.I)
+
+
+@dataclass
+class Input:
+    name: str
+    op: str
+    dtype: str
+    shape: tuple[int, ...] | None
+    has_default: bool = False
+
+
+@dataclass
+class Output:
+    name: str
+    op: str
+    reason: str
+    score: int = 0
+
+
+@dataclass
+class Variable:
+    """A variable as the checkpoint keys it (a partitioned variable once, with its full shape)."""
+
+    key: str
+    dtype: int
+    shape: tuple[int, ...] | None
+    nodes: list[str] = field(default_factory=list)
+    slices: dict[str, str] = field(default_factory=dict)  # part node -> slice spec, for partitioned variables
+
+
+def node_dtype(node: node_def_pb2.NodeDef) -> int:
+    for key in ("dtype", "T", "DstT", "out_type"):
+        if key in node.attr and node.attr[key].type:
+            return int(node.attr[key].type)
+    return 0
+
+
+def node_shape(node: node_def_pb2.NodeDef) -> tuple[int, ...] | None:
+    if "shape" in node.attr and node.attr["shape"].HasField("shape"):
+        return tensors.shape_of(node.attr["shape"].shape)
+    if "_output_shapes" in node.attr and node.attr["_output_shapes"].list.shape:
+        return tensors.shape_of(node.attr["_output_shapes"].list.shape[0])
+    if node.op == "Const":
+        return tensors.shape_of(node.attr["value"].tensor.tensor_shape)
+    return None
+
+
+def graph_inputs(graph_def: graph_pb2.GraphDef) -> list[Input]:
+    """Placeholders, in graph order (PlaceholderWithDefault ones are optional)."""
+    return [
+        Input(n.name, n.op, dtypes.name(node_dtype(n)), node_shape(n), n.op == "PlaceholderWithDefault")
+        for n in graph_def.node if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
+    ]
+
+
+def _is_training_only(node: node_def_pb2.NodeDef) -> bool:
+    name = node.name
+    return (node.op in _NOT_OUTPUT_OPS or name.startswith(_NOT_OUTPUT_PREFIXES)
+            or bool(_NOT_OUTPUT_NAMES.search(name)) or bool(_OPTIMIZER.search(name))
+            or node.op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")))
+
+
+def likely_outputs(
+    graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None
+) -> list[Output]:
+    """Nodes that are probably the graph's outputs, best first, each with the reason.
+
+    Signature outputs first; then nodes nothing consumes that are not saver, initializer, summary or
+    optimizer nodes, ranked up for output-like ops (Softmax, ArgMax...) and names, down when they
+    depend on no placeholder.
+    """
+    index = GraphIndex(graph_def)
+    found: dict[str, Output] = {}
+    if meta_graph is not None:
+        for key, sig in sorted(meta_graph.signature_def.items()):
+            for out_key, info in sorted(sig.outputs.items()):
+                if info.name:
+                    node = parse_ref(info.name).node
+                    if node in index.nodes and node not in found:
+                        found[node] = Output(node, index.nodes[node].op,
+                                             f"signature '{key}' output '{out_key}'", 100)
+    fed = _fed_by_placeholder(graph_def, index)
+    for node in graph_def.node:
+        if node.name in found or index.is_consumed(node.name) or _is_training_only(node):
+            continue
+        score = 10
+        reasons = ["nothing consumes it"]
+        if node.op in _HEAD_OPS:
+            score += 3
+            reasons.append(f"{node.op} is a typical output op")
+        if _HEAD_NAME.search(node.name.rsplit("/", 1)[-1]):
+            score += 2
+            reasons.append("output-like name")
+        if fed is not None and node.name not in fed:
+            score -= 5
+            reasons.append("depends on no placeholder")
+        found[node.name] = Output(node.name, node.op, "; ".join(reasons), score)
+    order = {n.name: i for i, n in enumerate(graph_def.node)}
+    return sorted(found.values(), key=lambda o: (-o.score, order.get(o.name, 0)))
+
+
+def _fed_by_placeholder(graph_def: graph_pb2.GraphDef, index: GraphIndex) -> set[str] | None:
+    """Nodes downstream of a placeholder (None if the graph has no placeholder)."""
+    queue = deque(n.name for n in graph_def.node if n.op in PLACEHOLDER_OPS)
+    if not queue:
+        return None
+    seen = set(queue)
+    while queue:
+        name = queue.popleft()
+        for user, _ in index.consumers.get(name, []):
+            if user not in seen:
+                seen.add(user)
+                queue.append(user)
+        for user in index.control_consumers.get(name, []):
+            if user not in seen:
+                seen.add(user)
+                queue.append(user)
+    return seen
+
+
+def clear_output(outputs: list[Output]) -> Output | None:
+    """The single clear best candidate, if the ranking has one."""
+    if len(outputs) == 1 or (len(outputs) > 1 and outputs[0].score > outputs[1].score):
+        return outputs[0]
+    return None
+
+
+# ---- variables -------------------------------------------------------------------------------------
+
+_PART = re.compile(r"/part_\d+$")
+
+
+def graph_variables(
+    graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None
+) -> list[Variable]:
+    """The graph's variables keyed as its checkpoint keys them (FORMATS.md 2.1-2.2)."""
+    if meta_graph is not None and len(meta_graph.object_graph_def.nodes) > 1:
+        return _object_graph_variables(meta_graph)
+    index = GraphIndex(graph_def)
+    found: dict[str, Variable] = {}
+    defs = _variable_defs(meta_graph) if meta_graph is not None else []
+    for vdef in defs:
+        node_name = parse_ref(vdef.variable_name).node
+        node = index.nodes.get(node_name)
+        if node is None or node.op not in VARIABLE_OPS:
+            continue
+        info = vdef.save_slice_info_def
+        key = info.full_name or node_name
+        var = found.setdefault(key, Variable(key, node_dtype(node), tuple(info.full_shape) if info.full_name
+                                             else node_shape(node)))
+        if node_name not in var.nodes:
+            var.nodes.append(node_name)
+            if info.full_name:
+                var.slices[node_name] = " ".join(map(str, info.full_shape)) + " " + ":".join(
+                    f"{o},{n}" for o, n in zip(info.var_offset, info.var_shape))
+    if not found:
+        found = _saver_variables(index)
+    covered = {n for v in found.values() for n in v.nodes}
+    for node in graph_def.node:  # variables no collection or saver names (e.g. a bare graph.pb)
+        if node.op in VARIABLE_OPS and node.name not in covered:
+            key = _PART.sub("", node.name)
+            var = found.setdefault(key, Variable(key, node_dtype(node), node_shape(node)))
+            var.nodes.append(node.name)
+    return sorted(found.values(), key=lambda v: v.key)
+
+
+def _variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.VariableDef]:
+    out = []
+    seen = set()
+    for key in ("variables", "local_variables", "model_variables", "trainable_variables"):
+        if key in meta_graph.collection_def:
+            for raw in meta_graph.collection_def[key].bytes_list.value:
+                vdef = variable_pb2.VariableDef.FromString(raw)
+                if vdef.variable_name not in seen:
+                    seen.add(vdef.variable_name)
+                    out.append(vdef)
+    return out
+
+
+def _saver_variables(index: GraphIndex) -> dict[str, Variable]:
+    """Keys from a TF1 saver subgraph: SaveV2(prefix, tensor_names, shape_and_slices, *tensors)."""
+    found: dict[str, Variable] = {}
+    for node in index.graph_def.node:
+        if node.op != "SaveV2" or len(node.input) < 3:
+            continue
+        names_node = index.nodes.get(parse_ref(node.input[1]).node)
+        specs_node = index.nodes.get(parse_ref(node.input[2]).node)
+        if not names_node or not specs_node or names_node.op != "Const" or specs_node.op != "Const":
+            continue
+        names = [s.decode() for s in names_node.attr["value"].tensor.string_val]
+        specs = [s.decode() for s in specs_node.attr["value"].tensor.string_val]
+        for key, spec, src in zip(names, specs, node.input[3:]):
+            var_node = _variable_behind(index, parse_ref(src).node)
+            if var_node is None:
+                continue
+            full = tuple(int(d) for d in spec.split()[:-1]) if spec else node_shape(var_node)
+            var = found.setdefault(key, Variable(key, node_dtype(var_node), full))
+            var.nodes.append(var_node.name)
+            if spec:
+                var.slices[var_node.name] = spec
+    return found
+
+
+def _variable_behind(index: GraphIndex, name: str) -> node_def_pb2.NodeDef | None:
+    """Follow Identity/ReadVariableOp chains back to a variable op."""
+    for _ in range(8):
+        node = index.nodes.get(name)
+        if node is None:
+            return None
+        if node.op in VARIABLE_OPS:
+            return node
+        if node.op not in ("Identity", "ReadVariableOp", "Snapshot") or not node.input:
+            return None
+        name = parse_ref(node.input[0]).node
+    return None
+
+
+def _escape(name: str) -> str:
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def _object_graph_variables(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Variable]:
+    """TF2 SavedModel: variables of the SavedObjectGraph, keyed by their shortest child path."""
+    nodes = meta_graph.object_graph_def.nodes
+    paths: dict[int, str] = {0: ""}
+    queue = deque([0])
+    while queue:
+        i = queue.popleft()
+        for child in nodes[i].children:
+            if child.node_id not in paths:
+                paths[child.node_id] = (paths[i] + "/" if paths[i] else "") + _escape(child.local_name)
+                queue.append(child.node_id)
+    out = []
+    for i, node in enumerate(nodes):
+        if node.WhichOneof("kind") == "variable" and i in paths:
+            var = node.variable
+            key = f"{paths[i]}/.ATTRIBUTES/VARIABLE_VALUE"
+            out.append(Variable(key, var.dtype, tensors.shape_of(var.shape), [var.name] if var.name else []))
+    return sorted(out, key=lambda v: v.key)

@@ -1,0 +1,222 @@
+"""Loading every format, parity with TensorFlow's own parse, lossless round trips, the large-file path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import FIXTURES, SHARED, shared
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, load, save_graph, topological_order, validate
+import graphkit.io.loader as load_mod
+from graphkit.io.graph import parse_ref
+from graphkit.io.save import check_output, graph_chunks, materialize
+from graphkit.proto import graph_pb2
+
+CASES = {
+    "fixtures/tf/mlp_ref": "checkpoint",
+    "fixtures/tf/mlp_ref/model.ckpt-3": "checkpoint",
+    "fixtures/tf/mlp_ref/model.ckpt-3.index": "checkpoint",
+    "fixtures/tf/mlp_ref/model.ckpt-3.meta": "metagraph",
+    "fixtures/tf/mlp_ref/graph.pbtxt": "graphdef",
+    "fixtures/tf/resource_sharded/model.ckpt.data-00001-of-00002": "checkpoint",
+    "fixtures/tf/saved_model_tf1": "savedmodel",
+    "fixtures/tf/saved_model_tf1/saved_model.pb": "savedmodel",
+    "fixtures/tf/frozen/sigmoid.pb": "graphdef",
+    "fixtures/tf/frozen/sigmoid.pbtxt": "graphdef",
+    "fixtures/tf/dtypes/ckpt": "checkpoint",
+    "fixtures/tf/tf2_checkpoint": "checkpoint",
+}
+
+
+@pytest.mark.parametrize("rel,fmt", sorted(CASES.items()))
+def test_format_is_detected(rel, fmt):
+    model = load(FIXTURES.parent.parent / rel)
+    assert model.format == fmt
+    if model.graph is not None:
+        assert validate(model.graph.graph_def) == []
+
+
+def test_format_detected_from_content_not_extension(tmp_path):
+    odd = tmp_path / "graph.bin"
+    odd.write_bytes((FIXTURES / "frozen" / "sigmoid.pb").read_bytes())
+    assert load(odd).format == "graphdef"
+    meta = tmp_path / "exported"
+    meta.write_bytes((FIXTURES / "mlp_ref" / "model.ckpt-3.meta").read_bytes())
+    assert load(meta).format == "metagraph"
+    text = tmp_path / "graph.data"
+    text.write_text((FIXTURES / "frozen" / "sigmoid.pbtxt").read_text())
+    assert load(text).format == "graphdef" and load(text).text
+
+
+def _tf_graph_def(tf, path):
+    gd = tf.compat.v1.GraphDef()
+    if str(path).endswith(".pbtxt"):
+        from google.protobuf import text_format
+
+        text_format.Parse(path.read_text(), gd)
+    elif str(path).endswith(".meta"):
+        meta = tf.compat.v1.MetaGraphDef()
+        meta.ParseFromString(path.read_bytes())
+        gd = meta.graph_def
+    else:
+        gd.ParseFromString(path.read_bytes())
+    return gd
+
+
+GRAPH_FILES = ["mlp_ref/model.ckpt-3.meta", "mlp_ref/graph.pbtxt", "resource_sharded/model.ckpt.meta",
+               "control_flow/model.ckpt.meta", "frozen/sigmoid.pb"]
+
+
+@pytest.mark.parametrize("rel", GRAPH_FILES)
+def test_same_nodes_ops_inputs_as_tensorflow(tf, rel):
+    path = FIXTURES / rel
+    theirs = _tf_graph_def(tf, path)
+    ours = load(path).graph.graph_def
+    assert [(n.name, n.op, list(n.input)) for n in ours.node] == [
+        (n.name, n.op, list(n.input)) for n in theirs.node]
+    assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
+
+
+def test_shared_graphs_same_as_tensorflow(tf):
+    for rel in ["tf_mtcnn_blaueck/mtcnn.pb", "tf2onnx_models/lstm/frozen.pb", "tf2onnx_models/gru/frozen.pb"]:
+        path = shared(rel)
+        theirs = tf.compat.v1.GraphDef.FromString(path.read_bytes())
+        assert load(path).graph.graph_def.SerializeToString(deterministic=True) == theirs.SerializeToString(
+            deterministic=True)
+
+
+@pytest.mark.parametrize("suffix", [".pb", ".pbtxt"])
+def test_round_trip_is_lossless(tmp_path, suffix):
+    src = load(FIXTURES / "resource_sharded" / "model.ckpt.meta")
+    gd = src.graph.graph_def
+    assert gd.library.function or gd.versions.producer  # something beyond nodes to lose
+    out = tmp_path / f"g{suffix}"
+    save_graph(src.graph, out)
+    again = load(out).graph.graph_def
+    assert again == gd
+    assert again.versions == gd.versions and again.library == gd.library
+
+
+def test_metagraph_round_trip(tmp_path):
+    src = load(FIXTURES / "mlp_ref" / "model.ckpt-3.meta")
+    out = tmp_path / "copy.meta"
+    save_graph(src.graph, out, meta_graph=src.meta_graph)
+    again = load(out)
+    assert again.format == "metagraph"
+    assert again.meta_graph == src.meta_graph
+
+
+def _big_graph() -> graph_pb2.GraphDef:
+    from graphkit.io.tensors import from_numpy
+
+    gd = graph_pb2.GraphDef()
+    gd.versions.producer = 1234
+    rng = np.random.RandomState(0)
+    for i, size in enumerate([10, 70_000, 5, 200_000]):
+        node = gd.node.add(name=f"w{i}", op="Const")
+        node.attr["dtype"].type = 1
+        node.attr["value"].tensor.CopyFrom(from_numpy(rng.randn(size).astype(np.float32)))
+    gd.node.add(name="sum", op="AddN", input=["w0", "w1"]).attr["T"].type = 1
+    gd.library.function.add().signature.name = "f"
+    return gd
+
+
+def test_large_file_path_keeps_weights_in_the_file(tmp_path, monkeypatch):
+    gd = _big_graph()
+    src = tmp_path / "big.pb"
+    src.write_bytes(gd.SerializeToString())
+    monkeypatch.setattr(load_mod, "STRIP_ABOVE", 1024)
+    model = load(src)
+    graph = model.graph
+    assert set(graph.external) == {"w1", "w3"}  # only payloads above 64 KiB are left in the file
+    assert graph.graph_def.node[1].attr["value"].tensor.tensor_content == b""
+    assert len(graph.graph_def.SerializeToString()) < 10_000
+    for node in gd.node[:4]:
+        assert graph.const(graph.graph_def.node[list(n.name for n in gd.node).index(node.name)]).tobytes() == \
+            node.attr["value"].tensor.tensor_content
+    assert materialize(graph) == gd
+    out = tmp_path / "copy.pb"
+    save_graph(graph, out)
+    assert graph_pb2.GraphDef.FromString(out.read_bytes()) == gd
+    assert any(isinstance(c, memoryview) for c in graph_chunks(graph))  # payloads are streamed, not copied
+
+
+def test_topological_order_cuts_while_loops():
+    model = load(FIXTURES / "control_flow" / "model.ckpt.meta")
+    order = topological_order(model.graph.graph_def)
+    pos = {n: i for i, n in enumerate(order)}
+    assert len(order) == len(model.graph.graph_def.node)
+    for node in model.graph.graph_def.node:
+        for text in node.input:
+            ref = parse_ref(text)
+            if node.op == "Merge" and "NextIteration" in ref.node:
+                continue
+            assert pos[ref.node] < pos[node.name]
+
+
+def test_topological_order_on_grappler_while_loop():
+    model = load(shared("tf_grappler_pbtxt/while_loop.pbtxt"))
+    assert len(topological_order(model.graph.graph_def)) == len(model.graph.graph_def.node)
+
+
+def test_a_real_cycle_is_an_error():
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="a", op="Identity", input=["b"])
+    gd.node.add(name="b", op="Identity", input=["a"])
+    with pytest.raises(GraphkitError, match="cycle"):
+        topological_order(gd)
+
+
+def test_validate_reports_problems():
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="a", op="Const")
+    gd.node.add(name="a", op="Const")
+    node = gd.node.add(name="b", op="Identity", input=["missing:0", "^gone"])
+    node.attr["_class"].list.s.append(b"loc:@nowhere")
+    problems = validate(gd)
+    assert any("duplicate node name 'a'" in p for p in problems)
+    assert any("'missing:0'" in p for p in problems) and any("'^gone'" in p for p in problems)
+    assert any("colocated with 'nowhere'" in p for p in problems)
+
+
+def test_parse_ref():
+    assert parse_ref("a/b:2").node == "a/b" and parse_ref("a/b:2").port == 2
+    assert parse_ref("^ctl").control and str(parse_ref("x:0")) == "x" and parse_ref("x").tensor == "x:0"
+    for bad in ["a:b:c", "^a:1", ""]:
+        with pytest.raises(GraphkitError):
+            parse_ref(bad)
+
+
+def test_output_never_overwrites_an_input(tmp_path):
+    src = tmp_path / "g.pb"
+    src.write_bytes((FIXTURES / "frozen" / "sigmoid.pb").read_bytes())
+    model = load(src)
+    with pytest.raises(GraphkitError, match="overwrite an input"):
+        save_graph(model.graph, src, inputs=model.files)
+    with pytest.raises(GraphkitError, match="does not exist"):
+        check_output(tmp_path / "no" / "out.pb")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    graph = Graph(graph_pb2.GraphDef())
+    graph.external["x"] = "not bytes"  # type: ignore[assignment]
+    graph.graph_def.node.add(name="x", op="Const")
+    with pytest.raises(Exception):
+        save_graph(graph, tmp_path / "out.pb")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_shared_tf_model_loads():
+    if not SHARED.exists():
+        pytest.skip(f"real third-party models not available ({SHARED} is absent)")
+    paths = sorted(SHARED.glob("**/*.pb")) + sorted(SHARED.glob("**/*.pbtxt"))
+    assert len(paths) > 70
+    for path in paths:
+        if path.name == "fingerprint.pb":
+            with pytest.raises(GraphkitError, match="fingerprint; give the SavedModel folder"):
+                load(path)
+            continue
+        model = load(path.parent if path.name == "saved_model.pb" else path)
+        assert model.graph is not None and model.graph.graph_def.node, path
+        assert validate(model.graph.graph_def) == [], path
