@@ -92,8 +92,8 @@ def main() -> None:
         set_path = Path(tmp) / "set.bin"
         set_path.write_bytes(fds.SerializeToString())
         subprocess.run(
-            [os.environ.get("PROTOC_PYTHON", sys.executable), "-m", "grpc_tools.protoc", f"--descriptor_set_in={set_path}",
-             f"--python_out={tmp}", f"--pyi_out={tmp}", *targets],
+            [os.environ.get("PROTOC_PYTHON", sys.executable), "-m", "grpc_tools.protoc",
+             f"--descriptor_set_in={set_path}", f"--python_out={tmp}", f"--pyi_out={tmp}", *targets],
             check=True,
         )
         for produced in (Path(tmp) / "graphkit" / "proto").iterdir():

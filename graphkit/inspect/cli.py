@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from graphkit.cli import common, emit_json
+from graphkit.cliutil import common, emit_json
 from graphkit.inspect import render
 from graphkit.inspect.summary import checkpoint_tensors, list_nodes, op_counts, summarize, tensor_value
 from graphkit.io import load

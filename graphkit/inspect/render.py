@@ -31,7 +31,7 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     if not rows:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def _head(text: str) -> str:
@@ -59,7 +59,8 @@ def summary_text(s: Json, limit: int = 20) -> str:
     weights = f"weights {human_bytes(s.get('weight_bytes'))}"
     if "checkpoint" in s:
         c = s["checkpoint"]
-        weights += f" ({c['tensor_count']} checkpoint tensors in {len(c['files']) - 1 if c['version'] == 2 else len(c['files'])} data file(s))"
+        data_files = len(c["files"]) - 1 if c["version"] == 2 else len(c["files"])
+        weights += f" ({c['tensor_count']} checkpoint tensors in {data_files} data file(s))"
     lines.append(f"file size {human_bytes(s['file_bytes'])}; {weights}")
     if s.get("functions"):
         lines.append(f"function library: {s['functions']} functions")
@@ -67,7 +68,7 @@ def summary_text(s: Json, limit: int = 20) -> str:
     if s.get("node_count"):
         lines.append("")
         lines.append(_head("inputs"))
-        rows = [[i["name"], i["dtype"], shape_text(i["shape"]), "(optional, has a default)" if i.get("optional") else ""]
+        rows = [[i["name"], i["dtype"], shape_text(i["shape"]), "(optional: has a default)" * bool(i.get("optional"))]
                 for i in s["inputs"]]
         lines += _table(rows) or ["  (no placeholders)"]
         lines.append(_head("outputs") + " (likely, best first)")

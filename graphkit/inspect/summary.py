@@ -136,7 +136,8 @@ def summarize(model: Model) -> Json:
         out["signatures"] = _signatures(meta)
     consts = const_bytes(graph)
     out["const_bytes"] = consts
-    out["weight_bytes"] = consts + (ckpt.total_bytes if ckpt is not None else 0)
+    # weights live in the checkpoint when there is one (graph Consts are then shapes and initializers)
+    out["weight_bytes"] = ckpt.total_bytes if ckpt is not None else consts
     return out
 
 

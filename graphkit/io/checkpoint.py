@@ -83,7 +83,7 @@ def _extents(proto: tensor_slice_pb2.TensorSliceProto, rank: int) -> list[tuple[
 
 
 def _index(extents: list[tuple[int, int]], shape: tuple[int, ...]) -> tuple[slice, ...]:
-    return tuple(slice(s, s + (n if n >= 0 else dim)) for (s, n), dim in zip(extents, shape))
+    return tuple(slice(s, s + (n if n >= 0 else dim)) for (s, n), dim in zip(extents, shape, strict=True))
 
 
 class Checkpoint:
@@ -273,7 +273,8 @@ class BundleCheckpoint(Checkpoint):
         (stored,) = struct.unpack_from("<I", buf, pos)
         check = self._verify and not self.big_endian
         if check and crc.unmask(stored) != running:
-            raise GraphkitError(f"CRC mismatch in the string lengths of '{name}': the data file is corrupt", self.prefix)
+            raise GraphkitError(f"CRC mismatch in the string lengths of '{name}': the data file is corrupt",
+                                self.prefix)
         running = crc.crc32c(buf[pos:pos + 4], running)
         pos += 4
         if check and crc.unmask(entry_crc) != crc.crc32c(buf[pos:], running):
@@ -322,7 +323,7 @@ class V1Checkpoint(Checkpoint):
             if key not in self._data:
                 raise GraphkitError(f"tensor '{name}': slice data missing from the V1 checkpoint", self.prefix)
             proto = saved_tensor_slice_pb2.SavedTensorSlices.FromString(self._data[key]).data.data
-            proto.dtype = info.dtype
+            proto.dtype = info.dtype  # type: ignore[assignment]
             proto.tensor_shape.CopyFrom(tensors.shape_proto(part_shape))
             full[index] = tensors.to_numpy(proto)
         return full

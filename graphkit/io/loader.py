@@ -91,7 +91,8 @@ def _load_dir(d: Path, tags: list[str] | None, verify: bool) -> Model:
         return _load_checkpoint(Path(str(indexes[0])[: -len(".index")]), verify)
     listing = ", ".join(sorted(f.name for f in d.iterdir())[:8]) or "nothing"
     hint = "name one checkpoint prefix" if indexes else "give a model file or a SavedModel directory"
-    raise GraphkitError(f"directory holds no model (no saved_model.pb, no checkpoint file; it has: {listing}); {hint}", d)
+    raise GraphkitError(
+        f"directory holds no model (no saved_model.pb, no checkpoint file; it has: {listing}); {hint}", d)
 
 
 def _is_state_file(p: Path) -> bool:

@@ -110,9 +110,9 @@ def likely_outputs(
         for key, sig in sorted(meta_graph.signature_def.items()):
             for out_key, info in sorted(sig.outputs.items()):
                 if info.name:
-                    node = parse_ref(info.name).node
-                    if node in index.nodes and node not in found:
-                        found[node] = Output(node, index.nodes[node].op,
+                    target = parse_ref(info.name).node
+                    if target in index.nodes and target not in found:
+                        found[target] = Output(target, index.nodes[target].op,
                                              f"signature '{key}' output '{out_key}'", 100)
     fed = _fed_by_placeholder(graph_def, index)
     for node in graph_def.node:
@@ -187,7 +187,7 @@ def graph_variables(
             var.nodes.append(node_name)
             if info.full_name:
                 var.slices[node_name] = " ".join(map(str, info.full_shape)) + " " + ":".join(
-                    f"{o},{n}" for o, n in zip(info.var_offset, info.var_shape))
+                    f"{o},{n}" for o, n in zip(info.var_offset, info.var_shape, strict=True))
     if not found:
         found = _saver_variables(index)
     covered = {n for v in found.values() for n in v.nodes}
@@ -224,7 +224,7 @@ def _saver_variables(index: GraphIndex) -> dict[str, Variable]:
             continue
         names = [s.decode() for s in names_node.attr["value"].tensor.string_val]
         specs = [s.decode() for s in specs_node.attr["value"].tensor.string_val]
-        for key, spec, src in zip(names, specs, node.input[3:]):
+        for key, spec, src in zip(names, specs, node.input[3:], strict=False):
             var_node = _variable_behind(index, parse_ref(src).node)
             if var_node is None:
                 continue

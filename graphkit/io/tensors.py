@@ -89,7 +89,8 @@ def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Encode a numpy array as TensorFlow does (tensor_content for numeric types)."""
     array = np.asarray(array)
     code = dtypes.from_numpy(array.dtype)
-    proto = tensor_pb2.TensorProto(dtype=code, tensor_shape=shape_proto(array.shape))
+    proto = tensor_pb2.TensorProto(tensor_shape=shape_proto(array.shape))
+    proto.dtype = code  # type: ignore[assignment]
     if code == dtypes.DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1))
     else:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, SHARED, shared
 
+import graphkit.io.loader as load_mod
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, load, save_graph, topological_order, validate
-import graphkit.io.loader as load_mod
 from graphkit.io.graph import parse_ref
 from graphkit.io.save import check_output, graph_chunks, materialize
 from graphkit.proto import graph_pb2
@@ -202,7 +202,7 @@ def test_failed_write_leaves_nothing(tmp_path):
     graph = Graph(graph_pb2.GraphDef())
     graph.external["x"] = "not bytes"  # type: ignore[assignment]
     graph.graph_def.node.add(name="x", op="Const")
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         save_graph(graph, tmp_path / "out.pb")
     assert list(tmp_path.iterdir()) == []
 
