@@ -6,8 +6,6 @@ Errors: a GraphkitError prints one line (``error: <file>: <what>; <fix>``) and e
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from graphkit import __version__

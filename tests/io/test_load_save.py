@@ -220,3 +220,21 @@ def test_every_shared_tf_model_loads():
         model = load(path.parent if path.name == "saved_model.pb" else path)
         assert model.graph is not None and model.graph.graph_def.node, path
         assert validate(model.graph.graph_def) == [], path
+
+
+def test_text_metagraph_and_text_saved_model(tmp_path):
+    from google.protobuf import text_format
+
+    from graphkit.proto import saved_model_pb2
+
+    src = load(FIXTURES / "mlp_ref" / "model.ckpt-3.meta")
+    out = tmp_path / "model.meta.pbtxt"
+    save_graph(src.graph, out, meta_graph=src.meta_graph)
+    again = load(out)
+    assert again.format == "metagraph" and again.text and again.meta_graph == src.meta_graph
+    saved = saved_model_pb2.SavedModel.FromString((FIXTURES / "saved_model_tf1" / "saved_model.pb").read_bytes())
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pbtxt").write_text(text_format.MessageToString(saved))
+    model = load(folder)
+    assert model.format == "savedmodel" and model.text and model.tags == ["serve"]

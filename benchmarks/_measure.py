@@ -1,0 +1,50 @@
+"""Run a command in a child process; report its wall time and its own peak RSS (from wait4).
+
+Linux keeps a process's RSS high-water mark across exec, so a child starts from its parent's: keep the
+measuring process small (no numpy, no generated data in it) or every child inherits its size.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+def measure(argv: list[str], repeat: int = 3, env: dict[str, str] | None = None) -> Run:
+    """Best of ``repeat`` runs (time and RSS of the same run)."""
+    best: Run | None = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.returncode != 0:
+            sys.exit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err[-2000:]}")
+        run = Run(elapsed, usage.ru_maxrss / 1024)
+        if best is None or run.seconds < best.seconds:
+            best = run
+    assert best is not None
+    return best
+
+
+def table(rows: list[tuple[str, Run, Run]]) -> str:
+    head = f"{'case':44s} {'graphkit':>10s} {'RSS':>9s} {'TF way':>10s} {'RSS':>9s} {'time ratio':>11s} {'RSS ratio':>10s}"
+    lines = [head, "-" * len(head)]
+    for name, ours, theirs in rows:
+        lines.append(
+            f"{name:44s} {ours.seconds:9.2f}s {ours.peak_mb:7.0f}MB {theirs.seconds:9.2f}s {theirs.peak_mb:7.0f}MB "
+            f"{theirs.seconds / ours.seconds:10.1f}x {theirs.peak_mb / ours.peak_mb:9.1f}x")
+    lines.append("ratios: how many times faster / leaner graphkit is than the TensorFlow way")
+    return "\n".join(lines)
