@@ -40,7 +40,8 @@ def measure(argv: list[str], repeat: int = 3, env: dict[str, str] | None = None)
 
 
 def table(rows: list[tuple[str, Run, Run]]) -> str:
-    head = f"{'case':44s} {'graphkit':>10s} {'RSS':>9s} {'TF way':>10s} {'RSS':>9s} {'time ratio':>11s} {'RSS ratio':>10s}"
+    head = (f"{'case':44s} {'graphkit':>10s} {'RSS':>9s} {'TF way':>10s} {'RSS':>9s} "
+            f"{'time ratio':>11s} {'RSS ratio':>10s}")
     lines = [head, "-" * len(head)]
     for name, ours, theirs in rows:
         lines.append(

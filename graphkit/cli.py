@@ -28,9 +28,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
 
     cli.add_command(inspect_cmd)
+    cli.add_command(freeze_cmd)
 
 
 _register()

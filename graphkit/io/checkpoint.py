@@ -113,7 +113,12 @@ class Checkpoint:
         return sum(t.nbytes for t in self._infos.values())
 
     def read(self, name: str) -> np.ndarray:
+        """The tensor's value (a copy), bit-identical to TF's RestoreV2."""
         raise NotImplementedError
+
+    def raw(self, name: str) -> memoryview | None:
+        """Zero-copy bytes of a whole numeric tensor, when the format allows it; else None."""
+        return None
 
     def missing_files(self) -> list[Path]:
         return [f for f in self.files if not f.exists()]

@@ -176,3 +176,28 @@ def validate(graph_def: graph_pb2.GraphDef) -> list[str]:
 
 def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
     return (n.name for n in graph_def.node)
+
+
+def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> graph_pb2.GraphDef:
+    """TF's extract_sub_graph: keep what ``outputs`` (node names) need through data inputs, control
+    inputs and ``_class`` colocations; original node order; library and versions copied."""
+    index = GraphIndex(graph_def)
+    queue = deque()
+    for name in outputs:
+        index.node(name)  # a clear error naming the closest node
+        queue.append(name)
+    keep = set(queue)
+    while queue:
+        node = index.nodes[queue.popleft()]
+        deps = [parse_ref(t).node for t in node.input] + index.colocations(node)
+        for dep in deps:
+            if dep not in keep and dep in index.nodes:
+                keep.add(dep)
+                queue.append(dep)
+    out = graph_pb2.GraphDef()
+    for field_desc, value in graph_def.ListFields():
+        if field_desc.name != "node":
+            getattr(out, field_desc.name).CopyFrom(value) if field_desc.message_type else setattr(
+                out, field_desc.name, value)
+    out.node.extend(n for n in graph_def.node if n.name in keep)
+    return out

@@ -1,0 +1,342 @@
+"""``graphkit freeze``: a checkpoint-backed graph to a frozen GraphDef, without TensorFlow.
+
+TF's algorithm (FORMATS.md 3.2-3.3, convert_to_constants.py), done on the GraphDef directly:
+prune to the outputs (extract_sub_graph), then every variable op on the path becomes a Const holding the
+checkpoint's value, ReadVariableOp becomes Identity, ResourceGather(Nd) becomes GatherV2/GatherNd, and the
+dtype of Identity/Enter/Switch/Merge... chains that carried a resource handle is set to the value's.
+Every problem (missing variable, shape or dtype mismatch, missing shard, update ops on the path) is
+collected and reported at once, before anything is written. Large weights are not copied: each Const's
+bytes stream from the mmapped checkpoint to the output file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
+from graphkit.io.checkpoint import Checkpoint, open_checkpoint
+from graphkit.io.graph import extract_subgraph
+from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
+from graphkit.io.save import serialized_size
+from graphkit.io.tensors import from_numpy, shape_proto
+from graphkit.proto import graph_pb2, node_def_pb2
+
+PROTOBUF_LIMIT = (1 << 31) - 1
+_PASS_THROUGH = frozenset({"Identity", "Enter", "Exit", "NextIteration", "Switch", "_SwitchN", "Merge", "RefIdentity",
+                           "RefEnter", "RefExit", "RefNextIteration", "RefSwitch", "RefMerge"})
+_UPDATE_OPS = re.compile(r"^(Assign|AssignAdd|AssignSub|ScatterU?[A-Za-z]*|Apply[A-Za-z]+|ResourceApply[A-Za-z]+|"
+                         r"AssignVariableOp|AssignAddVariableOp|AssignSubVariableOp|ResourceScatter[A-Za-z]+)$")
+
+
+@dataclass
+class FreezeReport:
+    """What freeze did; the CLI prints it and tests assert it."""
+
+    output_path: str
+    outputs: list[str]
+    nodes_before: int
+    nodes_after: int
+    frozen: list[str] = field(default_factory=list)  # checkpoint keys turned into constants
+    kept_variables: list[str] = field(default_factory=list)
+    weight_bytes: int = 0
+    bytes_written: int = 0
+
+
+def _names(items: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Names given repeated or comma-separated."""
+    return [p.strip() for item in items or [] for p in item.split(",") if p.strip()]
+
+
+def _selected(key: str, nodes: list[str], patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pat) for pat in patterns for name in [key, *nodes])
+
+
+def resolve_source(
+    src: str | os.PathLike[str] | None,
+    graph: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    tags: list[str] | None = None,
+) -> Model:
+    """The graph and the checkpoint to freeze, from any accepted combination of inputs."""
+    if graph is not None:
+        model = load(graph, tags=tags)
+        if model.graph is None:
+            raise GraphkitError("--graph must name a GraphDef or MetaGraphDef (.pb, .pbtxt, .meta)", graph)
+        ckpt_path = checkpoint or src
+        if ckpt_path is None:
+            raise GraphkitError("--graph needs --checkpoint (the variables' values)", graph)
+        ckpt_model = load(ckpt_path)
+        if ckpt_model.checkpoint is None:
+            raise GraphkitError("not a checkpoint", ckpt_path)
+        model.checkpoint = ckpt_model.checkpoint
+        model.files += ckpt_model.checkpoint.files
+        return model
+    if src is None:
+        raise GraphkitError("give a checkpoint, a .meta file, a SavedModel folder, or --graph with --checkpoint")
+    model = load(src, tags=tags)
+    if checkpoint is not None:
+        ckpt = load(checkpoint).checkpoint
+        if ckpt is None:
+            raise GraphkitError("not a checkpoint", checkpoint)
+        model.checkpoint = ckpt
+        model.files += ckpt.files
+    elif model.format == "metagraph" and model.checkpoint is None:
+        prefix = str(model.path)[: -len(".meta")] if str(model.path).endswith(".meta") else None
+        if prefix and (os.path.exists(prefix + ".index")):
+            model.checkpoint = open_checkpoint(prefix)
+            model.files += model.checkpoint.files
+    if model.graph is None:
+        raise GraphkitError(
+            "this checkpoint has no .meta file beside it, so there is no graph to freeze; "
+            "pass the graph with --graph graph.pb|graph.pbtxt", src)
+    if model.checkpoint is None and any(n.op in VARIABLE_OPS for n in model.graph.graph_def.node):
+        raise GraphkitError("the graph has variables but no checkpoint was found; pass --checkpoint", src)
+    return model
+
+
+def _default_outputs(model: Model, signature: str | None) -> list[str]:
+    meta = model.meta_graph
+    if meta is not None and meta.signature_def:
+        keys = [k for k in meta.signature_def if not k.startswith("__")]
+        key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
+        if key is None or key not in meta.signature_def:
+            raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
+                                model.path)
+        return sorted({parse_ref(t.name).node for t in meta.signature_def[key].outputs.values()})
+    assert model.graph is not None
+    ranked = likely_outputs(model.graph.graph_def, meta)
+    best = clear_output(ranked)
+    if best is None:
+        listed = ", ".join(f"{o.name} ({o.op})" for o in ranked[:8]) or "none"
+        raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})",
+                            model.path)
+    return [best.name]
+
+
+def freeze(
+    src: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    *,
+    outputs: list[str] | None = None,
+    graph: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    signature: str | None = None,
+    tags: list[str] | None = None,
+    keep_variables: list[str] | None = None,
+    skip_variables: list[str] | None = None,
+    keep_devices: bool = False,
+    text: bool | None = None,
+) -> FreezeReport:
+    """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done."""
+    model = resolve_source(src, graph, checkpoint, tags)
+    assert model.graph is not None
+    if model.meta_graph is not None and len(model.meta_graph.object_graph_def.nodes) > 1 and any(
+            n.op == "StatefulPartitionedCall" for n in model.graph.graph_def.node):
+        raise GraphkitError(
+            "this is a TF2 SavedModel (variables captured by functions); graphkit freezes TF1 graphs only for now. "
+            "Use TF's convert_variables_to_constants_v2, or export a TF1-style graph", model.path)
+    wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
+    full = model.graph.graph_def
+    pruned = extract_subgraph(full, wanted)
+    frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables))
+    if not keep_devices:
+        for node in frozen_graph.graph_def.node:
+            node.device = ""
+    _drop_unused_library(frozen_graph.graph_def)
+    size = serialized_size(frozen_graph)
+    if size > PROTOBUF_LIMIT:
+        raise GraphkitError(
+            f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
+            "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
+            "with --skip-variables", out)
+    report.output_path = os.fspath(out)
+    report.nodes_before = len(full.node)
+    report.nodes_after = len(frozen_graph.graph_def.node)
+    report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text)
+    return report
+
+
+def _convert(
+    model: Model, pruned: graph_pb2.GraphDef, outputs: list[str], keep: list[str], skip: list[str]
+) -> tuple[Graph, FreezeReport]:
+    assert model.graph is not None
+    ckpt = model.checkpoint
+    index = GraphIndex(pruned)
+    by_node: dict[str, tuple[str, str]] = {}  # variable node -> (checkpoint key, slice spec)
+    for var in graph_variables(model.graph.graph_def, model.meta_graph):
+        for node_name in var.nodes:
+            by_node[node_name] = (var.key, var.slices.get(node_name, ""))
+    report = FreezeReport("", outputs, 0, 0)
+    problems: list[str] = []
+    values: dict[str, tuple[node_def_pb2.NodeDef, np.ndarray | memoryview, int, tuple[int, ...]]] = {}
+    for node in pruned.node:
+        if node.op not in VARIABLE_OPS:
+            continue
+        key, spec = by_node.get(node.name, (node.name, ""))
+        if (keep and not _selected(key, [node.name], keep)) or (skip and _selected(key, [node.name], skip)):
+            report.kept_variables.append(key)
+            continue
+        problem = _check_variable(node, key, spec, ckpt)
+        if problem:
+            problems.append(problem)
+            continue
+        assert ckpt is not None
+        info = ckpt.info(key)
+        if spec:
+            part = _slice(ckpt.read(key), spec)
+            value: np.ndarray | memoryview = part
+            shape = tuple(part.shape)
+        else:
+            raw = ckpt.raw(key)
+            value = raw if raw is not None else ckpt.read(key)
+            shape = info.shape
+        values[node.name] = (node, value, info.dtype, shape)
+        if key not in report.frozen:
+            report.frozen.append(key)
+    problems += _update_ops_on_path(pruned, index, set(values))
+    missing = ckpt.missing_files() if ckpt is not None else []
+    problems += [f"data file {f.name} is missing" for f in missing]
+    if problems:
+        where = f" ({ckpt.prefix})" if ckpt is not None else ""
+        raise GraphkitError(f"cannot freeze{where}: " + "; ".join(problems))
+    graph = Graph(pruned)
+    for node, value, code, shape in values.values():
+        report.weight_bytes += _to_const(graph, node, value, code, shape)
+    _propagate(graph.graph_def, {n: v[2] for n, v in values.items()})
+    return graph, report
+
+
+def _check_variable(node: node_def_pb2.NodeDef, key: str, spec: str, ckpt: Checkpoint | None) -> str | None:
+    if ckpt is None:
+        return f"variable '{node.name}' has no checkpoint to read from"
+    if key not in ckpt:
+        names = [t.name for t in ckpt.tensors()]
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+        hint = f" (closest: '{close[0]}')" if close else ""
+        return f"variable '{key}' is not in the checkpoint{hint}"
+    info = ckpt.info(key)
+    want_dtype = int(node.attr["dtype"].type) if "dtype" in node.attr else 0
+    if want_dtype and dtypes.base(want_dtype) != dtypes.base(info.dtype):
+        return (f"variable '{key}' is {dtypes.name(want_dtype)} in the graph but {dtypes.name(info.dtype)} "
+                "in the checkpoint")
+    if "shape" in node.attr and not spec and not node.attr["shape"].shape.unknown_rank:
+        graph_shape = tuple(d.size for d in node.attr["shape"].shape.dim)
+        if graph_shape != tuple(info.shape) and all(d >= 0 for d in graph_shape):
+            return (f"variable '{key}' has shape {list(graph_shape)} in the graph but {list(info.shape)} "
+                    "in the checkpoint")
+    return None
+
+
+def _slice(full: np.ndarray, spec: str) -> np.ndarray:
+    """One partition of a full tensor, from a SaveSliceInfo spec like ``"10 3 4,3:0,3"``."""
+    extents = spec.split()[-1].split(":")
+    index = []
+    for extent, dim in zip(extents, full.shape, strict=True):
+        if extent == "-":
+            index.append(slice(0, dim))
+        else:
+            start, length = (int(x) for x in extent.split(","))
+            index.append(slice(start, start + length))
+    return np.ascontiguousarray(full[tuple(index)])
+
+
+def _to_const(graph: Graph, node: node_def_pb2.NodeDef, value: np.ndarray | memoryview, code: int,
+              shape: tuple[int, ...]) -> int:
+    """Turn a variable node into a Const in place (TF's _VarHandle: Clear(), op Const, dtype, value)."""
+    name = node.name
+    node.Clear()
+    node.name = name
+    node.op = "Const"
+    node.attr["dtype"].type = dtypes.base(code)  # type: ignore[assignment]
+    if isinstance(value, memoryview):
+        tensor = node.attr["value"].tensor
+        tensor.dtype = dtypes.base(code)  # type: ignore[assignment]
+        tensor.tensor_shape.CopyFrom(shape_proto(shape))
+        graph.external[name] = value
+        return len(value)
+    array = np.asarray(value)
+    if dtypes.base(code) == dtypes.DT_STRING:
+        node.attr["value"].tensor.CopyFrom(from_numpy(np.asarray(array.reshape(-1).tolist(), dtype=object)
+                                                      .reshape(array.shape)))
+        node.attr["value"].tensor.dtype = dtypes.DT_STRING  # type: ignore[assignment]
+    else:
+        node.attr["value"].tensor.CopyFrom(from_numpy(array))
+    return int(array.nbytes)
+
+
+def _propagate(gd: graph_pb2.GraphDef, converted: dict[str, int]) -> None:
+    """Follow data edges from converted variables: resource/ref reads become value reads (FORMATS 3.3)."""
+    index = GraphIndex(gd)
+    queue = list(converted.items())
+    seen: set[str] = set()
+    while queue:
+        name, code = queue.pop()
+        for user, _ in index.consumers.get(name, []):
+            node = index.nodes[user]
+            if node.op == "ReadVariableOp":
+                node.op = "Identity"
+                node.attr["T"].type = dtypes.base(code)  # type: ignore[assignment]
+                del node.attr["dtype"]
+            elif node.op == "ResourceGather":
+                _gather(gd, node, code)
+            elif node.op == "ResourceGatherNd":
+                node.op = "GatherNd"
+                node.attr["Tparams"].type = dtypes.base(code)  # type: ignore[assignment]
+                del node.attr["dtype"]
+            elif node.op in _PASS_THROUGH:
+                if node.op.startswith("Ref"):
+                    node.op = node.op[3:]
+                node.attr["T"].type = dtypes.base(code)  # type: ignore[assignment]
+            else:
+                continue
+            node.attr.pop("_output_shapes", None)
+            if user not in seen:
+                seen.add(user)
+                queue.append((user, code))
+
+
+def _gather(gd: graph_pb2.GraphDef, node: node_def_pb2.NodeDef, code: int) -> None:
+    if node.attr["batch_dims"].i != 0:
+        raise GraphkitError(f"node '{node.name}': ResourceGather with batch_dims != 0 cannot be frozen")
+    axis = gd.node.add(name=f"{node.name}/axis", op="Const")
+    index_type = node.attr["Tindices"].type
+    axis.attr["dtype"].type = index_type
+    axis.attr["value"].tensor.CopyFrom(from_numpy(np.array(0, dtype=dtypes.to_numpy(index_type))))
+    node.op = "GatherV2"
+    node.input.insert(2, axis.name)
+    node.attr["Tparams"].type = dtypes.base(code)  # type: ignore[assignment]
+    node.attr["Taxis"].type = index_type
+    for attr in ("dtype", "batch_dims", "validate_indices"):
+        node.attr.pop(attr, None)
+
+
+def _update_ops_on_path(gd: graph_pb2.GraphDef, index: GraphIndex, variables: set[str]) -> list[str]:
+    """Ops that write variables and survived pruning (reached through control inputs): TF's classic
+    'float_ref' import failure. Report them, naming who pulls them in."""
+    problems = []
+    for node in gd.node:
+        if _UPDATE_OPS.match(node.op):
+            users = index.control_consumers.get(node.name, []) + [u for u, _ in index.consumers.get(node.name, [])]
+            via = f" (needed by '{users[0]}')" if users else ""
+            problems.append(f"update op '{node.name}' ({node.op}) is on the path to the outputs{via}; "
+                            "choose outputs that do not depend on training updates")
+    return problems
+
+
+def _drop_unused_library(gd: graph_pb2.GraphDef) -> None:
+    """Keep the function library only when something references it."""
+    if not gd.library.function:
+        return
+    names = {f.signature.name for f in gd.library.function}
+    used = any(n.op in names for n in gd.node) or any(
+        a.func.name in names or any(f.name in names for f in a.list.func)
+        for n in gd.node for a in n.attr.values())
+    if not used:
+        gd.ClearField("library")

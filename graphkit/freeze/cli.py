@@ -1,0 +1,54 @@
+"""``graphkit freeze``: the thin click command over graphkit.freeze.freeze."""
+
+from __future__ import annotations
+
+import click
+
+from graphkit.cliutil import common, emit_json
+from graphkit.freeze import freeze
+from graphkit.inspect.render import human_bytes
+
+
+@click.command("freeze", epilog="""\b
+Examples:
+  graphkit freeze model.ckpt-1000 frozen.pb --outputs softmax
+  graphkit freeze train_dir/ frozen.pbtxt                      outputs from inspect's ranking
+  graphkit freeze --graph graph.pbtxt --checkpoint model.ckpt-1000 frozen.pb --outputs logits
+  graphkit freeze saved_model/ frozen.pb --signature serving_default
+  graphkit freeze model.ckpt frozen.pb --outputs out --skip-variables 'embedding/*'
+""")
+@click.argument("src", required=False, type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option("--outputs", multiple=True, metavar="NAME", help="Output node or tensor names (repeat or use commas).")
+@click.option("--graph", "graph", type=click.Path(), help="GraphDef/MetaGraphDef to freeze (with --checkpoint).")
+@click.option("--checkpoint", type=click.Path(), help="Checkpoint holding the variables' values.")
+@click.option("--signature", help="SavedModel signature whose outputs are the outputs (default serving_default).")
+@click.option("--tag", "tags", multiple=True, help="SavedModel meta graph tags (default: serve).")
+@click.option("--keep-variables", multiple=True, metavar="GLOB", help="Freeze only these variables (names or globs).")
+@click.option("--skip-variables", multiple=True, metavar="GLOB", help="Leave these variables as variables.")
+@click.option("--keep-devices", is_flag=True, help="Keep device placements (cleared by default, as freeze_graph does).")
+@click.option("--text", is_flag=True, default=None, help="Write text format (also when OUT ends in .pbtxt).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@common
+def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
+               signature: str | None, tags: tuple[str, ...], keep_variables: tuple[str, ...],
+               skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, as_json: bool,
+               quiet: bool) -> None:
+    """Turn a checkpoint-backed graph into a frozen GraphDef (variables become constants), without TensorFlow.
+
+    SRC is a checkpoint (prefix, .index, or folder with a 'checkpoint' file) with its .meta, a .meta file,
+    or a TF1 SavedModel folder; or give --graph and --checkpoint. Like TF's freeze_graph, the graph is first
+    pruned to what the outputs need, and devices are cleared.
+    """
+    report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
+                    tags=list(tags) or None, keep_variables=list(keep_variables), skip_variables=list(skip_variables),
+                    keep_devices=keep_devices, text=text or None)
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    click.echo(f"wrote {report.output_path} ({human_bytes(report.bytes_written)})")
+    click.echo(f"  outputs: {', '.join(report.outputs)}")
+    click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after}")
+    click.echo(f"  variables frozen: {len(report.frozen)} ({human_bytes(report.weight_bytes)})")
+    if report.kept_variables:
+        click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")

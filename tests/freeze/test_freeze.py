@@ -1,0 +1,213 @@
+"""freeze against TensorFlow: same outputs as the restored session, same node set as TF's own freeze."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import FIXTURES, MANIFEST, fixture_checkpoint, shared
+
+from graphkit.cli import cli
+from graphkit.errors import GraphkitError
+from graphkit.freeze import freeze
+from graphkit.io import load, validate
+
+FEEDS = {
+    "mlp_ref": {"x:0": np.random.RandomState(1).randn(3, 8).astype(np.float32)},
+    "resource_sharded": {"ids:0": np.array([1, 9, 4], np.int32)},
+    "control_flow": {"x:0": np.random.RandomState(2).randn(2, 4).astype(np.float32)},
+    "saved_model_tf1": {"x:0": np.random.RandomState(3).randn(4, 3).astype(np.float32)},
+}
+
+
+def _session_reference(tf, name, outputs):
+    """Run the original graph with its variables restored, and TF's own freeze of it."""
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        if name == "saved_model_tf1":
+            v1.saved_model.loader.load(sess, ["serve"], str(FIXTURES / name))
+        else:
+            prefix = str(fixture_checkpoint(name))
+            saver = v1.train.import_meta_graph(prefix + ".meta", clear_devices=True)
+            saver.restore(sess, prefix)
+        values = sess.run([o + ":0" for o in outputs], FEEDS[name])
+        theirs = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
+    return values, theirs
+
+
+def _run_frozen(tf, path, outputs, feed):
+    gd = tf.compat.v1.GraphDef()
+    if str(path).endswith(".pbtxt"):
+        from google.protobuf import text_format
+
+        text_format.Parse(path.read_text(), gd)
+    else:
+        gd.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return sess.run([o + ":0" for o in outputs], feed), gd
+
+
+@pytest.mark.parametrize("name", sorted(FEEDS))
+def test_frozen_matches_session_and_tf_freeze(tf, tmp_path, name):
+    outputs = ["y"] if name == "saved_model_tf1" else MANIFEST[name]["outputs"]
+    src = FIXTURES / name if name == "saved_model_tf1" else fixture_checkpoint(name)
+    out = tmp_path / "frozen.pb"
+    report = freeze(src, out, outputs=outputs)
+    expected, theirs = _session_reference(tf, name, outputs)
+    got, ours = _run_frozen(tf, out, outputs, FEEDS[name])
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert {(n.name, n.op) for n in ours.node} == {(n.name, n.op) for n in theirs.node}
+    assert not any(n.op in ("VariableV2", "VarHandleOp", "ReadVariableOp") for n in ours.node)
+    assert validate(load(out).graph.graph_def) == []
+    assert report.nodes_after == len(ours.node) and report.frozen
+
+
+def test_partitioned_embedding_is_frozen_per_part(tmp_path):
+    report = freeze(fixture_checkpoint("resource_sharded"), tmp_path / "f.pb", outputs=["output"])
+    assert set(report.frozen) == {"emb/table", "proj/w", "proj/b"}  # Adam slots are not on the path
+    parts = {n.name: n for n in load(tmp_path / "f.pb").graph.graph_def.node if n.name.startswith("emb/table/part_")}
+    assert [tuple(d.size for d in parts[f"emb/table/part_{i}"].attr["value"].tensor.tensor_shape.dim)
+            for i in range(3)] == [(4, 3), (3, 3), (3, 3)]
+
+
+def test_text_output_and_graph_plus_checkpoint(tf, tmp_path):
+    out = tmp_path / "frozen.pbtxt"
+    freeze(None, out, graph=FIXTURES / "mlp_ref" / "graph.pbtxt", checkpoint=fixture_checkpoint("mlp_ref"),
+           outputs=["output"])
+    assert out.read_text().startswith("node {")
+    got, _ = _run_frozen(tf, out, ["output"], FEEDS["mlp_ref"])
+    expected, _ = _session_reference(tf, "mlp_ref", ["output"])
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+
+
+def test_keep_and_skip_variables(tmp_path):
+    report = freeze(fixture_checkpoint("mlp_ref"), tmp_path / "a.pb", outputs=["output"],
+                    skip_variables=["dense2/*"])
+    assert sorted(report.frozen) == ["dense1/bias", "dense1/weights"]
+    assert sorted(report.kept_variables) == ["dense2/bias", "dense2/weights"]
+    ops = {n.name: n.op for n in load(tmp_path / "a.pb").graph.graph_def.node}
+    assert ops["dense2/weights"] == "VariableV2" and ops["dense1/weights"] == "Const"
+    only = freeze(fixture_checkpoint("mlp_ref"), tmp_path / "b.pb", outputs=["output"],
+                  keep_variables=["dense1/weights"])
+    assert only.frozen == ["dense1/weights"]
+
+
+def test_mismatches_listed_before_anything_is_written(tmp_path):
+    src = fixture_checkpoint("control_flow")
+    for f in src.parent.glob(src.name + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    shutil.copy(fixture_checkpoint("mlp_ref").with_suffix(".ckpt-3.meta"), tmp_path / "model.ckpt.meta")
+    out = tmp_path / "frozen.pb"
+    with pytest.raises(GraphkitError) as err:
+        freeze(tmp_path / "model.ckpt", out, outputs=["output"])
+    message = str(err.value)
+    for key in ("dense1/weights", "dense1/bias", "dense2/weights", "dense2/bias"):
+        assert f"variable '{key}' is not in the checkpoint" in message
+    assert not out.exists() and not list(tmp_path.glob(".frozen*"))
+
+
+def test_shape_mismatch_names_both_shapes(tmp_path):
+    from graphkit.freeze import _check_variable
+    from graphkit.io.checkpoint import open_checkpoint
+
+    model = load(fixture_checkpoint("mlp_ref"))
+    node = next(n for n in model.graph.graph_def.node if n.name == "dense1/weights")
+    node.attr["shape"].shape.dim[0].size = 9
+    problem = _check_variable(node, "dense1/weights", "", open_checkpoint(fixture_checkpoint("mlp_ref")))
+    assert problem == "variable 'dense1/weights' has shape [9, 16] in the graph but [8, 16] in the checkpoint"
+
+
+def test_missing_shard_is_reported(tmp_path):
+    src = fixture_checkpoint("resource_sharded")
+    for f in src.parent.glob(src.name + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    next(tmp_path.glob("*.data-00001-of-00002")).unlink()
+    with pytest.raises(GraphkitError, match="data-00001-of-00002 is missing"):
+        freeze(tmp_path / "model.ckpt", tmp_path / "f.pb", outputs=["output"])
+
+
+def test_update_ops_on_the_path_are_an_error(tmp_path):
+    with pytest.raises(GraphkitError, match="update op .* is on the path"):
+        freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["train"])
+
+
+def test_outputs_default_to_the_clear_candidate_or_list_them(tmp_path):
+    report = freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb")
+    assert report.outputs == ["output"]
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+    for name in ("relu_a", "relu_b"):  # two equally likely outputs
+        gd.node.add(name=name, op="Relu", input=["x"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "two.pb")
+    with pytest.raises(GraphkitError, match=r"name them with --outputs \(candidates: relu_a \(Relu\), relu_b"):
+        freeze(tmp_path / "two.pb", tmp_path / "g.pb")
+    sm = freeze(FIXTURES / "saved_model_tf1", tmp_path / "s.pb")
+    assert sm.outputs == ["y"]
+
+
+def test_two_gb_guard(tmp_path, monkeypatch):
+    import graphkit.freeze as fz
+
+    monkeypatch.setattr(fz, "PROTOBUF_LIMIT", 1000)
+    with pytest.raises(GraphkitError, match="cannot load a GraphDef over 2 GiB"):
+        freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["output"])
+    assert not (tmp_path / "f.pb").exists()
+
+
+def test_weights_stream_from_the_checkpoint(tmp_path, monkeypatch):
+    """Const bytes are views of the mmapped data file, not copies (peak memory does not grow with the model)."""
+    import graphkit.freeze as fz
+
+    seen = {}
+    real = fz.save_graph
+
+    def spy(graph, *a, **k):
+        seen.update(graph.external)
+        return real(graph, *a, **k)
+
+    monkeypatch.setattr(fz, "save_graph", spy)
+    freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["output"])
+    assert set(seen) == {"dense1/weights", "dense1/bias", "dense2/weights", "dense2/bias"}
+    assert all(isinstance(v, memoryview) for v in seen.values())
+
+
+def test_shared_regression_checkpoint(tf, tmp_path):
+    out = tmp_path / "f.pb"
+    freeze(shared("tf2onnx_models/regression/checkpoint"), out, outputs=["pred"])
+    x = np.array([0.0, 1.0, -2.5], np.float32)
+    got, _ = _run_frozen(tf, out, ["pred"], {"X:0": x})
+    np.testing.assert_allclose(got[0], 0.21396178 * x + 1.0495254, rtol=1e-6)
+
+
+def test_shared_half_plus_two(tf, tmp_path):
+    out = tmp_path / "f.pb"
+    freeze(shared("tfserving/half_plus_two_tf1_checkpoint/00000123") / "export", out, outputs=["Add"])
+    got, _ = _run_frozen(tf, out, ["Add"], {"Placeholder:0": np.array([1.0, 3.0], np.float32)})
+    np.testing.assert_allclose(got[0], [2.5, 3.5])
+
+
+def test_tf2_saved_model_stops_clearly(tmp_path):
+    with pytest.raises(GraphkitError, match="TF2 SavedModel"):
+        freeze(shared("tfserving/saved_model_half_plus_two_tf2_cpu/00000123"), tmp_path / "f.pb")
+
+
+def test_cli(runner, tmp_path):
+    out = tmp_path / "f.pb"
+    result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(out), "--outputs", "output",
+                                 "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["nodes_before"] == 191 and report["nodes_after"] == 15 and len(report["frozen"]) == 4
+    again = runner.invoke(cli, ["freeze", str(out), str(out), "--outputs", "output"])
+    assert again.exit_code == 1 and "overwrite an input" in again.stderr
+    assert "Examples:" in runner.invoke(cli, ["freeze", "--help"]).stdout
