@@ -22,7 +22,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import extract_subgraph
+from graphkit.io.graph import FileSlice, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
 from graphkit.io.save import serialized_size
 from graphkit.io.tensors import from_numpy, shape_proto
@@ -175,7 +175,7 @@ def _convert(
             by_node[node_name] = (var.key, var.slices.get(node_name, ""))
     report = FreezeReport("", outputs, 0, 0)
     problems: list[str] = []
-    values: dict[str, tuple[node_def_pb2.NodeDef, np.ndarray | memoryview, int, tuple[int, ...]]] = {}
+    values: dict[str, tuple[node_def_pb2.NodeDef, np.ndarray | FileSlice, int, tuple[int, ...]]] = {}
     for node in pruned.node:
         if node.op not in VARIABLE_OPS:
             continue
@@ -191,11 +191,11 @@ def _convert(
         info = ckpt.info(key)
         if spec:
             part = _slice(ckpt.read(key), spec)
-            value: np.ndarray | memoryview = part
+            value: np.ndarray | FileSlice = part
             shape = tuple(part.shape)
         else:
-            raw = ckpt.raw(key)
-            value = raw if raw is not None else ckpt.read(key)
+            on_disk = ckpt.file_slice(key)
+            value = on_disk if on_disk is not None else ckpt.read(key)
             shape = info.shape
         values[node.name] = (node, value, info.dtype, shape)
         if key not in report.frozen:
@@ -247,7 +247,7 @@ def _slice(full: np.ndarray, spec: str) -> np.ndarray:
     return np.ascontiguousarray(full[tuple(index)])
 
 
-def _to_const(graph: Graph, node: node_def_pb2.NodeDef, value: np.ndarray | memoryview, code: int,
+def _to_const(graph: Graph, node: node_def_pb2.NodeDef, value: np.ndarray | FileSlice, code: int,
               shape: tuple[int, ...]) -> int:
     """Turn a variable node into a Const in place (TF's _VarHandle: Clear(), op Const, dtype, value)."""
     name = node.name
@@ -255,7 +255,7 @@ def _to_const(graph: Graph, node: node_def_pb2.NodeDef, value: np.ndarray | memo
     node.name = name
     node.op = "Const"
     node.attr["dtype"].type = dtypes.base(code)  # type: ignore[assignment]
-    if isinstance(value, memoryview):
+    if isinstance(value, FileSlice):
         tensor = node.attr["value"].tensor
         tensor.dtype = dtypes.base(code)  # type: ignore[assignment]
         tensor.tensor_shape.CopyFrom(shape_proto(shape))

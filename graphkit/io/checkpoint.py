@@ -21,6 +21,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import crc, dtypes, tensors
+from graphkit.io.graph import FileSlice
 from graphkit.io.sstable import Table
 from graphkit.io.wire import WireError, read_varint
 from graphkit.proto import (
@@ -31,6 +32,7 @@ from graphkit.proto import (
 )
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_CHUNK = 8 << 20
 _V1_SHARD = re.compile(r"-\d{5}-of-\d{5}$")
 
 
@@ -118,6 +120,10 @@ class Checkpoint:
 
     def raw(self, name: str) -> memoryview | None:
         """Zero-copy bytes of a whole numeric tensor, when the format allows it; else None."""
+        return None
+
+    def file_slice(self, name: str) -> FileSlice | None:
+        """Where a whole numeric tensor's bytes lie on disk (CRC-checked in bounded chunks), else None."""
         return None
 
     def missing_files(self) -> list[Path]:
@@ -218,6 +224,23 @@ class BundleCheckpoint(Checkpoint):
         view = self._bytes(entry, name)
         self._check_crc(view, entry, name)
         return view
+
+    def file_slice(self, name: str) -> FileSlice | None:
+        info = self.info(name)
+        if info.partitioned or self.big_endian or dtypes.base(info.dtype) in (dtypes.DT_STRING, dtypes.DT_VARIANT):
+            return None
+        entry = self._entry(name)
+        self._bytes(entry, name)  # bounds and shard checks
+        part = FileSlice(str(self.files[1 + entry.shard_id]), entry.offset, entry.size)
+        if self._verify:
+            running = 0
+            with open(part.path, "rb") as fh:
+                for start in range(0, part.length, _CHUNK):
+                    running = crc.crc32c(os.pread(fh.fileno(), min(_CHUNK, part.length - start),
+                                                  part.offset + start), running)
+            if crc.unmask(entry.crc32c) != running:
+                raise GraphkitError(f"CRC mismatch in tensor '{name}': the data file is corrupt", self.prefix)
+        return part
 
     def _check_crc(self, view: memoryview, entry: tensor_bundle_pb2.BundleEntryProto, name: str) -> None:
         if self._verify and crc.unmask(entry.crc32c) != crc.crc32c(view):

@@ -6,6 +6,7 @@ the mmapped input file (see protofile.py); every reader of Const values goes thr
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable
@@ -50,16 +51,40 @@ def parse_ref(text: str) -> TensorRef:
     return TensorRef(node, int(port or 0), bool(control))
 
 
+@dataclass(frozen=True)
+class FileSlice:
+    """Bytes [offset, offset+length) of a file: tensor bytes copied file-to-file, never held in memory."""
+
+    path: str
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            data = os.pread(fh.fileno(), self.length, self.offset)
+        if len(data) != self.length:
+            raise GraphkitError(f"file ends {self.length - len(data)} bytes early (truncated?)", self.path)
+        return data
+
+
+Payload = memoryview | FileSlice
+
+
 @dataclass
 class Graph:
     """A GraphDef plus the Const payloads kept outside it (node name -> tensor_content bytes)."""
 
     graph_def: graph_pb2.GraphDef
-    external: dict[str, memoryview] = field(default_factory=dict)
+    external: dict[str, Payload] = field(default_factory=dict)
 
     def const(self, node: node_def_pb2.NodeDef) -> np.ndarray:
         """The value of a Const node."""
-        return tensors.to_numpy(node.attr["value"].tensor, self.external.get(node.name))
+        payload = self.external.get(node.name)
+        content = payload.read() if isinstance(payload, FileSlice) else payload
+        return tensors.to_numpy(node.attr["value"].tensor, content)
 
     def const_nbytes(self, node: node_def_pb2.NodeDef) -> int:
         if node.name in self.external:
@@ -182,7 +207,7 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> g
     """TF's extract_sub_graph: keep what ``outputs`` (node names) need through data inputs, control
     inputs and ``_class`` colocations; original node order; library and versions copied."""
     index = GraphIndex(graph_def)
-    queue = deque()
+    queue: deque[str] = deque()
     for name in outputs:
         index.node(name)  # a clear error naming the closest node
         queue.append(name)

@@ -17,12 +17,13 @@ from typing import IO
 from google.protobuf import text_format
 
 from graphkit.errors import GraphkitError
-from graphkit.io.graph import Graph
+from graphkit.io.graph import FileSlice, Graph
 from graphkit.io.wire import LEN, encode_varint, tag
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
 
 TEXT_SUFFIXES = (".pbtxt", ".pbtext", ".txt", ".prototxt", ".textproto")
-Chunk = bytes | memoryview
+Chunk = bytes | memoryview | FileSlice
+_COPY = 64 << 20
 
 
 def is_text_path(path: str | os.PathLike[str]) -> bool:
@@ -66,7 +67,7 @@ def _len_field(number: int, length: int) -> bytes:
     return tag(number, LEN) + encode_varint(length)
 
 
-def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview) -> list[Chunk]:
+def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview | FileSlice) -> list[Chunk]:
     """NodeDef bytes with ``attr["value"].tensor.tensor_content`` = payload, without copying the payload."""
     head = node_def_pb2.NodeDef()
     head.CopyFrom(node)
@@ -116,7 +117,8 @@ def materialize(graph: Graph) -> graph_pb2.GraphDef:
         for node in gd.node:
             payload = graph.external.get(node.name)
             if payload is not None and not node.attr["value"].tensor.tensor_content:
-                node.attr["value"].tensor.tensor_content = bytes(payload)
+                node.attr["value"].tensor.tensor_content = (
+                    payload.read() if isinstance(payload, FileSlice) else bytes(payload))
     return gd
 
 
@@ -152,6 +154,27 @@ def save_graph(
             chunks = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
         written = 0
         for chunk in chunks:
-            fh.write(chunk)
+            if isinstance(chunk, FileSlice):
+                fh.flush()
+                _copy_file_slice(chunk, fh)
+            else:
+                fh.write(chunk)
             written += len(chunk)
         return written
+
+
+def _copy_file_slice(part: FileSlice, fh: IO[bytes]) -> None:
+    """Copy file bytes into ``fh`` in the kernel (copy_file_range), else through a bounded buffer."""
+    dst = fh.fileno()
+    with open(part.path, "rb") as src_fh:
+        src = src_fh.fileno()
+        offset, left = part.offset, part.length
+        while left:
+            try:
+                done = os.copy_file_range(src, dst, min(left, _COPY), offset)
+            except (AttributeError, OSError):
+                done = os.write(dst, os.pread(src, min(left, _COPY), offset))
+            if done <= 0:
+                raise GraphkitError("input ended early while copying tensor bytes (truncated?)", part.path)
+            offset += done
+            left -= done
