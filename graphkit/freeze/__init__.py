@@ -47,6 +47,7 @@ class FreezeReport:
     kept_variables: list[str] = field(default_factory=list)
     weight_bytes: int = 0
     bytes_written: int = 0
+    verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
 
 
 def _names(items: list[str] | tuple[str, ...] | None) -> list[str]:
@@ -133,6 +134,10 @@ def freeze(
     skip_variables: list[str] | None = None,
     keep_devices: bool = False,
     text: bool | None = None,
+    verify: bool = False,
+    batch: int = 1,
+    inputs: dict[str, np.ndarray] | None = None,
+    rtol: float = 1e-6,
 ) -> FreezeReport:
     """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done."""
     model = resolve_source(src, graph, checkpoint, tags)
@@ -160,7 +165,38 @@ def freeze(
     report.nodes_before = len(full.node)
     report.nodes_after = len(frozen_graph.graph_def.node)
     report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text)
+    if verify:
+        _verify(model, frozen_graph, report, batch, inputs, rtol)
     return report
+
+
+def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
+            given: dict[str, np.ndarray] | None, rtol: float) -> None:
+    """Run the original (variables restored) and the frozen graph on the same inputs; compare outputs."""
+    from graphkit import runtime
+    from graphkit.io.roles import graph_inputs
+    from graphkit.io.save import materialize
+    from graphkit.proto import meta_graph_pb2
+
+    if model.checkpoint is None or model.checkpoint.version != 2:
+        raise GraphkitError("--verify needs a V2 checkpoint to restore the original graph", model.path)
+    assert model.graph is not None
+    meta = meta_graph_pb2.MetaGraphDef()
+    if model.meta_graph is not None:
+        meta.CopyFrom(model.meta_graph)
+    meta.graph_def.CopyFrom(model.graph.graph_def)
+    feeds = runtime.random_feeds(graph_inputs(frozen.graph_def), batch, 0, given)
+    original = runtime.run_with_checkpoint(meta.SerializeToString(), str(model.checkpoint.prefix), feeds,
+                                           report.outputs)
+    result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs)
+    diffs = runtime.compare_outputs(report.outputs, original, result, rtol=rtol)
+    report.verified = [d.__dict__ for d in diffs]
+    bad = [d for d in diffs if not d.ok]
+    if bad:
+        worst = ", ".join(f"{d.output}: max abs {d.max_abs:.3g}, max rel {d.max_rel:.3g} {d.detail}".strip()
+                          for d in bad)
+        raise GraphkitError(f"--verify: the frozen graph differs from the checkpoint's over rtol {rtol}: {worst}",
+                            report.output_path)
 
 
 def _convert(

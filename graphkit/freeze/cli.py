@@ -28,12 +28,16 @@ Examples:
 @click.option("--skip-variables", multiple=True, metavar="GLOB", help="Leave these variables as variables.")
 @click.option("--keep-devices", is_flag=True, help="Keep device placements (cleared by default, as freeze_graph does).")
 @click.option("--text", is_flag=True, default=None, help="Write text format (also when OUT ends in .pbtxt).")
+@click.option("--verify", is_flag=True, help="Run original (restored) and frozen graph in TensorFlow; compare outputs.")
+@click.option("--batch", type=int, default=1, show_default=True, help="With --verify: size of unknown dims.")
+@click.option("--input", "input_files", multiple=True, metavar="NAME=FILE.npy", help="With --verify: feed this input.")
+@click.option("--rtol", type=float, default=1e-6, show_default=True, help="With --verify: relative tolerance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
                signature: str | None, tags: tuple[str, ...], keep_variables: tuple[str, ...],
-               skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, as_json: bool,
-               quiet: bool) -> None:
+               skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, verify: bool, batch: int,
+               input_files: tuple[str, ...], rtol: float, as_json: bool, quiet: bool) -> None:
     """Turn a checkpoint-backed graph into a frozen GraphDef (variables become constants), without TensorFlow.
 
     SRC is a checkpoint (prefix, .index, or folder with a 'checkpoint' file) with its .meta, a .meta file,
@@ -42,7 +46,8 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     """
     report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                     tags=list(tags) or None, keep_variables=list(keep_variables), skip_variables=list(skip_variables),
-                    keep_devices=keep_devices, text=text or None)
+                    keep_devices=keep_devices, text=text or None, verify=verify, batch=batch,
+                    inputs=_load_inputs(input_files), rtol=rtol)
     if as_json:
         emit_json(report.__dict__)
         return
@@ -50,5 +55,22 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     click.echo(f"  outputs: {', '.join(report.outputs)}")
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after}")
     click.echo(f"  variables frozen: {len(report.frozen)} ({human_bytes(report.weight_bytes)})")
+    for d in report.verified:
+        click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:
         click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")
+
+
+def _load_inputs(items: tuple[str, ...]) -> dict:
+    import numpy as np
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"'{item}' is not NAME=FILE.npy", param_hint="--input")
+        name, path = item.split("=", 1)
+        try:
+            out[name] = np.load(path, allow_pickle=False)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--input") from exc
+    return out

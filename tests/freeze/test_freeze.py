@@ -213,3 +213,44 @@ def test_cli(runner, tmp_path):
     again = runner.invoke(cli, ["freeze", str(out), str(out), "--outputs", "output"])
     assert again.exit_code == 1 and "overwrite an input" in again.stderr
     assert "Examples:" in runner.invoke(cli, ["freeze", "--help"]).stdout
+
+
+@pytest.mark.parametrize("name", ["mlp_ref", "control_flow", "saved_model_tf1"])
+def test_verify_passes(tf, tmp_path, name):
+    src = FIXTURES / name if name == "saved_model_tf1" else fixture_checkpoint(name)
+    report = freeze(src, tmp_path / "f.pb", verify=True, batch=5,
+                    outputs=None if name == "saved_model_tf1" else ["output"])
+    assert report.verified and all(d["ok"] and d["max_abs"] <= 1e-6 for d in report.verified)
+
+
+def test_verify_fails_over_tolerance(tf, tmp_path, monkeypatch, runner):
+    import graphkit.runtime as rt
+
+    real = rt.run_graph_def
+    monkeypatch.setattr(rt, "run_graph_def", lambda *a: [x + 1e-3 for x in real(*a)])
+    with pytest.raises(GraphkitError, match=r"--verify: .* output: max abs 0\.001"):
+        freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["output"], verify=True)
+    result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(tmp_path / "g.pb"),
+                                 "--outputs", "output", "--verify"])
+    assert result.exit_code == 1 and "--verify" in result.stderr
+
+
+def test_verify_with_given_input(tf, tmp_path, runner):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((2, 8), np.float32))
+    result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(tmp_path / "f.pb"), "--outputs",
+                                 "output", "--verify", "--input", f"x={x}", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["verified"][0]["ok"]
+
+
+def test_freeze_without_verify_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom graphkit.freeze import freeze\n"
+            "freeze(sys.argv[1], sys.argv[2], outputs=['output'])\n"
+            "assert 'tensorflow' not in sys.modules\nprint('TF-FREE')\n")
+    result = subprocess.run([sys.executable, "-c", code, str(fixture_checkpoint("mlp_ref")), str(tmp_path / "f.pb")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "TF-FREE" in result.stdout, result.stderr

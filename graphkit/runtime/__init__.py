@@ -1,0 +1,113 @@
+"""The one place graphkit imports TensorFlow (lazily): running graphs and comparing their outputs.
+
+Shared by ``freeze --verify`` now and by ``run``/``compare`` later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import dtypes
+from graphkit.io.roles import Input
+
+
+def import_tf() -> Any:
+    """TensorFlow, or a clear error saying which extra to install."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise GraphkitError("this needs TensorFlow: pip install 'graphkit[tf]'") from exc
+    return tf
+
+
+def random_feeds(inputs: list[Input], batch: int = 1, seed: int = 0,
+                 given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """A value for every required placeholder: the given ones, else random by dtype and shape."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for item in inputs:
+        name = f"{item.name}:0"
+        if given and (item.name in given or name in given):
+            feeds[name] = np.asarray(given.get(item.name, given.get(name)))
+            continue
+        if item.has_default:
+            continue
+        if item.shape is None:
+            raise GraphkitError(f"input '{item.name}' has unknown rank; give it with --input NAME=FILE.npy")
+        shape = tuple(batch if d < 0 else d for d in item.shape)
+        code = dtypes.from_name(item.dtype)
+        np_dtype = dtypes.to_numpy(code)
+        if np_dtype.kind == "f":
+            feeds[name] = rng.standard_normal(shape).astype(np_dtype)
+        elif np_dtype.kind in "iu":
+            feeds[name] = rng.integers(0, 3, shape).astype(np_dtype)
+        elif np_dtype.kind == "b":
+            feeds[name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            raise GraphkitError(f"cannot make a random {item.dtype} for input '{item.name}'; give it with --input")
+    return feeds
+
+
+@dataclass
+class Difference:
+    """How far one output of B is from the same output of A."""
+
+    output: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    detail: str = ""
+
+
+def compare_outputs(names: list[str], a: list[np.ndarray], b: list[np.ndarray], rtol: float = 1e-6,
+                    atol: float = 1e-6) -> list[Difference]:
+    out = []
+    for name, x, y in zip(names, a, b, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            out.append(Difference(name, float("inf"), float("inf"), False,
+                                  f"{x.dtype}{list(x.shape)} vs {y.dtype}{list(y.shape)}"))
+            continue
+        if x.dtype.kind not in "fciub":
+            same = x.tolist() == y.tolist()
+            out.append(Difference(name, 0.0 if same else float("inf"), 0.0 if same else float("inf"), same))
+            continue
+        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = np.abs(x.astype(np.float64))
+        max_rel = float((diff / np.maximum(scale, 1e-30)).max()) if diff.size else 0.0
+        ok = bool(np.all(diff <= atol + rtol * scale))
+        out.append(Difference(name, max_abs, max_rel, ok))
+    return out
+
+
+def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+    """Run a (frozen) serialized GraphDef in a fresh TF graph."""
+    tf = import_tf()
+    gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return list(sess.run([f"{o}:0" for o in outputs], feeds))
+
+
+def run_with_checkpoint(meta_graph_bytes: bytes, prefix: str, feeds: dict[str, np.ndarray],
+                        outputs: list[str]) -> list[np.ndarray]:
+    """Run a MetaGraphDef with its variables restored from a checkpoint (import_meta_graph + restore)."""
+    tf = import_tf()
+    v1 = tf.compat.v1
+    meta = v1.MetaGraphDef.FromString(meta_graph_bytes)
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        saver = v1.train.import_meta_graph(meta, clear_devices=True)
+        if saver is None:
+            raise GraphkitError("the graph has no saver, so its checkpoint cannot be restored for --verify")
+        saver.restore(sess, prefix)
+        return list(sess.run([f"{o}:0" for o in outputs], feeds))
