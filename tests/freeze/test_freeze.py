@@ -254,3 +254,15 @@ def test_freeze_without_verify_never_imports_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(fixture_checkpoint("mlp_ref")), str(tmp_path / "f.pb")],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "TF-FREE" in result.stdout, result.stderr
+
+
+def test_shared_regression_saved_model(tf, tmp_path):
+    src = shared("tf2onnx_models/regression/saved_model")
+    report = freeze(src, tmp_path / "f.pb")  # outputs from the serving_default signature
+    x = np.array([2.0, -1.0], np.float32)
+    got, _ = _run_frozen(tf, tmp_path / "f.pb", report.outputs, {"X:0": x})
+    np.testing.assert_allclose(got[0], 0.21396178 * x + 1.0495254, rtol=1e-6)
+    with pytest.raises(GraphkitError, match="unknown rank; give it with --input"):
+        freeze(src, tmp_path / "g.pb", verify=True)
+    verified = freeze(src, tmp_path / "h.pb", verify=True, inputs={"X": x})
+    assert verified.verified[0]["ok"]
