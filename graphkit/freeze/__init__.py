@@ -11,7 +11,6 @@ bytes stream from the mmapped checkpoint to the output file.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -22,7 +21,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import FileSlice, extract_subgraph
+from graphkit.io.graph import FileSlice, closest, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
 from graphkit.io.save import serialized_size
 from graphkit.io.tensors import from_numpy, shape_proto
@@ -253,9 +252,7 @@ def _check_variable(node: node_def_pb2.NodeDef, key: str, spec: str, ckpt: Check
     if ckpt is None:
         return f"variable '{node.name}' has no checkpoint to read from"
     if key not in ckpt:
-        names = [t.name for t in ckpt.tensors()]
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-        hint = f" (closest: '{close[0]}')" if close else ""
+        hint = closest(key, (t.name for t in ckpt.tensors()), n=1)
         return f"variable '{key}' is not in the checkpoint{hint}"
     info = ckpt.info(key)
     want_dtype = int(node.attr["dtype"].type) if "dtype" in node.attr else 0

@@ -11,7 +11,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import Model, dtypes
 from graphkit.io.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from graphkit.io.graph import Graph
+from graphkit.io.graph import Graph, closest
 from graphkit.io.roles import Variable, graph_inputs, graph_variables, likely_outputs
 from graphkit.io.tensors import shape_of
 from graphkit.proto import meta_graph_pb2
@@ -168,11 +168,5 @@ def tensor_value(model: Model, name: str) -> np.ndarray:
             if node.name == name.split(":")[0] and node.op == "Const":
                 return model.graph.const(node)
     where = "checkpoint tensor or Const node" if model.checkpoint is not None else "Const node"
-    close = ""
-    if model.checkpoint is not None:
-        import difflib
-
-        names = [t.name for t in model.checkpoint.tensors()]
-        near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        close = f" (closest: {', '.join(near)})" if near else ""
+    close = closest(name, (t.name for t in model.checkpoint.tensors())) if model.checkpoint is not None else ""
     raise GraphkitError(f"no {where} named '{name}'{close}", model.path)

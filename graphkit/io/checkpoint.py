@@ -217,8 +217,7 @@ class BundleCheckpoint(Checkpoint):
 
     def raw(self, name: str) -> memoryview | None:
         """Zero-copy little-endian bytes of a whole, numeric tensor (CRC-checked); None if not possible."""
-        info = self.info(name)
-        if info.partitioned or self.big_endian or dtypes.base(info.dtype) in (dtypes.DT_STRING, dtypes.DT_VARIANT):
+        if not self._copyable(name):
             return None
         entry = self._entry(name)
         view = self._bytes(entry, name)
@@ -226,8 +225,7 @@ class BundleCheckpoint(Checkpoint):
         return view
 
     def file_slice(self, name: str) -> FileSlice | None:
-        info = self.info(name)
-        if info.partitioned or self.big_endian or dtypes.base(info.dtype) in (dtypes.DT_STRING, dtypes.DT_VARIANT):
+        if not self._copyable(name):
             return None
         entry = self._entry(name)
         self._bytes(entry, name)  # bounds and shard checks
@@ -241,6 +239,12 @@ class BundleCheckpoint(Checkpoint):
             if crc.unmask(entry.crc32c) != running:
                 raise GraphkitError(f"CRC mismatch in tensor '{name}': the data file is corrupt", self.prefix)
         return part
+
+    def _copyable(self, name: str) -> bool:
+        """A whole, little-endian, fixed-size tensor: its file bytes are its tensor_content."""
+        info = self.info(name)
+        return not (info.partitioned or self.big_endian
+                    or dtypes.base(info.dtype) in (dtypes.DT_STRING, dtypes.DT_VARIANT))
 
     def _check_crc(self, view: memoryview, entry: tensor_bundle_pb2.BundleEntryProto, name: str) -> None:
         if self._verify and crc.unmask(entry.crc32c) != crc.crc32c(view):

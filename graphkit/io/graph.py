@@ -135,10 +135,7 @@ class GraphIndex:
             raise GraphkitError(f"no node named '{name}' in the graph{self.suggest(name)}") from None
 
     def suggest(self, name: str) -> str:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(self.nodes), n=3, cutoff=0.6)
-        return f" (closest: {', '.join(close)})" if close else ""
+        return closest(name, self.nodes, cutoff=0.6)
 
     def is_consumed(self, name: str) -> bool:
         return bool(self.consumers.get(name) or self.control_consumers.get(name))
@@ -219,10 +216,27 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> g
             if dep not in keep and dep in index.nodes:
                 keep.add(dep)
                 queue.append(dep)
-    out = graph_pb2.GraphDef()
-    for field_desc, value in graph_def.ListFields():
-        if field_desc.name != "node":
-            getattr(out, field_desc.name).CopyFrom(value) if field_desc.message_type else setattr(
-                out, field_desc.name, value)
+    out = graph_header(graph_def)
     out.node.extend(n for n in graph_def.node if n.name in keep)
     return out
+
+
+def graph_header(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
+    """Everything of a GraphDef but its nodes (versions, library, debug info), without copying the nodes."""
+    out = graph_pb2.GraphDef()
+    for field_desc, value in graph_def.ListFields():
+        if field_desc.name == "node":
+            continue
+        if field_desc.message_type:
+            getattr(out, field_desc.name).CopyFrom(value)
+        else:
+            setattr(out, field_desc.name, value)
+    return out
+
+
+def closest(name: str, names: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """`` (closest: a, b)`` for error messages, or ``""`` when nothing is close."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(names), n=n, cutoff=cutoff)
+    return f" (closest: {', '.join(near)})" if near else ""

@@ -131,8 +131,10 @@ def _load_checkpoint(prefix: Path, verify: bool) -> Model:
     return model
 
 
-def _load_saved_model(pb: Path, tags: list[str] | None, verify: bool) -> Model:
-    parsed, text = _parse_file(pb, "SavedModel")
+def _load_saved_model(pb: Path, tags: list[str] | None, verify: bool, parsed: _Parsed | None = None,
+                      text: bool = False) -> Model:
+    if parsed is None:
+        parsed, text = _parse_file(pb, "SavedModel")
     saved: saved_model_pb2.SavedModel = parsed.message  # type: ignore[assignment]
     all_tags = [list(m.meta_info_def.tags) for m in saved.meta_graphs]
     if not saved.meta_graphs:
@@ -173,7 +175,7 @@ def _load_proto_file(p: Path, tags: list[str] | None) -> Model:
             hint = "a SavedModel fingerprint; give the SavedModel folder" if p.name == "fingerprint.pb" else (
                 "a protobuf, but not a GraphDef, MetaGraphDef or SavedModel")
             raise GraphkitError(f"not a TensorFlow graph: {hint}", p)
-        return _load_saved_model(p, tags, verify=True) if p.name.startswith("saved_model") else Model(
+        return _load_saved_model(p, tags, True, parsed, text) if p.name.startswith("saved_model") else Model(
             path=p, format="savedmodel", graph=parsed.graphs[0], text=text, files=[p],
             meta_graph=parsed.message.meta_graphs[0],  # type: ignore[attr-defined]
         )
@@ -196,10 +198,9 @@ def _parse_file(p: Path, kind: Kind | None) -> tuple[_Parsed, bool]:
         return _parse_text(p, kind), True
     with open(p, "rb") as fh:
         buf: mmap.mmap | bytes = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > STRIP_ABOVE else fh.read()
-    view = memoryview(buf)
     if kind is None:
-        kind = _sniff_binary(view, p)
-    return _parse_binary(view, kind, p), False
+        kind = _sniff_binary(memoryview(buf), p)
+    return _parse_binary(buf, kind, p), False
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -272,23 +273,20 @@ def _sniff_binary(view: memoryview, p: Path) -> Kind:
         return "GraphDef"
     if counts.get((3, LEN)) or counts.get((6, LEN)) or counts.get((7, LEN)) or counts.get((4, LEN), 0) > 1:
         return "MetaGraphDef"
-    if p.suffix == ".meta":
-        return "MetaGraphDef"
-    if set(counts) <= {(2, LEN)}:
-        return "MetaGraphDef" if counts.get((2, LEN)) == 1 and p.suffix == ".meta" else "GraphDef"
-    return "GraphDef"
+    return "MetaGraphDef" if p.suffix == ".meta" else "GraphDef"
 
 
-def _parse_binary(view: memoryview, kind: Kind, p: Path) -> _Parsed:
+def _parse_binary(buf: mmap.mmap | bytes, kind: Kind, p: Path) -> _Parsed:
+    """Small files (bytes) parse as they are; large ones (mmap) with their weights left in the file."""
     msg = _new(kind)
     try:
-        if len(view) > STRIP_ABOVE:
-            stripped = strip_payloads(view, kind)
+        if isinstance(buf, bytes):
+            msg.ParseFromString(buf)
+            payloads = {}
+        else:
+            stripped = strip_payloads(memoryview(buf), kind)
             msg.ParseFromString(stripped.data)
             payloads = stripped.payloads
-        else:
-            msg.ParseFromString(bytes(view))
-            payloads = {}
     except (message.DecodeError, WireError) as exc:
         raise GraphkitError(f"not a valid binary {kind} (truncated or corrupt: {exc})", p) from None
     graphs = _check_graphs(msg, p)

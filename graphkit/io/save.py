@@ -17,7 +17,7 @@ from typing import IO
 from google.protobuf import text_format
 
 from graphkit.errors import GraphkitError
-from graphkit.io.graph import FileSlice, Graph
+from graphkit.io.graph import FileSlice, Graph, graph_header
 from graphkit.io.wire import LEN, encode_varint, tag
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
 
@@ -98,10 +98,7 @@ def graph_chunks(graph: Graph) -> list[Chunk]:
             parts = _node_chunks(node, payload)
             out.append(_len_field(1, sum(len(c) for c in parts)))
             out += parts
-    rest = graph_pb2.GraphDef()
-    rest.CopyFrom(gd)
-    rest.ClearField("node")
-    out.append(rest.SerializeToString())
+    out.append(graph_header(gd).SerializeToString())
     return out
 
 
