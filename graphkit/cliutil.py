@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import click
 
@@ -64,3 +67,50 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+class ProgressBar:
+    """A one-line bar on a terminal's stderr, drawn only once the work has taken ``delay`` seconds
+    (so quick commands print nothing) and at most every ``interval`` seconds."""
+
+    def __init__(self, label: str, stream: IO[str], delay: float = 1.0, interval: float = 0.1) -> None:
+        self.label, self.stream, self.delay, self.interval = label, stream, delay, interval
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.start < self.delay or (now - self.last < self.interval and done < total):
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        filled = int(frac * 30)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {frac:4.0%} "
+                          f"{_mb(done)}/{_mb(total)} MB")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f}" if n >= 10e6 else f"{n / 1e6:.1f}"
+
+
+@contextmanager
+def progress(label: str, quiet: bool, stream: IO[str] | None = None) -> Iterator[Callable[[int, int], None] | None]:
+    """The ``progress(done, total)`` callback for library functions: a bar when stderr is a terminal and
+    not --quiet, else None."""
+    stream = stream or sys.stderr
+    if quiet or not stream.isatty():
+        yield None
+        return
+    bar = ProgressBar(label, stream)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -4,8 +4,13 @@ TF's algorithm (FORMATS.md 3.2-3.3, convert_to_constants.py), done on the GraphD
 prune to the outputs (extract_sub_graph), then every variable op on the path becomes a Const holding the
 checkpoint's value, ReadVariableOp becomes Identity, ResourceGather(Nd) becomes GatherV2/GatherNd, and the
 dtype of Identity/Enter/Switch/Merge... chains that carried a resource handle is set to the value's.
-Every problem (missing variable, shape or dtype mismatch, missing shard, update ops on the path) is
-collected and reported at once, before anything is written. Large weights are not copied: each Const's
+Training updates that survived pruning are handled deterministically: update ops reached only through
+control inputs (batch norm's forced moving-average updates, ``control_dependencies([train_op])``) are dropped
+with those control edges -- a frozen graph has no state to update, and no output's value depends on them in
+a single run; ``Assign``/``AssignAdd``/``AssignSub`` whose *value* is used become ``Identity``/``Add``/``Sub``
+(the value a session run computes). Any other update op whose value is used is an error. Every problem
+(missing variable, shape or dtype mismatch, missing shard, such update ops, a training op named as output)
+is collected and reported at once, before anything is written. Large weights are not copied: each Const's
 bytes stream from the mmapped checkpoint to the output file.
 """
 
@@ -23,7 +28,7 @@ from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
-from graphkit.io.save import serialized_size
+from graphkit.io.save import Progress, serialized_size
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
 
@@ -44,6 +49,7 @@ class FreezeReport:
     nodes_after: int
     frozen: list[str] = field(default_factory=list)  # checkpoint keys turned into constants
     kept_variables: list[str] = field(default_factory=list)
+    dropped_updates: list[str] = field(default_factory=list)  # update ops removed with their control edges
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
@@ -137,8 +143,11 @@ def freeze(
     batch: int = 1,
     inputs: dict[str, np.ndarray] | None = None,
     rtol: float = 1e-6,
+    progress: Progress | None = None,
 ) -> FreezeReport:
-    """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done."""
+    """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done.
+
+    ``progress(done, total)`` is called as the output's bytes are written."""
     model = resolve_source(src, graph, checkpoint, tags)
     assert model.graph is not None
     if model.meta_graph is not None and len(model.meta_graph.object_graph_def.nodes) > 1 and any(
@@ -148,8 +157,10 @@ def freeze(
             "Use TF's convert_variables_to_constants_v2, or export a TF1-style graph", model.path)
     wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
     full = model.graph.graph_def
-    pruned = extract_subgraph(full, wanted)
+    _refuse_training_outputs(full, wanted, model.path)
+    pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
     frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables))
+    report.dropped_updates = dropped
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
@@ -163,7 +174,8 @@ def freeze(
     report.output_path = os.fspath(out)
     report.nodes_before = len(full.node)
     report.nodes_after = len(frozen_graph.graph_def.node)
-    report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text)
+    report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
+                                      progress=progress)
     if verify:
         _verify(model, frozen_graph, report, batch, inputs, rtol)
     return report
@@ -203,7 +215,6 @@ def _convert(
 ) -> tuple[Graph, FreezeReport]:
     assert model.graph is not None
     ckpt = model.checkpoint
-    index = GraphIndex(pruned)
     by_node: dict[str, tuple[str, str]] = {}  # variable node -> (checkpoint key, slice spec)
     for var in graph_variables(model.graph.graph_def, model.meta_graph):
         for node_name in var.nodes:
@@ -235,7 +246,7 @@ def _convert(
         values[node.name] = (node, value, info.dtype, shape)
         if key not in report.frozen:
             report.frozen.append(key)
-    problems += _update_ops_on_path(pruned, index, set(values))
+    problems += _rewrite_value_updates(pruned, set(values))
     missing = ckpt.missing_files() if ckpt is not None else []
     problems += [f"data file {f.name} is missing" for f in missing]
     if problems:
@@ -350,17 +361,68 @@ def _gather(gd: graph_pb2.GraphDef, node: node_def_pb2.NodeDef, code: int) -> No
         node.attr.pop(attr, None)
 
 
-def _update_ops_on_path(gd: graph_pb2.GraphDef, index: GraphIndex, variables: set[str]) -> list[str]:
-    """Ops that write variables and survived pruning (reached through control inputs): TF's classic
-    'float_ref' import failure. Report them, naming who pulls them in."""
+def _refuse_training_outputs(gd: graph_pb2.GraphDef, outputs: list[str], path: object) -> None:
+    """A train op (an update op, or a NoOp grouping updates) named as an output cannot be frozen."""
+    index = GraphIndex(gd)
+    for name in outputs:
+        node = index.nodes.get(name)
+        if node is not None and (_UPDATE_OPS.match(node.op) or (node.op == "NoOp" and node.input)):
+            raise GraphkitError(f"output '{name}' ({node.op}) is a training op; a frozen graph has no state to "
+                                "update -- name the inference outputs with --outputs", str(path))
+
+
+def _drop_control_updates(gd: graph_pb2.GraphDef, outputs: list[str]) -> tuple[graph_pb2.GraphDef, list[str]]:
+    """Remove update ops that the outputs reach only through control inputs, then prune again."""
+    dropped: list[str] = []
+    while True:
+        index = GraphIndex(gd)
+        updates = {n.name for n in gd.node
+                   if _UPDATE_OPS.match(n.op) and n.name not in outputs and not index.consumers.get(n.name)}
+        if not updates:
+            return gd, dropped
+        for node in gd.node:
+            kept = [i for i in node.input if not (i.startswith("^") and i[1:] in updates)]
+            if len(kept) != len(node.input):
+                del node.input[:]
+                node.input.extend(kept)
+        dropped += sorted(updates)
+        gd = extract_subgraph(gd, outputs)
+
+
+_VALUE_OF_UPDATE = {"Assign": "Identity", "AssignAdd": "Add", "AssignSub": "Sub"}
+
+
+def _rewrite_value_updates(gd: graph_pb2.GraphDef, variables: set[str]) -> list[str]:
+    """Update ops whose value is used: Assign/AssignAdd/AssignSub on a frozen variable become
+    Identity(value)/Add/Sub (the community fix for tensorflow#3628, applied only where exact); anything else
+    is reported."""
     problems = []
+    index = GraphIndex(gd)
     for node in gd.node:
-        if _UPDATE_OPS.match(node.op):
-            users = index.control_consumers.get(node.name, []) + [u for u, _ in index.consumers.get(node.name, [])]
-            via = f" (needed by '{users[0]}')" if users else ""
-            problems.append(f"update op '{node.name}' ({node.op}) is on the path to the outputs{via}; "
-                            "choose outputs that do not depend on training updates")
+        if not _UPDATE_OPS.match(node.op):
+            continue
+        target = _source_variable(index, node.input[0]) if node.input else None
+        if node.op in _VALUE_OF_UPDATE and target in variables:
+            node.op = _VALUE_OF_UPDATE[node.op]
+            if node.op == "Identity":
+                del node.input[0]
+            for attr in ("use_locking", "validate_shape", "_output_shapes"):
+                node.attr.pop(attr, None)
+            continue
+        users = [u for u, _ in index.consumers.get(node.name, [])]
+        via = f" (its value is used by '{users[0]}')" if users else ""
+        problems.append(f"update op '{node.name}' ({node.op}) is on the path to the outputs{via}; "
+                        "choose outputs that do not depend on training updates")
     return problems
+
+
+def _source_variable(index: GraphIndex, ref: str) -> str | None:
+    """The variable a ref input comes from, through Ref/Identity/Switch pass-throughs."""
+    name = parse_ref(ref).node
+    while name in index.nodes and index.nodes[name].op in _PASS_THROUGH and index.nodes[name].input:
+        name = parse_ref(index.nodes[name].input[0]).node
+    node = index.nodes.get(name)
+    return name if node is not None and node.op in VARIABLE_OPS else None
 
 
 def _drop_unused_library(gd: graph_pb2.GraphDef) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json
+from graphkit.cliutil import common, emit_json, progress
 from graphkit.freeze import freeze
 from graphkit.inspect.render import human_bytes
 
@@ -44,10 +44,11 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     or a TF1 SavedModel folder; or give --graph and --checkpoint. Like TF's freeze_graph, the graph is first
     pruned to what the outputs need, and devices are cleared.
     """
-    report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
-                    tags=list(tags) or None, keep_variables=list(keep_variables), skip_variables=list(skip_variables),
-                    keep_devices=keep_devices, text=text or None, verify=verify, batch=batch,
-                    inputs=_load_inputs(input_files), rtol=rtol)
+    with progress("freezing", quiet) as bar:
+        report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
+                        tags=list(tags) or None, keep_variables=list(keep_variables),
+                        skip_variables=list(skip_variables), keep_devices=keep_devices, text=text or None,
+                        verify=verify, batch=batch, inputs=_load_inputs(input_files), rtol=rtol, progress=bar)
     if as_json:
         emit_json(report.__dict__)
         return
@@ -55,6 +56,8 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     click.echo(f"  outputs: {', '.join(report.outputs)}")
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after}")
     click.echo(f"  variables frozen: {len(report.frozen)} ({human_bytes(report.weight_bytes)})")
+    if report.dropped_updates:
+        click.echo(f"  training updates dropped: {', '.join(report.dropped_updates)} (a frozen graph has no state)")
     for d in report.verified:
         click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:

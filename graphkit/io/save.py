@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -20,6 +20,9 @@ from graphkit.errors import GraphkitError
 from graphkit.io.graph import FileSlice, Graph, graph_header
 from graphkit.io.wire import LEN, encode_varint, tag
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
+
+Progress = Callable[[int, int], None]
+"""A callback ``progress(done, total)`` long-running library functions take; the CLI draws it."""
 
 TEXT_SUFFIXES = (".pbtxt", ".pbtext", ".txt", ".prototxt", ".textproto")
 Chunk = bytes | memoryview | FileSlice
@@ -126,10 +129,12 @@ def save_graph(
     inputs: Iterable[str | os.PathLike[str]] = (),
     text: bool | None = None,
     meta_graph: meta_graph_pb2.MetaGraphDef | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Write ``graph`` (as a GraphDef, or inside ``meta_graph`` as a MetaGraphDef); returns bytes written.
 
-    Text when ``text`` is true or the path ends in .pbtxt; binary otherwise.
+    Text when ``text`` is true or the path ends in .pbtxt; binary otherwise. ``progress(done, total)`` is
+    called as bytes are written.
     """
     text = is_text_path(path) if text is None else text
     with atomic_write(path, inputs) as fh:
@@ -149,7 +154,7 @@ def save_graph(
             wrapper.CopyFrom(meta_graph)
             wrapper.ClearField("graph_def")
             chunks = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
-        written = 0
+        written, total = 0, sum(len(c) for c in chunks)
         for chunk in chunks:
             if isinstance(chunk, FileSlice):
                 fh.flush()
@@ -157,6 +162,8 @@ def save_graph(
             else:
                 fh.write(chunk)
             written += len(chunk)
+            if progress is not None:
+                progress(written, total)
         return written
 
 

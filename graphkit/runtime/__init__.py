@@ -19,10 +19,21 @@ from graphkit.io.roles import Input
 def import_tf() -> Any:
     """TensorFlow, or a clear error saying which extra to install."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    # TF's C++ start-up notes (absl, oneDNN) ignore TF_CPP_MIN_LOG_LEVEL: keep them off the user's stderr.
+    saved = os.dup(2)
     try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
         import tensorflow as tf
     except ImportError as exc:
         raise GraphkitError("this needs TensorFlow: pip install 'graphkit[tf]'") from exc
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     return tf
 
 

@@ -133,9 +133,63 @@ def test_missing_shard_is_reported(tmp_path):
         freeze(tmp_path / "model.ckpt", tmp_path / "f.pb", outputs=["output"])
 
 
-def test_update_ops_on_the_path_are_an_error(tmp_path):
-    with pytest.raises(GraphkitError, match="update op .* is on the path"):
+def test_a_train_op_as_output_is_an_error(tmp_path):
+    with pytest.raises(GraphkitError, match="'train' .* is a training op"):
         freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["train"])
+    assert not (tmp_path / "f.pb").exists()
+
+
+def _bn_session(tf, feed, training):
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    prefix = str(fixture_checkpoint("batch_norm"))
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        v1.train.import_meta_graph(prefix + ".meta", clear_devices=True).restore(sess, prefix)
+        value = sess.run("output:0", {**feed, "is_training:0": training})
+        theirs = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), ["output"])
+    return value, theirs
+
+
+def test_batch_norm_moving_averages(tf, tmp_path):
+    """Forced moving-average updates (AssignSub through RefSwitch in a tf.cond) are dropped, ref reads become
+    value reads: the frozen graph equals the session in inference *and* training mode, where TF's own freeze
+    keeps the update ops and writes a graph that fails to import (tensorflow#3628)."""
+    out = tmp_path / "bn.pb"
+    report = freeze(fixture_checkpoint("batch_norm"), out, outputs=["output"])
+    assert sorted(report.dropped_updates) == ["bn1/moments_cond/AssignMovingAvg", "bn1/moments_cond/AssignMovingAvg_1"]
+    assert "bn1/moving_mean" in report.frozen and not any("Momentum" in k for k in report.frozen)
+    feed = {"x:0": np.random.RandomState(4).randn(5, 6).astype(np.float32)}
+    for training in (False, True):
+        expected, theirs = _bn_session(tf, feed, training)
+        got, ours = _run_frozen(tf, out, ["output"], {**feed, "is_training:0": training})
+        np.testing.assert_allclose(got[0], expected, rtol=1e-6, atol=1e-7)
+    ops = {n.op for n in ours.node}
+    assert not ops & {"RefSwitch", "AssignSub", "VariableV2"}
+    # TF's node set = ours + the update subgraph it could not drop
+    extra = {n.name for n in theirs.node} - {n.name for n in ours.node}
+    assert {n.name for n in ours.node} <= {n.name for n in theirs.node}
+    assert set(report.dropped_updates) <= extra
+    assert all(name.startswith("bn1/") for name in extra)
+    with pytest.raises(Exception, match="float_ref"), tf.Graph().as_default():
+        tf.compat.v1.import_graph_def(theirs, name="")
+
+
+def test_assign_whose_value_is_used_becomes_arithmetic(tf, tmp_path):
+    """y = assign_add(v, x) * 2: the frozen graph computes one session run's value."""
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    prefix = str(tmp_path / "m.ckpt")
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        x = v1.placeholder(tf.float32, [3], name="x")
+        v = v1.get_variable("v", initializer=np.arange(3, dtype=np.float32), use_resource=False)
+        tf.multiply(v1.assign_add(v, x), 2.0, name="y")
+        sess.run(v1.global_variables_initializer())
+        v1.train.Saver().save(sess, prefix)
+        expected = sess.run("y:0", {"x:0": [1, 2, 3]})
+    freeze(prefix, tmp_path / "f.pb", outputs=["y"])
+    got, ours = _run_frozen(tf, tmp_path / "f.pb", ["y"], {"x:0": [1, 2, 3]})
+    np.testing.assert_array_equal(got[0], expected)
+    assert {n.op for n in ours.node} >= {"Add", "Const"} and "AssignAdd" not in {n.op for n in ours.node}
 
 
 def test_outputs_default_to_the_clear_candidate_or_list_them(tmp_path):
@@ -215,7 +269,7 @@ def test_cli(runner, tmp_path):
     assert "Examples:" in runner.invoke(cli, ["freeze", "--help"]).stdout
 
 
-@pytest.mark.parametrize("name", ["mlp_ref", "control_flow", "saved_model_tf1"])
+@pytest.mark.parametrize("name", ["mlp_ref", "control_flow", "batch_norm", "saved_model_tf1"])
 def test_verify_passes(tf, tmp_path, name):
     src = FIXTURES / name if name == "saved_model_tf1" else fixture_checkpoint(name)
     report = freeze(src, tmp_path / "f.pb", verify=True, batch=5,
