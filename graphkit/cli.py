@@ -30,9 +30,12 @@ def cli() -> None:
 def _register() -> None:
     from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
+    from graphkit.surgery.cli import COMMANDS
 
     cli.add_command(inspect_cmd)
     cli.add_command(freeze_cmd)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 _register()

@@ -42,3 +42,28 @@ def runner():
         return CliRunner(mix_stderr=False)
     except TypeError:  # click >= 8.2 keeps stderr apart by default
         return CliRunner()
+
+
+def read_graph(tf, path):
+    """A GraphDef file (binary or text) parsed with TF's own proto classes."""
+    gd = tf.compat.v1.GraphDef()
+    path = Path(path)
+    if path.suffix in (".pbtxt", ".txt"):
+        from google.protobuf import text_format
+
+        text_format.Parse(path.read_text(), gd)
+    else:
+        gd.ParseFromString(path.read_bytes())
+    return gd
+
+
+def run_graph(tf, graph_def, fetches, feed, input_map=None):
+    """Import a GraphDef (TF's proto or a path) into a fresh graph, as TF users do, and run it."""
+    if not hasattr(graph_def, "node"):
+        graph_def = read_graph(tf, graph_def)
+    graph = tf.Graph()
+    with graph.as_default():
+        mapped = {k: v(graph) if callable(v) else v for k, v in (input_map or {}).items()}
+        tf.compat.v1.import_graph_def(graph_def, name="", input_map=mapped or None)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return sess.run([f if ":" in f else f + ":0" for f in fetches], feed)

@@ -26,9 +26,10 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import FileSlice, closest, extract_subgraph
+from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
 from graphkit.io.save import Progress, serialized_size
+from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
 
@@ -53,11 +54,6 @@ class FreezeReport:
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
-
-
-def _names(items: list[str] | tuple[str, ...] | None) -> list[str]:
-    """Names given repeated or comma-separated."""
-    return [p.strip() for item in items or [] for p in item.split(",") if p.strip()]
 
 
 def _selected(key: str, nodes: list[str], patterns: list[str]) -> bool:
@@ -164,7 +160,7 @@ def freeze(
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
-    _drop_unused_library(frozen_graph.graph_def)
+    drop_unused_library(frozen_graph.graph_def)
     size = serialized_size(frozen_graph)
     if size > PROTOBUF_LIMIT:
         raise GraphkitError(
@@ -423,15 +419,3 @@ def _source_variable(index: GraphIndex, ref: str) -> str | None:
         name = parse_ref(index.nodes[name].input[0]).node
     node = index.nodes.get(name)
     return name if node is not None and node.op in VARIABLE_OPS else None
-
-
-def _drop_unused_library(gd: graph_pb2.GraphDef) -> None:
-    """Keep the function library only when something references it."""
-    if not gd.library.function:
-        return
-    names = {f.signature.name for f in gd.library.function}
-    used = any(n.op in names for n in gd.node) or any(
-        a.func.name in names or any(f.name in names for f in a.list.func)
-        for n in gd.node for a in n.attr.values())
-    if not used:
-        gd.ClearField("library")

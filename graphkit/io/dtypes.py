@@ -43,7 +43,12 @@ _TABLE: dict[int, tuple[str, np.dtype | None]] = {
 _BY_NAME = {name: code for code, (name, _) in _TABLE.items() if not name.startswith("q")}
 _BY_NAME.update({"float": 1, "double": 2, "half": 19, "str": 7, "bytes": 7})
 REF_OFFSET = 100
+DT_FLOAT = 1
+DT_INT32 = 3
+DT_UINT8 = 4
 DT_STRING = 7
+DT_INT64 = 9
+DT_BOOL = 10
 DT_RESOURCE = 20
 DT_VARIANT = 21
 

@@ -200,9 +200,13 @@ def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
     return (n.name for n in graph_def.node)
 
 
-def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> graph_pb2.GraphDef:
+def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str],
+                     colocations: bool = True) -> graph_pb2.GraphDef:
     """TF's extract_sub_graph: keep what ``outputs`` (node names) need through data inputs, control
-    inputs and ``_class`` colocations; original node order; library and versions copied."""
+    inputs and ``_class`` colocations; original node order; library and versions copied.
+
+    With ``colocations=False`` colocation targets do not keep nodes alive (a cut graph's upstream goes away);
+    call :func:`drop_dangling_colocations` on the result."""
     index = GraphIndex(graph_def)
     queue: deque[str] = deque()
     for name in outputs:
@@ -211,7 +215,9 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> g
     keep = set(queue)
     while queue:
         node = index.nodes[queue.popleft()]
-        deps = [parse_ref(t).node for t in node.input] + index.colocations(node)
+        deps = [parse_ref(t).node for t in node.input]
+        if colocations:
+            deps += index.colocations(node)
         for dep in deps:
             if dep not in keep and dep in index.nodes:
                 keep.add(dep)
@@ -219,6 +225,64 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str]) -> g
     out = graph_header(graph_def)
     out.node.extend(n for n in graph_def.node if n.name in keep)
     return out
+
+
+def drop_dangling_colocations(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place); returns the nodes changed."""
+    names = {n.name for n in graph_def.node}
+    changed = []
+    for node in graph_def.node:
+        if "_class" not in node.attr:
+            continue
+        entries = list(node.attr["_class"].list.s)
+        kept = [e for e in entries if not e.startswith(b"loc:@") or e[5:].decode() in names]
+        if len(kept) != len(entries):
+            changed.append(node.name)
+            if kept:
+                del node.attr["_class"].list.s[:]
+                node.attr["_class"].list.s.extend(kept)
+            else:
+                del node.attr["_class"]
+    return changed
+
+
+def _function_refs(nodes: Iterable[node_def_pb2.NodeDef], names: set[str]) -> set[str]:
+    found: set[str] = set()
+    for node in nodes:
+        if node.op in names:
+            found.add(node.op)
+        for attr in node.attr.values():
+            if attr.func.name in names:
+                found.add(attr.func.name)
+            found.update(f.name for f in attr.list.func if f.name in names)
+    return found
+
+
+def drop_unused_library(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Keep only the library functions the graph's nodes reach (directly or through other functions), in
+    place; returns the names dropped."""
+    if not graph_def.library.function:
+        return []
+    by_name = {f.signature.name: f for f in graph_def.library.function}
+    names = set(by_name)
+    used = _function_refs(graph_def.node, names)
+    queue = list(used)
+    while queue:
+        func = by_name[queue.pop()]
+        for ref in _function_refs(func.node_def, names) - used:
+            used.add(ref)
+            queue.append(ref)
+    dropped = sorted(names - used)
+    if not used:
+        graph_def.ClearField("library")
+    elif dropped:
+        kept = [f for f in graph_def.library.function if f.signature.name in used]
+        grads = [g for g in graph_def.library.gradient if g.function_name in used]
+        graph_def.library.ClearField("function")
+        graph_def.library.function.extend(kept)
+        graph_def.library.ClearField("gradient")
+        graph_def.library.gradient.extend(grads)
+    return dropped
 
 
 def graph_header(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:

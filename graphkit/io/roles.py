@@ -70,6 +70,48 @@ def node_dtype(node: node_def_pb2.NodeDef) -> int:
     return 0
 
 
+_BOOL_OPS = frozenset({"Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual", "LogicalAnd",
+                       "LogicalOr", "LogicalNot", "IsFinite", "IsNan", "IsInf", "InTopK", "InTopKV2"})
+_FIXED = {"DecodeJpeg": dtypes.DT_UINT8, "DecodeAndCropJpeg": dtypes.DT_UINT8, "DecodeBmp": dtypes.DT_UINT8,
+          "DecodeGif": dtypes.DT_UINT8, "ReadFile": dtypes.DT_STRING, "Where": dtypes.DT_INT64,
+          "Rank": dtypes.DT_INT32, "EncodeJpeg": dtypes.DT_STRING, "EncodePng": dtypes.DT_STRING}
+_LIST_TYPES = ("out_types", "output_types", "Tout", "component_types", "dtypes", "Toutputs")
+
+
+def output_dtype(node: node_def_pb2.NodeDef, port: int = 0) -> int | None:
+    """The dtype of output ``port`` from the node's attrs (no op registry), or None when it cannot be told."""
+    if node.op in _BOOL_OPS:
+        return dtypes.DT_BOOL
+    if node.op in _FIXED:
+        return _FIXED[node.op]
+    for key in _LIST_TYPES:
+        if key in node.attr and node.attr[key].list.type:
+            types = node.attr[key].list.type
+            return int(types[port]) if port < len(types) else None
+    if port > 0:
+        extra = {"TopKV2": ("", dtypes.DT_INT32), "Unique": ("out_idx", 0), "UniqueV2": ("out_idx", 0),
+                 "FusedBatchNormV3": ("U", 0), "FusedBatchNormV2": ("U", 0)}.get(node.op)
+        if extra is not None:
+            return int(node.attr[extra[0]].type) if extra[0] else extra[1]
+    for key in ("dtype", "T", "DstT", "out_type", "output_type", "Tidx" if node.op == "Range" else "",
+                "Tparams", "SrcT" if node.op == "Bitcast" else ""):
+        if key and key in node.attr and node.attr[key].type:
+            return int(node.attr[key].type)
+    if node.op in ("Shape", "Size"):
+        return dtypes.DT_INT32
+    if node.op in ("ArgMax", "ArgMin"):
+        return dtypes.DT_INT64
+    return None
+
+
+def output_shape(node: node_def_pb2.NodeDef, port: int = 0) -> tuple[int, ...] | None:
+    """Output ``port``'s shape from ``_output_shapes`` (or a Placeholder's/Const's own), None when unknown."""
+    shapes = node.attr["_output_shapes"].list.shape if "_output_shapes" in node.attr else []
+    if port < len(shapes):
+        return tensors.shape_of(shapes[port])
+    return node_shape(node) if port == 0 else None
+
+
 def node_shape(node: node_def_pb2.NodeDef) -> tuple[int, ...] | None:
     if "shape" in node.attr and node.attr["shape"].HasField("shape"):
         return tensors.shape_of(node.attr["shape"].shape)
@@ -173,7 +215,7 @@ def graph_variables(
         return _object_graph_variables(meta_graph)
     index = GraphIndex(graph_def)
     found: dict[str, Variable] = {}
-    defs = _variable_defs(meta_graph) if meta_graph is not None else []
+    defs = variable_defs(meta_graph) if meta_graph is not None else []
     for vdef in defs:
         node_name = parse_ref(vdef.variable_name).node
         node = index.nodes.get(node_name)
@@ -199,7 +241,7 @@ def graph_variables(
     return sorted(found.values(), key=lambda v: v.key)
 
 
-def _variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.VariableDef]:
+def variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.VariableDef]:
     out = []
     seen = set()
     for key in ("variables", "local_variables", "model_variables", "trainable_variables"):

@@ -154,17 +154,78 @@ def save_graph(
             wrapper.CopyFrom(meta_graph)
             wrapper.ClearField("graph_def")
             chunks = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
-        written, total = 0, sum(len(c) for c in chunks)
-        for chunk in chunks:
-            if isinstance(chunk, FileSlice):
-                fh.flush()
-                _copy_file_slice(chunk, fh)
-            else:
-                fh.write(chunk)
-            written += len(chunk)
-            if progress is not None:
-                progress(written, total)
+        return _write_chunks(chunks, fh, progress)
+
+
+def _write_chunks(chunks: list[Chunk], fh: IO[bytes], progress: Progress | None) -> int:
+    written, total = 0, sum(len(c) for c in chunks)
+    for chunk in chunks:
+        if isinstance(chunk, FileSlice):
+            fh.flush()
+            _copy_file_slice(chunk, fh)
+        else:
+            fh.write(chunk)
+        written += len(chunk)
+        if progress is not None:
+            progress(written, total)
+    fh.flush()
+    return written
+
+
+def save_saved_model(
+    graph: Graph,
+    meta_graph: meta_graph_pb2.MetaGraphDef,
+    src_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write a SavedModel folder holding ``meta_graph`` with ``graph`` as its graph; the source's
+    ``variables/`` and ``assets/`` are hard-linked (or copied). Built in a temporary folder and renamed into
+    place, so a failure leaves nothing; an existing ``out_dir`` is refused. Returns saved_model.pb's size."""
+    from graphkit.proto import saved_model_pb2
+
+    out = Path(out_dir)
+    if out.exists():
+        raise GraphkitError("output folder exists; give a new folder for the SavedModel", out)
+    if not out.parent.is_dir():
+        raise GraphkitError(f"output folder '{out.parent}' does not exist", out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        src = Path(src_dir)
+        for sub in ("variables", "assets", "assets.extra"):
+            if (src / sub).is_dir():
+                _link_tree(src / sub, tmp / sub)
+        header = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+        wrapper = meta_graph_pb2.MetaGraphDef()
+        wrapper.CopyFrom(meta_graph)
+        wrapper.ClearField("graph_def")
+        chunks = graph_chunks(graph)
+        inner = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
+        body = [header.SerializeToString(), _len_field(2, sum(len(c) for c in inner)), *inner]
+        with open(tmp / "saved_model.pb", "wb") as fh:
+            written = _write_chunks(body, fh, progress)
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, out)
         return written
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    import shutil
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
 
 
 def _copy_file_slice(part: FileSlice, fh: IO[bytes]) -> None:

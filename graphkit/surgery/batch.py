@@ -1,0 +1,269 @@
+"""``graphkit set-batch``: make the batch dimension of the inputs unknown (or fix it), including the
+constants that hard-code it, so the graph runs at any batch size and gives per sample what it gave before."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
+from graphkit.io.roles import PLACEHOLDER_OPS, node_shape
+from graphkit.io.save import Progress
+from graphkit.io.spec import parse_spec
+from graphkit.io.spec import split_names as names
+from graphkit.io.tensors import from_numpy, shape_proto, to_numpy
+from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.surgery.core import SurgeryReport, drop_stale_shapes, finish, open_graph
+
+_ELEMENTWISE = frozenset({
+    "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "Maximum", "Minimum", "SquaredDifference", "Select",
+    "SelectV2", "Pow", "Identity", "Cast", "Neg", "Abs", "Relu", "Relu6", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt",
+    "Rsqrt", "Square", "Floor", "FloorDiv", "FloorMod", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal",
+    "NotEqual", "LogicalAnd", "LogicalOr", "LogicalNot"})
+# op -> index of the input that is a shape (its element 0 is the batch)
+_SHAPE_OPERAND = {"Reshape": 1, "Fill": 0, "BroadcastTo": 1, "Tile": 1, "RandomUniform": 0, "RandomStandardNormal": 0,
+                  "TruncatedNormal": 0, "Empty": 0, "Zeros": 0}
+
+
+def set_batch(
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    inputs: list[str] | None = None,
+    tags: list[str] | None = None,
+    text: bool | None = None,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Set dim 0 of the inputs (default: every Placeholder of rank >= 1) to unknown, or to ``size``. Downstream
+    constants that hard-code the old batch B are rewritten: shape operands of Reshape/Fill/BroadcastTo/Tile
+    (B -> -1 in a Reshape, else the batch read from the input at run time, or ``size``), StridedSlice/Slice
+    bounds that end at B, and constant tensors of batch B holding one repeated value. Anything else holding B
+    that the outputs use is reported by name (``notes``), never silently left."""
+    if size is not None and size < 1:
+        raise GraphkitError(f"--size must be at least 1, not {size}")
+    model = open_graph(model_path, tags)
+    assert model.graph is not None
+    gd = graph_pb2.GraphDef()
+    gd.CopyFrom(model.graph.graph_def)
+    index = GraphIndex(gd)
+    report = SurgeryReport("set-batch")
+    specs = {s.name: s for s in (parse_spec(n) for n in names(inputs))}
+    chosen = [index.node(name) for name in specs] or [
+        n for n in gd.node if n.op in PLACEHOLDER_OPS and (node_shape(n) or ())]
+    if not chosen:
+        raise GraphkitError("no input with a batch dimension (Placeholders of known rank >= 1); "
+                            "name them with --inputs", model.path)
+    batches: set[int] = set()
+    for node in chosen:
+        given = specs.get(node.name)
+        shape = given.shape if given is not None and given.shape is not None else node_shape(node)
+        if node.op not in PLACEHOLDER_OPS:
+            raise GraphkitError(f"'{node.name}' ({node.op}) is not a Placeholder; set-batch changes graph inputs")
+        if not shape:
+            raise GraphkitError(f"input '{node.name}' has {'unknown rank' if shape is None else 'no dimensions'}; "
+                                f"give its shape, e.g. --inputs '{node.name}[?,224,224,3]'")
+        if shape[0] >= 0:
+            batches.add(shape[0])
+        new_shape = (size if size is not None else -1, *shape[1:])
+        node.attr["shape"].shape.CopyFrom(shape_proto(new_shape))
+        if "_output_shapes" in node.attr:
+            node.attr["_output_shapes"].list.shape[0].CopyFrom(shape_proto(new_shape))
+        report.rewritten.append(node.name)
+    region = _downstream(index, [n.name for n in chosen])
+    drop_stale_shapes(gd, [n for n in region if n not in report.rewritten])
+    if len(batches) > 1:
+        raise GraphkitError(f"the inputs have different batch sizes ({sorted(batches)}); set them one at a time "
+                            "with --inputs")
+    if batches:
+        old = batches.pop()
+        if size != old:
+            _rewrite_constants(gd, index, region, chosen, old, size, report)
+            for node in gd.node:
+                if node.name in report.rewritten:
+                    node.attr.pop("_output_shapes", None)
+    else:
+        report.notes.append("the batch dimension was already unknown; no constants rewritten")
+    graph = Graph(gd, dict(model.graph.external))
+    return finish(model, graph, out, report, text=text, progress=progress)
+
+
+def _downstream(index: GraphIndex, starts: list[str]) -> dict[str, str]:
+    """Every node reachable from ``starts`` through data edges -> the first start that reaches it."""
+    reach: dict[str, str] = {s: s for s in starts}
+    queue = deque(starts)
+    while queue:
+        name = queue.popleft()
+        for user, _ in index.consumers.get(name, []):
+            if user not in reach:
+                reach[user] = reach[name]
+                queue.append(user)
+    return reach
+
+
+class _Builder:
+    """New nodes for the rewrites; the batch of an input read at run time, built once per input and dtype."""
+
+    def __init__(self, gd: graph_pb2.GraphDef, names: set[str]) -> None:
+        self.gd, self.names = gd, names
+        self.batch_vectors: dict[tuple[str, int], str] = {}
+
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.names:
+            name, k = f"{base}_{k}", k + 1
+        self.names.add(name)
+        return name
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        node = self.gd.node.add(name=self.unique(base), op="Const")
+        tensor = from_numpy(np.asarray(value))
+        node.attr["dtype"].type = tensor.dtype
+        node.attr["value"].tensor.CopyFrom(tensor)
+        return node.name
+
+    def add(self, base: str, op: str, inputs: list[str], **types: int) -> node_def_pb2.NodeDef:
+        node = self.gd.node.add(name=self.unique(base), op=op)
+        node.input.extend(inputs)
+        for key, code in types.items():
+            node.attr[key].type = code  # type: ignore[assignment]
+        return node
+
+    def batch_vector(self, source: str, code: int) -> str:
+        """int32/int64 [1] tensor holding dim 0 of ``source`` at run time."""
+        key = (source, code)
+        if key not in self.batch_vectors:
+            np_type = dtypes.to_numpy(code)
+            src = next(n for n in self.gd.node if n.name == source)
+            shape = self.add(f"{source}/batch/shape", "Shape", [source], out_type=code, T=int(src.attr["dtype"].type))
+            sl = self.add(f"{source}/batch", "StridedSlice",
+                          [shape.name, self.const(f"{source}/batch/begin", np.array([0], np_type)),
+                           self.const(f"{source}/batch/end", np.array([1], np_type)),
+                           self.const(f"{source}/batch/strides", np.array([1], np_type))], T=code, Index=code)
+            for mask in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
+                sl.attr[mask].i = 0
+            self.batch_vectors[key] = sl.name
+        return self.batch_vectors[key]
+
+
+def _rewrite_constants(gd: graph_pb2.GraphDef, index: GraphIndex, region: dict[str, str],
+                       chosen: list[node_def_pb2.NodeDef], old: int, size: int | None,
+                       report: SurgeryReport) -> None:
+    build = _Builder(gd, set(index.nodes))
+    handled: set[str] = set()
+    inputs = {n.name for n in chosen}
+    # constant-only branches that an elementwise region node combines with the batch (zeros([B, n]) + 0.5,
+    # a Tile or Fill of constants) hard-code B too
+    feeders: dict[str, str] = {}
+    for name in list(region):
+        if index.nodes[name].op not in _ELEMENTWISE:
+            continue
+        stack = [parse_ref(t).node for t in index.nodes[name].input if not t.startswith("^")]
+        while stack:
+            producer = stack.pop()
+            if producer in feeders or producer in region or producer not in index.nodes:
+                continue
+            op = index.nodes[producer].op
+            if op in _SHAPE_OPERAND or op in _ELEMENTWISE:
+                feeders[producer] = region[name]
+                if op in _ELEMENTWISE:
+                    stack.extend(parse_ref(t).node for t in index.nodes[producer].input if not t.startswith("^"))
+    for name in [*region, *feeders]:
+        node = index.nodes[name]
+        if name in inputs:
+            continue
+        source = region.get(name) or feeders[name]
+        operand = _SHAPE_OPERAND.get(node.op)
+        if operand is not None and operand < len(node.input):
+            ref = parse_ref(node.input[operand])
+            src = index.nodes.get(ref.node)
+            if src is not None and src.op == "Const" and ref.node not in region:
+                value = to_numpy(src.attr["value"].tensor)
+                if value.ndim == 1 and value.size and value[0] == old:
+                    node.input[operand] = _new_shape(build, node, value, size, source)
+                    report.rewritten.append(name)
+                    handled.add(ref.node)
+        if node.op in ("StridedSlice", "Slice") and len(node.input) >= 3 and _fix_slice(
+                build, index, node, old, size, region):
+            report.rewritten.append(name)
+        for i, text in enumerate(node.input):
+            ref = parse_ref(text)
+            src = index.nodes.get(ref.node)
+            if ref.control or src is None or src.op != "Const" or ref.node in handled or (
+                    node.op in _SHAPE_OPERAND and i == _SHAPE_OPERAND[node.op]):
+                continue
+            value_shape = tuple(d.size for d in src.attr["value"].tensor.tensor_shape.dim)
+            # rank >= 2 only: a rank-1 constant of length B is more likely a per-channel vector
+            if len(value_shape) >= 2 and value_shape[0] == old and old > 1 and node.op in _ELEMENTWISE:
+                value = to_numpy(src.attr["value"].tensor)
+                flat = value.reshape(-1)
+                if flat.size and (flat == flat[0]).all():
+                    node.input[i] = _splat(build, src, value, size, source)
+                    report.rewritten.append(name)
+                else:
+                    report.notes.append(f"not proved safe: '{ref.node}' (Const {list(value_shape)}) has the old batch "
+                                        f"{old} as dim 0 with per-sample values; '{name}' reads it")
+            elif src.attr["dtype"].type in (dtypes.DT_INT32, dtypes.DT_INT64) and node.op in ("Pack", "ConcatV2") \
+                    and old > 1 and old in to_numpy(src.attr["value"].tensor).reshape(-1).tolist():
+                report.notes.append(f"not proved safe: '{ref.node}' holds {old} (the old batch?) and feeds "
+                                    f"'{name}' ({node.op}); check it")
+
+
+def _new_shape(build: _Builder, node: node_def_pb2.NodeDef, value: np.ndarray, size: int | None,
+               source: str) -> str:
+    new = value.copy()
+    if size is not None:
+        new[0] = size
+        return build.const(f"{node.name}/shape_batch", new)
+    if node.op == "Reshape" and -1 not in value.tolist():
+        new[0] = -1
+        return build.const(f"{node.name}/shape_batch", new)
+    code = dtypes.from_numpy(value.dtype)
+    rest = build.const(f"{node.name}/shape_rest", value[1:])
+    axis = build.const(f"{node.name}/shape_axis", np.array(0, np.int32))
+    concat = build.add(f"{node.name}/shape_batch", "ConcatV2", [build.batch_vector(source, code), rest, axis],
+                       T=code, Tidx=dtypes.DT_INT32)
+    concat.attr["N"].i = 2
+    return concat.name
+
+
+def _splat(build: _Builder, src: node_def_pb2.NodeDef, value: np.ndarray, size: int | None, source: str) -> str:
+    """A constant of batch B with one repeated value -> Fill([batch, ...rest], value)."""
+    shape = np.array(value.shape, np.int32)
+    dims = _new_shape(build, node_def_pb2.NodeDef(name=src.name, op="Fill"), shape, size, source)
+    scalar = build.const(f"{src.name}/value", value.reshape(-1)[:1].reshape(()))
+    fill = build.add(f"{src.name}/batch_fill", "Fill", [dims, scalar], T=src.attr["dtype"].type,
+                     index_type=dtypes.DT_INT32)
+    return fill.name
+
+
+def _fix_slice(build: _Builder, index: GraphIndex, node: node_def_pb2.NodeDef, old: int, size: int | None,
+               region: dict[str, str]) -> bool:
+    """StridedSlice ending at B on axis 0 (begin 0, stride 1): end_mask bit 0 (or end = size). Slice of size B
+    from 0: size -1 (or size)."""
+    consts = []
+    for text in node.input[1:4]:
+        src = index.nodes.get(parse_ref(text).node)
+        if src is None or src.op != "Const" or src.name in region:
+            return False
+        consts.append(to_numpy(src.attr["value"].tensor))
+    begin, end = consts[0], consts[1]
+    if begin.ndim != 1 or not begin.size or begin[0] != 0 or end[0] != old:
+        return False
+    if node.op == "StridedSlice":
+        if consts[2][0] != 1 or node.attr["begin_mask"].i & 1 or node.attr["shrink_axis_mask"].i & 1:
+            return False
+        if size is None:
+            node.attr["end_mask"].i |= 1
+        else:
+            new = end.copy()
+            new[0] = size
+            node.input[2] = build.const(f"{node.name}/end_batch", new)
+        return True
+    new = end.copy()
+    new[0] = -1 if size is None else size
+    node.input[2] = build.const(f"{node.name}/size_batch", new)
+    return True

@@ -1,0 +1,300 @@
+"""What every surgery command shares: loading a graph, rewiring tensors (import_graph_def's input_map on a
+GraphDef), stale-attr clean-up, the report, and writing the result in the input's kind.
+
+Output kinds: OUT ending in .pb/.pbtxt is a GraphDef, .meta a MetaGraphDef (the input's signatures,
+collections and saver kept where their nodes still exist), and a folder for a SavedModel input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
+from graphkit.io.graph import TensorRef
+from graphkit.io.roles import graph_inputs, likely_outputs, output_dtype
+from graphkit.io.save import Progress, save_saved_model
+from graphkit.io.spec import TensorSpec
+from graphkit.io.tensors import format_shape, shape_proto
+from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
+
+GRAPH_SUFFIXES = (".pb", ".pbtxt", ".pbtext", ".txt", ".graphdef")
+
+
+@dataclass
+class SurgeryReport:
+    """What a surgery command did; the CLI prints it, tests assert it."""
+
+    command: str
+    output_path: str = ""
+    nodes_before: int = 0
+    nodes_after: int = 0
+    removed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+
+
+def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None) -> Model:
+    """A model with a graph (a checkpoint's weights are never read: surgery is graph-only)."""
+    model = load(path, tags=tags, verify=False)
+    if model.graph is None:
+        raise GraphkitError("no graph here (a checkpoint without its .meta); give the .meta or a GraphDef", path)
+    return model
+
+
+def ref_dtype(index: GraphIndex, ref: TensorRef) -> int | None:
+    return output_dtype(index.node(ref.node), ref.port)
+
+
+def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
+    """Nodes that read tensor ``ref`` (or, for ``^name``, take it as a control input)."""
+    if ref.control:
+        return list(index.control_consumers.get(ref.node, []))
+    users = []
+    for user, i in index.consumers.get(ref.node, []):
+        if parse_ref(index.nodes[user].input[i]).port == ref.port:
+            users.append(user)
+    return users
+
+
+def rewire(gd: graph_pb2.GraphDef, mapping: dict[TensorRef, TensorRef]) -> set[str]:
+    """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place;
+    duplicate control inputs are dropped. Returns the names of the nodes changed."""
+    changed: set[str] = set()
+    for node in gd.node:
+        new_inputs = []
+        seen_control: set[str] = set()
+        touched = False
+        for text in node.input:
+            ref = parse_ref(text)
+            target = mapping.get(ref)
+            if target is not None:
+                ref, touched = target, True
+            if ref.control:
+                if ref.node in seen_control:
+                    touched = True
+                    continue
+                seen_control.add(ref.node)
+            new_inputs.append(str(ref))
+        if touched:
+            del node.input[:]
+            node.input.extend(_data_first(new_inputs))
+            changed.add(node.name)
+    return changed
+
+
+def _data_first(inputs: list[str]) -> list[str]:
+    """TF requires control inputs after data inputs."""
+    return [i for i in inputs if not i.startswith("^")] + [i for i in inputs if i.startswith("^")]
+
+
+def check_dtype(index: GraphIndex, old: TensorRef, new_dtype: int | None, what: str) -> None:
+    """A replacement must have the dtype OLD's consumers take (when both are known)."""
+    if old.control or new_dtype is None:
+        return
+    want = ref_dtype(index, old)
+    if want is not None and dtypes.base(want) != dtypes.base(new_dtype):
+        users = consumers_of(index, old)
+        user = f"'{users[0]}' ({index.nodes[users[0]].op}) takes" if users else "it is"
+        raise GraphkitError(f"{user} {dtypes.name(want)} from '{old.tensor}', but {what} is {dtypes.name(new_dtype)}; "
+                            f"give a {dtypes.name(want)} replacement or replace a later tensor")
+
+
+def require_used(index: GraphIndex, old: TensorRef) -> None:
+    """TF's import_graph_def: a key that matches no input is an error."""
+    if old.node not in index.nodes:
+        raise GraphkitError(f"'{old.node}' is not in the graph{index.suggest(old.node)}")
+    if not consumers_of(index, old):
+        shown = str(old) if old.control else old.tensor
+        raise GraphkitError(f"nothing in the graph reads '{shown}', so there is nothing to replace "
+                            "(TF's import_graph_def refuses unused input_map keys too)")
+
+
+def placeholder(name: str, code: int, shape: tuple[int, ...] | None) -> node_def_pb2.NodeDef:
+    node = node_def_pb2.NodeDef(name=name, op="Placeholder")
+    node.attr["dtype"].type = dtypes.base(code)  # type: ignore[assignment]
+    node.attr["shape"].shape.CopyFrom(shape_proto(shape))
+    return node
+
+
+def spec_placeholder(spec: TensorSpec, index: GraphIndex, old: TensorRef, name: str) -> node_def_pb2.NodeDef:
+    """A Placeholder from a spec, its dtype/shape defaulting to what OLD produced (dtype must be known)."""
+    from graphkit.io.roles import output_shape
+
+    code = spec.dtype if spec.dtype is not None else ref_dtype(index, old)
+    if code is None:
+        raise GraphkitError(f"cannot tell the dtype of '{old}' from its node's attrs; give it, e.g. "
+                            f"{name}:float32[?,224,224,3]")
+    shape = spec.shape if spec.shape is not None else output_shape(index.node(old.node), old.port)
+    return placeholder(name, code, shape)
+
+
+def drop_stale_shapes(gd: graph_pb2.GraphDef, changed: Iterable[str]) -> int:
+    """Delete ``_output_shapes`` on ``changed`` nodes and everything downstream of them (TF re-infers shapes
+    and only validates recorded ones). Returns how many nodes lost the attr."""
+    index = GraphIndex(gd)
+    queue = deque(n for n in changed if n in index.nodes)
+    seen = set(queue)
+    count = 0
+    while queue:
+        node = index.nodes[queue.popleft()]
+        if "_output_shapes" in node.attr:
+            del node.attr["_output_shapes"]
+            count += 1
+        for user in [u for u, _ in index.consumers.get(node.name, [])]:
+            if user not in seen:
+                seen.add(user)
+                queue.append(user)
+    return count
+
+
+def sinks(gd: graph_pb2.GraphDef) -> list[str]:
+    """Nodes nothing reads: the outputs to keep when the user names none."""
+    index = GraphIndex(gd)
+    return [n.name for n in gd.node if not index.is_consumed(n.name)]
+
+
+def default_outputs(model: Model) -> list[str]:
+    assert model.graph is not None
+    return [o.name for o in likely_outputs(model.graph.graph_def, model.meta_graph)] or sinks(model.graph.graph_def)
+
+
+def writes_meta(model: Model, out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` will be a MetaGraphDef or SavedModel (see the module docstring)."""
+    target = str(out)
+    return target.endswith(".meta") or (model.format == "savedmodel" and not target.lower().endswith(GRAPH_SUFFIXES))
+
+
+def saver_nodes(model: Model, out: str | os.PathLike[str]) -> list[str]:
+    """When the result keeps a MetaGraphDef, the saver's save and restore ops stay, so the result can still
+    restore its checkpoint; so do the variables' initializers and snapshots that import_meta_graph looks up."""
+    from graphkit.io.roles import variable_defs
+
+    meta = model.meta_graph
+    if meta is None or not meta.saver_def.restore_op_name or not writes_meta(model, out):
+        return []
+    names = [parse_ref(meta.saver_def.restore_op_name).node, parse_ref(meta.saver_def.save_tensor_name).node]
+    for vdef in variable_defs(meta):
+        names += [parse_ref(t).node for t in (vdef.initializer_name, vdef.snapshot_name) if t]
+    return names
+
+
+def finish(model: Model, graph: Graph, out: str | os.PathLike[str], report: SurgeryReport, *,
+           text: bool | None = None, progress: Progress | None = None,
+           rename: Callable[[str], str] | None = None) -> SurgeryReport:
+    """Validate, fill the report, and write ``graph`` in the input's kind (see the module docstring)."""
+    assert model.graph is not None
+    gd = graph.graph_def
+    problems = validate(gd)
+    if problems:
+        raise GraphkitError("the result would not import in TensorFlow: " + "; ".join(problems[:5]), out)
+    before = [n.name for n in model.graph.graph_def.node]
+    rename = rename or (lambda name: name)
+    after = {n.name for n in gd.node}
+    report.nodes_before = len(before)
+    report.nodes_after = len(gd.node)
+    renamed_before = {rename(n) for n in before}
+    report.removed = [n for n in before if rename(n) not in after]
+    report.added = [n.name for n in gd.node if n.name not in renamed_before]
+    report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": format_shape(i.shape)} for i in graph_inputs(gd)]
+    if not report.outputs:
+        report.outputs = [o.name for o in likely_outputs(gd)][:10]
+    report.output_path = os.fspath(out)
+    meta = model.meta_graph
+    target = str(out)
+    if writes_meta(model, out):
+        if meta is None:
+            raise GraphkitError("a .meta output needs a MetaGraphDef, SavedModel or checkpoint input; "
+                                "write a .pb instead", out)
+        new_meta = retarget_meta(meta, after, rename, report)
+        if target.endswith(".meta"):
+            report.bytes_written = save_graph(graph, out, inputs=model.files, meta_graph=new_meta,
+                                              text=False if text is None else text, progress=progress)
+        else:
+            report.bytes_written = save_saved_model(graph, new_meta, model.path, out, progress=progress)
+    else:
+        if model.format == "savedmodel" and rename is not None and meta is not None and meta.signature_def:
+            report.notes.append("a GraphDef has no signatures; write a SavedModel folder to keep them")
+        report.bytes_written = save_graph(graph, out, inputs=model.files, text=text, progress=progress)
+    return report
+
+
+def retarget_meta(meta: meta_graph_pb2.MetaGraphDef, names: set[str], rename: Callable[[str], str],
+                  report: SurgeryReport) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraphDef without its graph, with signature/collection/saver names renamed, and entries whose
+    nodes are gone dropped (each drop noted)."""
+    out = meta_graph_pb2.MetaGraphDef()
+    out.CopyFrom(meta)
+    out.ClearField("graph_def")
+
+    def tensor(name: str) -> str | None:
+        ref = parse_ref(name)
+        new = rename(ref.node)
+        return f"{new}:{ref.port}" if new in names else None
+
+    for key in list(out.signature_def):
+        sig = out.signature_def[key]
+        ok = True
+        for infos in (sig.inputs, sig.outputs):
+            for info in infos.values():
+                if info.name:
+                    new = tensor(info.name)
+                    if new is None:
+                        ok = False
+                    else:
+                        info.name = new
+        if not ok:
+            del out.signature_def[key]
+            report.notes.append(f"signature '{key}' dropped: its tensors are gone")
+    for key in list(out.collection_def):
+        col = out.collection_def[key]
+        if col.HasField("node_list"):
+            kept = [t for t in (tensor(v) if ":" in v else (rename(v) if rename(v) in names else None)
+                                for v in col.node_list.value) if t]
+            del col.node_list.value[:]
+            col.node_list.value.extend(kept)
+        elif col.HasField("bytes_list") and key in ("cond_context", "while_context", "savers", "queue_runners"):
+            del out.collection_def[key]  # control-flow contexts are rebuilt from the graph; not needed to run
+        elif col.HasField("bytes_list"):
+            _retarget_variables(col, names, rename)
+    saver = out.saver_def
+    if saver.filename_tensor_name:
+        parts = [saver.filename_tensor_name, saver.save_tensor_name, saver.restore_op_name]
+        mapped = [tensor(p) if ":" in p else (rename(p) if rename(p) in names else None) for p in parts]
+        if all(mapped):
+            saver.filename_tensor_name, saver.save_tensor_name, saver.restore_op_name = mapped  # type: ignore[assignment]
+        else:
+            out.ClearField("saver_def")
+            report.notes.append("saver dropped: its nodes are gone")
+    return out
+
+
+def _retarget_variables(col: meta_graph_pb2.CollectionDef, names: set[str], rename: Callable[[str], str]) -> None:
+    from graphkit.proto import variable_pb2
+
+    kept = []
+    for raw in col.bytes_list.value:
+        try:
+            vdef = variable_pb2.VariableDef.FromString(raw)
+        except Exception:  # not VariableDefs: leave the collection as it is
+            return
+        if not vdef.variable_name:
+            return
+        fields = ["variable_name", "initial_value_name", "initializer_name", "snapshot_name"]
+        values = [getattr(vdef, f) for f in fields]
+        if rename(parse_ref(vdef.variable_name).node) not in names:
+            continue
+        for f, v in zip(fields, values, strict=True):
+            if v:
+                ref = parse_ref(v)
+                setattr(vdef, f, f"{rename(ref.node)}:{ref.port}" if ":" in v else rename(ref.node))
+        kept.append(vdef.SerializeToString())
+    del col.bytes_list.value[:]
+    col.bytes_list.value.extend(kept)

@@ -1,0 +1,165 @@
+"""``graphkit prune``: keep what the outputs need; optionally cut at inputs and strip training-only nodes."""
+
+from __future__ import annotations
+
+import os
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, GraphIndex, parse_ref
+from graphkit.io.graph import TensorRef, drop_dangling_colocations, drop_unused_library, extract_subgraph
+from graphkit.io.save import Progress
+from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
+from graphkit.io.spec import split_names as names
+from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.surgery.core import (
+    SurgeryReport,
+    consumers_of,
+    default_outputs,
+    drop_stale_shapes,
+    finish,
+    open_graph,
+    rewire,
+    saver_nodes,
+    spec_placeholder,
+)
+
+_PASSTHROUGH = frozenset({"Identity", "StopGradient", "PreventGradient", "Snapshot", "CheckNumerics", "Print"})
+_SIDE_EFFECT_ONLY = frozenset({"Assert", "PrintV2"})
+
+
+def prune(
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    outputs: list[str] | None = None,
+    inputs: list[str] | None = None,
+    input_shapes: dict[str, str] | None = None,
+    strip_training: bool = False,
+    tags: list[str] | None = None,
+    text: bool | None = None,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Keep only what ``outputs`` need (TF's extract_sub_graph: data, control and colocation inputs). With
+    ``inputs`` (specs like ``name:float32[?,224,224,3]``), cut there: each becomes a Placeholder and what only
+    fed it goes (strip_unused). ``strip_training`` also removes CheckNumerics, Identity-like pass-throughs
+    and Assert/Print chains (remove_training_nodes, without its bugs)."""
+    model = open_graph(model_path, tags)
+    assert model.graph is not None
+    wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+    report = SurgeryReport("prune", outputs=wanted)
+    gd = model.graph.graph_def
+    index = GraphIndex(gd)
+    for name in wanted:
+        index.node(name)
+    wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
+    specs = [parse_spec(s) for s in names(inputs)]
+    shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
+    if specs:
+        gd, changed = _cut(gd, index, specs, shapes, report)
+        gd = extract_subgraph(gd, wanted, colocations=False)
+        drop_dangling_colocations(gd)
+        drop_stale_shapes(gd, changed)
+    else:
+        gd = extract_subgraph(gd, wanted)
+    if strip_training:
+        gd = _strip_training(gd, wanted, report)
+    dropped = drop_unused_library(gd)
+    if dropped:
+        report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
+    graph = Graph(gd, dict(model.graph.external))
+    return finish(model, graph, out, report, text=text, progress=progress)
+
+
+def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],
+         report: SurgeryReport) -> tuple[graph_pb2.GraphDef, set[str]]:
+    """Replace each input tensor by a Placeholder. Port 0 of a node whose other outputs are unused: the
+    Placeholder takes the node's name (strip_unused); otherwise it is named NODE_PORT and consumers are
+    rewired."""
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(gd)
+    mapping: dict[TensorRef, TensorRef] = {}
+    replaced: dict[str, node_def_pb2.NodeDef] = {}
+    for spec in specs:
+        ref = spec.ref
+        node = index.node(ref.node)
+        if not consumers_of(index, ref) and node.op not in ("Placeholder",):
+            raise GraphkitError(f"nothing reads '{ref}'; cut at a tensor the outputs use")
+        ports = {parse_ref(index.nodes[u].input[i]).port for u, i in index.consumers.get(ref.node, [])}
+        other_ports = ports - {ref.port}
+        in_place = ref.port == 0 and not other_ports
+        name = ref.node if in_place else f"{ref.node}_{ref.port}"
+        if not in_place and name in index.nodes:
+            raise GraphkitError(f"cannot name the new input '{name}': a node has that name")
+        shape_spec = spec if spec.shape is not None or ref.tensor not in shapes else TensorSpec(
+            ref, spec.dtype, shapes[ref.tensor])
+        new = spec_placeholder(shape_spec, index, ref, name)
+        replaced[name] = new
+        if not in_place:
+            mapping[ref] = TensorRef(name)
+        report.rewritten.append(name)
+    changed = rewire(out, mapping) if mapping else set()
+    for node in out.node:
+        if node.name in replaced:
+            node.CopyFrom(replaced.pop(node.name))
+            changed.add(node.name)
+    for new in replaced.values():
+        out.node.append(new)
+        changed.add(new.name)
+    unknown = [k for k in shapes if parse_ref(k).node not in {s.ref.node for s in specs}]
+    if unknown:
+        raise GraphkitError(f"--input-shape names {', '.join(unknown)}, which is not among --inputs")
+    return out, changed
+
+
+def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: SurgeryReport) -> graph_pb2.GraphDef:
+    """Splice out pass-throughs (Identity, StopGradient, CheckNumerics, Print...) and drop Assert/PrintV2
+    control chains. Unlike TF's remove_training_nodes: consumers written ``id:0`` are rewired too, a
+    pass-through of output k keeps reading output k, and library and versions are kept."""
+    index = GraphIndex(gd)
+    keep = set(protected)
+    mapping: dict[TensorRef, TensorRef] = {}
+    dropped_controls = {n.name for n in gd.node if n.name not in keep and (
+        n.op in _SIDE_EFFECT_ONLY or n.op == "CheckNumerics"
+        or (n.op in ("If", "StatelessIf") and n.name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
+    grew = True
+    while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
+        grew = False
+        for n in gd.node:
+            if n.op in ("Identity", "NoOp") and n.input and n.name not in dropped_controls and n.name not in keep \
+                    and all(parse_ref(i).node in dropped_controls for i in n.input):
+                dropped_controls.add(n.name)
+                grew = True
+    for node in gd.node:
+        if node.name in keep or node.op not in _PASSTHROUGH or not node.input:
+            continue
+        controls = [i for i in node.input if i.startswith("^") and i[1:] not in dropped_controls]
+        if not controls and not index.control_consumers.get(node.name):
+            mapping[TensorRef(node.name)] = parse_ref(node.input[0])
+    # a node that stays and is colocated with a pass-through keeps it (TF does the same)
+    going = dropped_controls | {k.node for k in mapping}
+    for node in gd.node:
+        if node.name not in going:
+            for target in index.colocations(node):
+                mapping.pop(TensorRef(target), None)
+    # resolve chains: a pass-through of a pass-through
+    for key, value in list(mapping.items()):
+        seen = {key}
+        while value in mapping and value not in seen:
+            seen.add(value)
+            value = mapping[value]
+        mapping[key] = value
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(gd)
+    for node in out.node:
+        new_inputs = []
+        for text in node.input:
+            ref = parse_ref(text)
+            if ref.control and ref.node in dropped_controls:
+                continue
+            new_inputs.append(str(mapping.get(ref, ref)))
+        if new_inputs != list(node.input):
+            del node.input[:]
+            node.input.extend(new_inputs)
+    result = extract_subgraph(out, protected)
+    report.notes.append(f"strip-training removed {len(out.node) - len(result.node)} nodes")
+    return result

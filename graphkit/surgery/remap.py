@@ -1,0 +1,128 @@
+"""``graphkit remap-input``: import_graph_def's input_map on a GraphDef (FORMATS.md section 4)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
+from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, topological_order
+from graphkit.io.roles import output_dtype
+from graphkit.io.save import Progress
+from graphkit.io.spec import parse_spec
+from graphkit.io.spec import split_names as names
+from graphkit.io.tensors import from_numpy
+from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.surgery.core import (
+    SurgeryReport,
+    check_dtype,
+    default_outputs,
+    drop_stale_shapes,
+    finish,
+    open_graph,
+    require_used,
+    rewire,
+    saver_nodes,
+    spec_placeholder,
+)
+
+
+def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
+    node = node_def_pb2.NodeDef(name=name, op="Const")
+    tensor = from_numpy(np.asarray(value))
+    node.attr["dtype"].type = tensor.dtype
+    node.attr["value"].tensor.CopyFrom(tensor)
+    return node
+
+
+def remap_input(
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    placeholders: dict[str, str] | None = None,
+    maps: dict[str, str] | None = None,
+    constants: dict[str, np.ndarray] | None = None,
+    outputs: list[str] | None = None,
+    tags: list[str] | None = None,
+    text: bool | None = None,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Replace tensors as ``tf.import_graph_def(input_map=...)`` does, on the GraphDef:
+
+    - ``placeholders``: OLD -> ``NAME[:DTYPE][DIMS]`` spec, a new Placeholder (dtype/shape default to OLD's);
+    - ``maps``: OLD -> NEW, an existing tensor of the graph (``^OLD`` -> ``^NEW`` for control inputs);
+    - ``constants``: OLD -> array, a new Const named after OLD's node.
+
+    What only fed the replaced tensors is removed (the graph is pruned to ``outputs``, default: the original's
+    likely outputs). Unused keys and dtype mismatches are errors, as in TF."""
+    model = open_graph(model_path, tags)
+    assert model.graph is not None
+    wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+    report = SurgeryReport("remap-input", outputs=wanted)
+    gd = graph_pb2.GraphDef()
+    gd.CopyFrom(model.graph.graph_def)
+    index = GraphIndex(gd)
+    for name in wanted:
+        index.node(name)
+    wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
+    mapping: dict[TensorRef, TensorRef] = {}
+    new_nodes: list[node_def_pb2.NodeDef] = []
+    if not (placeholders or maps or constants):
+        raise GraphkitError("nothing to remap: give --placeholder, --map or --constant")
+    for old_text, spec_text in (placeholders or {}).items():
+        old = _key(index, old_text)
+        spec = parse_spec(spec_text)
+        new = spec_placeholder(spec, index, old, spec.name)
+        check_dtype(index, old, new.attr["dtype"].type, f"the placeholder '{spec.name}'")
+        new_nodes.append(new)
+        mapping[old] = TensorRef(spec.name)
+    for old_text, new_text in (maps or {}).items():
+        old = _key(index, old_text)
+        target = parse_ref(new_text)
+        if target.control != old.control:
+            raise GraphkitError(f"--map {old_text}={new_text}: map a tensor to a tensor, ^control to ^control")
+        producer = index.node(target.node)
+        if not target.control:
+            check_dtype(index, old, output_dtype(producer, target.port), f"'{target}'")
+        mapping[old] = target
+    for old_text, value in (constants or {}).items():
+        old = _key(index, old_text)
+        name = old.node if old.port == 0 else f"{old.node}_{old.port}"
+        value = np.asarray(value)
+        check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
+        new_nodes.append(const_node(name, value))
+        mapping[old] = TensorRef(name)
+    # New nodes may take the name of a node the rewiring frees (e.g. a Const replacing Placeholder 'x'):
+    # build under temporary names, prune, then check for collisions.
+    temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes}
+    for node in new_nodes:
+        node.name = temp[node.name]
+    mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
+    changed = rewire(gd, mapping)
+    gd.node.extend(new_nodes)
+    gd = extract_subgraph(gd, wanted, colocations=False)
+    existing = {n.name for n in gd.node}
+    clashes = [final for final, tmp in temp.items() if final in existing]
+    if clashes:
+        raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
+                            "choose another name")
+    back = {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()}
+    rewire(gd, back)
+    for node in gd.node:
+        for final, tmp in temp.items():
+            if node.name == tmp:
+                node.name = final
+    drop_dangling_colocations(gd)
+    drop_stale_shapes(gd, changed & {n.name for n in gd.node})
+    topological_order(gd)  # a --map that made a cycle is an error here
+    report.rewritten = sorted(changed & {n.name for n in gd.node})
+    graph = Graph(gd, dict(model.graph.external))
+    return finish(model, graph, out, report, text=text, progress=progress)
+
+
+def _key(index: GraphIndex, text: str) -> TensorRef:
+    ref = parse_ref(text)
+    require_used(index, ref)
+    return ref

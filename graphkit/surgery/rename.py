@@ -1,0 +1,99 @@
+"""``graphkit rename``: strip, add or regex-replace node-name prefixes, consistently everywhere a name lives."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, parse_ref
+from graphkit.io.graph import TensorRef
+from graphkit.io.save import Progress
+from graphkit.proto import graph_pb2
+from graphkit.surgery.core import SurgeryReport, finish, open_graph
+
+
+def renamer(strip_prefix: str | None = None, add_prefix: str | None = None,
+            replace: list[tuple[str, str]] | None = None) -> Callable[[str], str]:
+    """The name function: strip the prefix (where present), then each REGEX=REPL, then add the prefix."""
+    patterns = []
+    for pattern, repl in replace or []:
+        try:
+            patterns.append((re.compile(pattern), repl))
+        except re.error as exc:
+            raise GraphkitError(f"--replace '{pattern}': not a regular expression ({exc})") from None
+
+    def rename(name: str) -> str:
+        if strip_prefix and name.startswith(strip_prefix):
+            name = name[len(strip_prefix):]
+        for regex, repl in patterns:
+            name = regex.sub(repl, name)
+        return (add_prefix or "") + name
+
+    return rename
+
+
+def rename_graph(gd: graph_pb2.GraphDef, rename: Callable[[str], str]) -> graph_pb2.GraphDef:
+    """A renamed copy: node names, data and control inputs, ``_class`` colocations and while-loop frame names.
+    Function names in the library are left alone (as import_graph_def's prefix does). Collisions and empty
+    names are errors listing the nodes."""
+    new_names: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    clashes = []
+    for node in gd.node:
+        new = rename(node.name)
+        if not new or new.endswith("/") or ":" in new or new.startswith("^"):
+            raise GraphkitError(f"renaming '{node.name}' gives '{new}', which is not a valid node name")
+        if new in taken:
+            clashes.append(f"'{taken[new]}' and '{node.name}' -> '{new}'")
+        taken[new] = node.name
+        new_names[node.name] = new
+    if clashes:
+        raise GraphkitError(f"renaming makes names collide: {'; '.join(clashes[:5])}"
+                            + (f" (+{len(clashes) - 5} more)" if len(clashes) > 5 else ""))
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(gd)
+    for node in out.node:
+        node.name = new_names[node.name]
+        inputs = []
+        for text in node.input:
+            ref = parse_ref(text)
+            inputs.append(str(TensorRef(new_names.get(ref.node, ref.node), ref.port, ref.control)))
+        del node.input[:]
+        node.input.extend(inputs)
+        if "_class" in node.attr:
+            entries = [b"loc:@" + new_names.get(e[5:].decode(), e[5:].decode()).encode() if e.startswith(b"loc:@")
+                       else e for e in node.attr["_class"].list.s]
+            del node.attr["_class"].list.s[:]
+            node.attr["_class"].list.s.extend(entries)
+        if node.op in ("Enter", "RefEnter") and "frame_name" in node.attr:
+            node.attr["frame_name"].s = rename(node.attr["frame_name"].s.decode()).encode()
+    return out
+
+
+def rename(
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    strip_prefix: str | None = None,
+    add_prefix: str | None = None,
+    replace: list[tuple[str, str]] | None = None,
+    tags: list[str] | None = None,
+    text: bool | None = None,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Rename nodes (``--strip-prefix import/``, ``--add-prefix P/``, ``--replace REGEX=REPL``) in the graph
+    and in a MetaGraphDef's/SavedModel's signatures, collections and saver."""
+    if not (strip_prefix or add_prefix or replace):
+        raise GraphkitError("nothing to rename: give --strip-prefix, --add-prefix or --replace")
+    model = open_graph(model_path, tags)
+    assert model.graph is not None
+    fn = renamer(strip_prefix, add_prefix, replace)
+    gd = rename_graph(model.graph.graph_def, fn)
+    external = {fn(k): v for k, v in model.graph.external.items()}
+    report = SurgeryReport("rename")
+    report.rewritten = [n.name for n, m in zip(model.graph.graph_def.node, gd.node, strict=True) if n.name != m.name]
+    if not report.rewritten:
+        report.notes.append("no node name changed")
+    return finish(model, Graph(gd, external), out, report, text=text, progress=progress, rename=fn)

@@ -1,0 +1,103 @@
+"""set-batch: the rewritten graph runs at any batch and gives, per sample, what the original gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_graph, shared
+
+from graphkit.cli import cli
+from graphkit.errors import GraphkitError
+from graphkit.io import load, validate
+from graphkit.surgery import set_batch
+
+
+@pytest.fixture(scope="module")
+def batch4(tf, tmp_path_factory):
+    """A graph that hard-codes batch 4: Reshape [4, 256], a zeros [4, 5] constant (folded to a Const), a
+    Tile of a [1, 5] row by [4, 1], a slice [0:4], and a Fill of shape [4, 5]."""
+    v1 = tf.compat.v1
+    rng = np.random.RandomState(0)
+    g = tf.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, [4, 8, 8, 2], name="x")
+        h = tf.nn.relu(tf.nn.conv2d(x, rng.randn(3, 3, 2, 4).astype(np.float32), 1, "SAME"))
+        flat = tf.reshape(h, [4, 256], name="flatten")
+        dense = tf.matmul(flat, rng.randn(256, 5).astype(np.float32) * 0.1)
+        bias = tf.tile(tf.constant(rng.randn(1, 5).astype(np.float32)), [4, 1], name="bias")
+        half = tf.zeros([4, 5]) + 0.5
+        filled = tf.fill(tf.constant([4, 5]), 2.0, name="filled")
+        logits = (dense + bias + half) * filled
+        tf.nn.softmax(logits[0:4], name="probs")
+    path = tmp_path_factory.mktemp("batch") / "batch4.pb"
+    path.write_bytes(g.as_graph_def(add_shapes=True).SerializeToString())
+    return path
+
+
+def _per_sample_reference(tf, path, samples, batch, output, name="x:0"):
+    """The original graph run in batches of its own size (the last one padded), rows kept per sample."""
+    rows = []
+    for start in range(0, len(samples), batch):
+        chunk = samples[start:start + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        rows.append(run_graph(tf, path, [output], {name: padded})[0][: len(chunk)])
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("size", [None, 7])
+def test_hard_coded_batch_becomes_variable(tf, batch4, tmp_path, size):
+    out = tmp_path / "dyn.pb"
+    report = set_batch(batch4, out, size=size)
+    ours = load(out).graph.graph_def
+    assert validate(ours) == []
+    x = next(n for n in ours.node if n.name == "x")
+    assert [d.size for d in x.attr["shape"].shape.dim] == [size or -1, 8, 8, 2]
+    assert {"flatten", "bias", "filled", "strided_slice"} <= set(report.rewritten)
+    assert not [n for n in report.notes if "not proved safe" in n]
+    samples = np.random.RandomState(1).randn(7, 8, 8, 2).astype(np.float32)
+    want = _per_sample_reference(tf, batch4, samples, 4, "probs")
+    for batch in ([1, 7] if size is None else [7]):
+        got = run_graph(tf, out, ["probs"], {"x:0": samples[:batch]})[0]
+        np.testing.assert_allclose(got, want[:batch], rtol=1e-5, atol=1e-7)
+
+
+def test_per_sample_constants_are_reported_not_hidden(tf, tmp_path):
+    v1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, [3, 2], name="x")
+        tf.add(x, tf.constant(np.arange(6, dtype=np.float32).reshape(3, 2), name="per_sample"), name="y")
+    src = tmp_path / "g.pb"
+    src.write_bytes(g.as_graph_def().SerializeToString())
+    report = set_batch(src, tmp_path / "o.pb")
+    assert any("not proved safe: 'per_sample'" in n and "'y' reads it" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_tf2onnx_rnn_graphs(tf, tmp_path, model):
+    """Static RNNs with a [?, 784] input and dropout: fix the batch, run; make it variable again, run at 1 and 7."""
+    src = shared(f"tf2onnx_models/{model}/frozen.pb")
+    fixed = tmp_path / "fixed.pb"
+    set_batch(src, fixed, size=3, inputs=["X[?,784]"])  # gru's X has no recorded shape
+    assert [d.size for d in next(n for n in load(fixed).graph.graph_def.node if n.name == "X")
+            .attr["shape"].shape.dim] == [3, 784]
+    samples = np.random.RandomState(2).rand(7, 784).astype(np.float32)
+    feed = {"keep_prob:0": 1.0}
+    want = run_graph(tf, src, ["output"], {"X:0": samples, **feed})[0]
+    np.testing.assert_allclose(run_graph(tf, fixed, ["output"], {"X:0": samples[:3], **feed})[0], want[:3],
+                               rtol=1e-5, atol=1e-6)
+    back = tmp_path / "back.pb"
+    set_batch(fixed, back, inputs=["X"])
+    for batch in (1, 7):
+        np.testing.assert_allclose(run_graph(tf, back, ["output"], {"X:0": samples[:batch], **feed})[0], want[:batch],
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_errors_and_cli(runner, batch4, tmp_path):
+    with pytest.raises(GraphkitError, match="at least 1"):
+        set_batch(batch4, tmp_path / "o.pb", size=0)
+    with pytest.raises(GraphkitError, match="is not a Placeholder"):
+        set_batch(batch4, tmp_path / "o.pb", inputs=["flatten"])
+    result = runner.invoke(cli, ["set-batch", str(batch4), str(tmp_path / "o.pb"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"command": "set-batch"' in result.output and '"shape": "[?,8,8,2]"' in result.output
