@@ -6,11 +6,14 @@ measuring process small (no numpy, no generated data in it) or every child inher
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -49,3 +52,18 @@ def table(rows: list[tuple[str, Run, Run]]) -> str:
             f"{theirs.seconds / ours.seconds:10.1f}x {theirs.peak_mb / ours.peak_mb:9.1f}x")
     lines.append("ratios: how many times faster / leaner graphkit is than the TensorFlow way")
     return "\n".join(lines)
+
+
+def bench_args(doc: str | None, repeat: int = 2, extra: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> tuple[argparse.Namespace, Path]:
+    """The options every benchmark takes (--gb, --workdir, --repeat, plus ``extra``) and its work folder."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--gb", type=float, default=1.0, help="approximate size of the generated files")
+    parser.add_argument("--workdir", default="bench-out")
+    parser.add_argument("--repeat", type=int, default=repeat)
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(exist_ok=True)
+    return args, work

@@ -7,12 +7,11 @@ TF way: import_meta_graph + restore + convert_variables_to_constants + write (fr
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measure, table  # noqa: E402
+from _measure import bench_args, measure, table  # noqa: E402
 
 PY = sys.executable
 TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -50,13 +49,7 @@ with open(out, "wb") as fh:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gb", type=float, default=1.0)
-    parser.add_argument("--workdir", default="bench-out")
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
-    work = Path(args.workdir)
-    work.mkdir(exist_ok=True)
+    args, work = bench_args(__doc__)
     width = 2048
     layers = max(1, round(args.gb * (1 << 30) / (width * width * 4)))
     prefix = work / f"freeze_src_{layers}.ckpt"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measure, table  # noqa: E402
+from _measure import bench_args, measure, table  # noqa: E402
 
 PY = sys.executable
 TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -78,17 +78,11 @@ print(tf.train.list_variables(sys.argv[1]))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gb", type=float, default=1.0, help="approximate size of the generated files")
-    parser.add_argument("--workdir", default="bench-out")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--make-graph", nargs=3, metavar=("PATH", "LAYERS", "WIDTH"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args, work = bench_args(__doc__, repeat=3, extra=lambda p: p.add_argument(
+        "--make-graph", nargs=3, metavar=("PATH", "LAYERS", "WIDTH"), help=argparse.SUPPRESS))
     if args.make_graph:  # runs in a child, so the measuring parent never grows (ru_maxrss survives exec)
         make_graph(Path(args.make_graph[0]), int(args.make_graph[1]), int(args.make_graph[2]))
         return
-    work = Path(args.workdir)
-    work.mkdir(exist_ok=True)
     width = 2048
     layers = max(1, round(args.gb * (1 << 30) / (width * width * 4)))
     graph = work / "frozen_big.pb"

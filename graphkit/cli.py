@@ -42,6 +42,10 @@ _register()
 
 
 def main() -> None:
+    import gc
+
+    # graph-sized work allocates millions of small objects that live to the end: collect rarely
+    gc.set_threshold(200_000, 20, 100)
     cli(prog_name="graphkit")
 
 

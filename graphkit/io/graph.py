@@ -105,25 +105,93 @@ class Graph:
         return GraphIndex(self.graph_def)
 
 
+def input_node(text: str) -> str:
+    """The node an input string reads (``x``, ``x:1``, ``^x`` -> ``x``): the fast path for graph-sized loops
+    over inputs already in a GraphDef; user-typed names go through :func:`parse_ref`."""
+    if text.startswith("^"):
+        return text[1:]
+    return text.partition(":")[0]
+
+
 class GraphIndex:
-    """Nodes by name and the consumers of each node, built once over a GraphDef."""
+    """Nodes by name, each node's input nodes, and the consumers of each node, built once over a GraphDef."""
 
     def __init__(self, graph_def: graph_pb2.GraphDef) -> None:
         self.graph_def = graph_def
         self.nodes: dict[str, node_def_pb2.NodeDef] = {}
         self.duplicates: list[str] = []
-        self.consumers: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        self.control_consumers: dict[str, list[str]] = defaultdict(list)
+        self.inputs: dict[str, list[str]] = {}  # each node's input strings
+        nodes, inputs = self.nodes, self.inputs
         for node in graph_def.node:
-            if node.name in self.nodes:
-                self.duplicates.append(node.name)
-            self.nodes[node.name] = node
-            for i, text in enumerate(node.input):
-                ref = parse_ref(text)
-                if ref.control:
-                    self.control_consumers[ref.node].append(node.name)
+            name = node.name
+            if name in nodes:
+                self.duplicates.append(name)
+            nodes[name] = node
+            inputs[name] = list(node.input)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._deps: dict[str, list[str]] | None = None
+        self._consumers: dict[str, list[tuple[str, int]]] | None = None
+        self._control_consumers: dict[str, list[str]] | None = None
+
+    def refresh(self, names: Iterable[str]) -> None:
+        """Re-read these nodes (changed in place, or appended to the GraphDef) without a full rebuild."""
+        wanted = set(names) - set(self.nodes)
+        if wanted:
+            for node in self.graph_def.node:
+                if node.name in wanted:
+                    self.nodes[node.name] = node
+        for name in names:
+            if name in self.nodes:
+                self.inputs[name] = list(self.nodes[name].input)
+        self._reset()
+
+    def restricted(self, graph_def: graph_pb2.GraphDef) -> GraphIndex:
+        """The index of ``graph_def``, a subset of this index's nodes with unchanged inputs (the result of
+        :func:`extract_subgraph`), without re-reading every node's inputs."""
+        sub = GraphIndex.__new__(GraphIndex)
+        sub.graph_def = graph_def
+        sub.nodes = {n.name: n for n in graph_def.node}
+        sub.duplicates = []
+        sub.inputs = {name: self.inputs[name] for name in sub.nodes}
+        sub._reset()
+        return sub
+
+    @property
+    def deps(self) -> dict[str, list[str]]:
+        """Each node's input nodes (data and control), in order."""
+        if self._deps is None:
+            self._deps = {name: [t[1:] if t.startswith("^") else t.partition(":")[0] for t in texts]
+                          for name, texts in self.inputs.items()}
+        return self._deps
+
+    @property
+    def consumers(self) -> dict[str, list[tuple[str, int]]]:
+        """node -> [(consumer, input index)] over data edges."""
+        if self._consumers is None:
+            self._build_consumers()
+        assert self._consumers is not None
+        return self._consumers
+
+    @property
+    def control_consumers(self) -> dict[str, list[str]]:
+        """node -> nodes that take it as a control input."""
+        if self._control_consumers is None:
+            self._build_consumers()
+        assert self._control_consumers is not None
+        return self._control_consumers
+
+    def _build_consumers(self) -> None:
+        consumers: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        control: dict[str, list[str]] = defaultdict(list)
+        for name, texts in self.inputs.items():
+            for i, text in enumerate(texts):
+                if text.startswith("^"):
+                    control[text[1:]].append(name)
                 else:
-                    self.consumers[ref.node].append((node.name, i))
+                    consumers[text.partition(":")[0]].append((name, i))
+        self._consumers, self._control_consumers = consumers, control
 
     def __contains__(self, name: object) -> bool:
         return name in self.nodes
@@ -147,23 +215,24 @@ class GraphIndex:
         return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
 
 
-def topological_order(graph_def: graph_pb2.GraphDef) -> list[str]:
+def topological_order(graph_def: graph_pb2.GraphDef, index: GraphIndex | None = None) -> list[str]:
     """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
     as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
-    index = GraphIndex(graph_def)
+    index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
     pending: dict[str, int] = {}
     users: dict[str, list[str]] = defaultdict(list)
-    for node in graph_def.node:
+    nodes = index.nodes
+    for name, deps_of in index.deps.items():
+        merge = nodes[name].op in ("Merge", "RefMerge")
         deps = 0
-        for text in node.input:
-            src = parse_ref(text).node
-            if src not in index.nodes:
+        for src in deps_of:
+            if src not in nodes:
                 continue
-            if node.op in ("Merge", "RefMerge") and index.nodes[src].op in ("NextIteration", "RefNextIteration"):
+            if merge and nodes[src].op in ("NextIteration", "RefNextIteration"):
                 continue
             deps += 1
-            users[src].append(node.name)
-        pending[node.name] = deps
+            users[src].append(name)
+        pending[name] = deps
     ready = deque(name for name, deps in pending.items() if deps == 0)
     order: list[str] = []
     while ready:
@@ -179,20 +248,23 @@ def topological_order(graph_def: graph_pb2.GraphDef) -> list[str]:
     return order
 
 
-def validate(graph_def: graph_pb2.GraphDef) -> list[str]:
+def validate(graph_def: graph_pb2.GraphDef, index: GraphIndex | None = None) -> list[str]:
     """Problems that stop TF from importing a graph: duplicate names, dangling inputs, bad colocations."""
-    index = GraphIndex(graph_def)
+    index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
+    names = index.nodes
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
+    for name, texts in index.inputs.items():
+        for text in texts:
+            if (text[1:] if text.startswith("^") else text.partition(":")[0]) not in names:
+                problems.append(f"node '{name}' reads '{text}', which is not in the graph")
     for node in graph_def.node:
         if not node.op:
             problems.append(f"node '{node.name}' has no op")
-        for text in node.input:
-            src = parse_ref(text).node
-            if src not in index.nodes:
-                problems.append(f"node '{node.name}' reads '{text}', which is not in the graph")
-        for target in index.colocations(node):
-            if target not in index.nodes:
-                problems.append(f"node '{node.name}' is colocated with '{target}', which is not in the graph")
+        if "_class" in node.attr:
+            for entry in node.attr["_class"].list.s:
+                if entry.startswith(b"loc:@") and entry[5:].decode() not in names:
+                    problems.append(f"node '{node.name}' is colocated with '{entry[5:].decode()}', "
+                                    "which is not in the graph")
     return problems
 
 
@@ -200,30 +272,31 @@ def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
     return (n.name for n in graph_def.node)
 
 
-def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str],
-                     colocations: bool = True) -> graph_pb2.GraphDef:
+def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str], colocations: bool = True,
+                     index: GraphIndex | None = None) -> graph_pb2.GraphDef:
     """TF's extract_sub_graph: keep what ``outputs`` (node names) need through data inputs, control
     inputs and ``_class`` colocations; original node order; library and versions copied.
 
     With ``colocations=False`` colocation targets do not keep nodes alive (a cut graph's upstream goes away);
     call :func:`drop_dangling_colocations` on the result."""
-    index = GraphIndex(graph_def)
+    index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
     queue: deque[str] = deque()
     for name in outputs:
         index.node(name)  # a clear error naming the closest node
         queue.append(name)
     keep = set(queue)
+    nodes, all_deps = index.nodes, index.deps
     while queue:
-        node = index.nodes[queue.popleft()]
-        deps = [parse_ref(t).node for t in node.input]
-        if colocations:
-            deps += index.colocations(node)
+        name = queue.popleft()
+        deps = all_deps[name]
+        if colocations and "_class" in nodes[name].attr:
+            deps = deps + index.colocations(nodes[name])
         for dep in deps:
             if dep not in keep and dep in index.nodes:
                 keep.add(dep)
                 queue.append(dep)
     out = graph_header(graph_def)
-    out.node.extend(n for n in graph_def.node if n.name in keep)
+    out.node.extend(node for name, node in nodes.items() if name in keep)  # graph order (dicts keep it)
     return out
 
 

@@ -17,7 +17,7 @@ from google.protobuf import message, text_format
 
 from graphkit.errors import GraphkitError
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint, v1_shards
-from graphkit.io.graph import Graph
+from graphkit.io.graph import FileSlice, Graph
 from graphkit.io.protofile import strip_payloads
 from graphkit.io.sstable import has_table_magic
 from graphkit.io.wire import LEN, VARINT, WireError, iter_fields
@@ -282,7 +282,7 @@ def _parse_binary(buf: mmap.mmap | bytes, kind: Kind, p: Path) -> _Parsed:
     try:
         if isinstance(buf, bytes):
             msg.ParseFromString(buf)
-            payloads = {}
+            payloads: dict[tuple[int, int], tuple[int, int]] = {}
         else:
             stripped = strip_payloads(memoryview(buf), kind)
             msg.ParseFromString(stripped.data)
@@ -290,8 +290,9 @@ def _parse_binary(buf: mmap.mmap | bytes, kind: Kind, p: Path) -> _Parsed:
     except (message.DecodeError, WireError) as exc:
         raise GraphkitError(f"not a valid binary {kind} (truncated or corrupt: {exc})", p) from None
     graphs = _check_graphs(msg, p)
-    for (g, n), payload in payloads.items():
-        graphs[g].external[graphs[g].graph_def.node[n].name] = payload
+    # file slices, not views of the mapping: writing them is a kernel copy that never maps the pages in
+    for (g, n), (offset, length) in payloads.items():
+        graphs[g].external[graphs[g].graph_def.node[n].name] = FileSlice(str(p), offset, length)
     return _Parsed(msg, graphs)
 
 

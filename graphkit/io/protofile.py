@@ -28,10 +28,11 @@ _SCHEMA: dict[str, dict[int, str]] = {
 
 @dataclass
 class Stripped:
-    """Bytes for protobuf, plus payloads: (graph ordinal, node ordinal) -> tensor_content view."""
+    """Bytes for protobuf, plus payloads: (graph ordinal, node ordinal) -> (offset, length) of the
+    tensor_content bytes in the buffer."""
 
     data: bytes
-    payloads: dict[tuple[int, int], memoryview] = field(default_factory=dict)
+    payloads: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
 
 class _Walk:
@@ -39,7 +40,7 @@ class _Walk:
         self.buf = buf
         self.graph = -1
         self.node = -1
-        self.payloads: dict[tuple[int, int], memoryview] = {}
+        self.payloads: dict[tuple[int, int], tuple[int, int]] = {}
 
     def strip(self, start: int, end: int, kind: str) -> list[bytes | memoryview]:
         buf = self.buf
@@ -62,7 +63,7 @@ class _Walk:
                 out.append(buf[run:field_start])
             run = value_end
             if child == _PAYLOAD:
-                self.payloads[(self.graph, self.node)] = buf[value_start:value_end]
+                self.payloads[(self.graph, self.node)] = (value_start, value_end - value_start)
                 continue
             inner = self.strip(value_start, value_end, child)
             out.append(tag(number, LEN) + encode_varint(sum(len(c) for c in inner)))

@@ -68,7 +68,10 @@ def rewire(gd: graph_pb2.GraphDef, mapping: dict[TensorRef, TensorRef]) -> set[s
     """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place;
     duplicate control inputs are dropped. Returns the names of the nodes changed."""
     changed: set[str] = set()
+    keys = {k.node for k in mapping}
     for node in gd.node:
+        if not any((t[1:] if t.startswith("^") else t.partition(":")[0]) in keys for t in node.input):
+            continue
         new_inputs = []
         seen_control: set[str] = set()
         touched = False
@@ -136,10 +139,12 @@ def spec_placeholder(spec: TensorSpec, index: GraphIndex, old: TensorRef, name: 
     return placeholder(name, code, shape)
 
 
-def drop_stale_shapes(gd: graph_pb2.GraphDef, changed: Iterable[str]) -> int:
+def drop_stale_shapes(gd: graph_pb2.GraphDef, changed: Iterable[str], index: GraphIndex | None = None) -> int:
     """Delete ``_output_shapes`` on ``changed`` nodes and everything downstream of them (TF re-infers shapes
     and only validates recorded ones). Returns how many nodes lost the attr."""
-    index = GraphIndex(gd)
+    if not any("_output_shapes" in n.attr for n in gd.node):
+        return 0
+    index = index if index is not None and index.graph_def is gd else GraphIndex(gd)
     queue = deque(n for n in changed if n in index.nodes)
     seen = set(queue)
     count = 0
@@ -188,11 +193,12 @@ def saver_nodes(model: Model, out: str | os.PathLike[str]) -> list[str]:
 
 def finish(model: Model, graph: Graph, out: str | os.PathLike[str], report: SurgeryReport, *,
            text: bool | None = None, progress: Progress | None = None,
-           rename: Callable[[str], str] | None = None) -> SurgeryReport:
-    """Validate, fill the report, and write ``graph`` in the input's kind (see the module docstring)."""
+           rename: Callable[[str], str] | None = None, index: GraphIndex | None = None) -> SurgeryReport:
+    """Validate, fill the report, and write ``graph`` in the input's kind (see the module docstring).
+    ``index``: an up-to-date index of ``graph``, if the caller has one."""
     assert model.graph is not None
     gd = graph.graph_def
-    problems = validate(gd)
+    problems = validate(gd, index)
     if problems:
         raise GraphkitError("the result would not import in TensorFlow: " + "; ".join(problems[:5]), out)
     before = [n.name for n in model.graph.graph_def.node]
@@ -220,7 +226,7 @@ def finish(model: Model, graph: Graph, out: str | os.PathLike[str], report: Surg
         else:
             report.bytes_written = save_saved_model(graph, new_meta, model.path, out, progress=progress)
     else:
-        if model.format == "savedmodel" and rename is not None and meta is not None and meta.signature_def:
+        if model.format == "savedmodel" and report.command == "rename" and meta is not None and meta.signature_def:
             report.notes.append("a GraphDef has no signatures; write a SavedModel folder to keep them")
         report.bytes_written = save_graph(graph, out, inputs=model.files, text=text, progress=progress)
     return report

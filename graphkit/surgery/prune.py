@@ -54,20 +54,22 @@ def prune(
     wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
     specs = [parse_spec(s) for s in names(inputs)]
     shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
+    result_index = None
     if specs:
         gd, changed = _cut(gd, index, specs, shapes, report)
         gd = extract_subgraph(gd, wanted, colocations=False)
         drop_dangling_colocations(gd)
         drop_stale_shapes(gd, changed)
     else:
-        gd = extract_subgraph(gd, wanted)
+        gd = extract_subgraph(gd, wanted, index=index)
+        result_index = index.restricted(gd)
     if strip_training:
-        gd = _strip_training(gd, wanted, report)
+        gd, result_index = _strip_training(gd, wanted, report), None
     dropped = drop_unused_library(gd)
     if dropped:
         report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
     graph = Graph(gd, dict(model.graph.external))
-    return finish(model, graph, out, report, text=text, progress=progress)
+    return finish(model, graph, out, report, text=text, progress=progress, index=result_index)
 
 
 def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],

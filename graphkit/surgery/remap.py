@@ -96,30 +96,35 @@ def remap_input(
         mapping[old] = TensorRef(name)
     # New nodes may take the name of a node the rewiring frees (e.g. a Const replacing Placeholder 'x'):
     # build under temporary names, prune, then check for collisions.
-    temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes}
+    temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes if n.name in index.nodes}
     for node in new_nodes:
-        node.name = temp[node.name]
+        node.name = temp.get(node.name, node.name)
     mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
     changed = rewire(gd, mapping)
     gd.node.extend(new_nodes)
-    gd = extract_subgraph(gd, wanted, colocations=False)
+    index.refresh(changed | {n.name for n in new_nodes})
+    gd = extract_subgraph(gd, wanted, colocations=False, index=index)
     existing = {n.name for n in gd.node}
     clashes = [final for final, tmp in temp.items() if final in existing]
     if clashes:
         raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
                             "choose another name")
-    back = {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()}
-    rewire(gd, back)
-    for node in gd.node:
-        for final, tmp in temp.items():
-            if node.name == tmp:
-                node.name = final
+    if temp:
+        rewire(gd, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
+        back = {tmp: final for final, tmp in temp.items()}
+        for node in gd.node:
+            if node.name in back:
+                node.name = back[node.name]
+        index = GraphIndex(gd)
+    else:
+        index = index.restricted(gd)
     drop_dangling_colocations(gd)
-    drop_stale_shapes(gd, changed & {n.name for n in gd.node})
-    topological_order(gd)  # a --map that made a cycle is an error here
+    drop_stale_shapes(gd, changed & set(index.nodes), index)
+    if maps:
+        topological_order(gd, index)  # a --map that made a cycle is an error here (new nodes have no inputs)
     report.rewritten = sorted(changed & {n.name for n in gd.node})
     graph = Graph(gd, dict(model.graph.external))
-    return finish(model, graph, out, report, text=text, progress=progress)
+    return finish(model, graph, out, report, text=text, progress=progress, index=index)
 
 
 def _key(index: GraphIndex, text: str) -> TensorRef:

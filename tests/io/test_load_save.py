@@ -9,7 +9,7 @@ from conftest import FIXTURES, SHARED, shared
 import graphkit.io.loader as load_mod
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, load, save_graph, topological_order, validate
-from graphkit.io.graph import parse_ref
+from graphkit.io.graph import FileSlice, parse_ref
 from graphkit.io.save import check_output, graph_chunks, materialize
 from graphkit.proto import graph_pb2
 
@@ -139,7 +139,7 @@ def test_large_file_path_keeps_weights_in_the_file(tmp_path, monkeypatch):
     out = tmp_path / "copy.pb"
     save_graph(graph, out)
     assert graph_pb2.GraphDef.FromString(out.read_bytes()) == gd
-    assert any(isinstance(c, memoryview) for c in graph_chunks(graph))  # payloads are streamed, not copied
+    assert any(isinstance(c, FileSlice) for c in graph_chunks(graph))  # payloads are copied file to file
 
 
 def test_topological_order_cuts_while_loops():
