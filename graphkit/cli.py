@@ -28,6 +28,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from graphkit.convert.caffe.cli import caffe2tf_cmd
     from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
     from graphkit.surgery.cli import COMMANDS
@@ -36,6 +37,7 @@ def _register() -> None:
     cli.add_command(freeze_cmd)
     for command in COMMANDS:
         cli.add_command(command)
+    cli.add_command(caffe2tf_cmd)
 
 
 _register()

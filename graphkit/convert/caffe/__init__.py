@@ -1,0 +1,143 @@
+"""``graphkit caffe2tf``: a Caffe deploy prototxt + caffemodel to a frozen TensorFlow GraphDef, TF-free.
+
+The body is NHWC (TF's CPU kernels) with weights permuted at conversion time; ``layout="nchw"`` (default)
+keeps Caffe's NCHW at the input and at 4-D outputs (one Transpose each), ``layout="nhwc"`` has none. The input
+Placeholder is named after Caffe's input blob (batch dimension unknown); ``TOP:0`` holds the final value of
+every output blob TOP. Layer handlers live in one registry keyed by layer type (``REGISTRY``); pass
+``handlers={"MyLayer": fn}`` to convert a custom layer (``fn(builder, layer, inputs) -> outputs``, see
+``graphkit.convert.caffe.common.Handler``). Everything that cannot be converted is reported at once, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from graphkit.convert.caffe import elementwise, shape, spatial, ssd
+from graphkit.convert.caffe.builder import NHWC, Builder, Tensor, identity_perm
+from graphkit.convert.caffe.common import Handler, LayerError
+from graphkit.errors import GraphkitError
+from graphkit.io import Graph, save_graph
+from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
+from graphkit.io.save import Progress
+
+REGISTRY: dict[str, Handler] = {**spatial.HANDLERS, **elementwise.HANDLERS, **shape.HANDLERS, **ssd.HANDLERS}
+TRAINING_ONLY = frozenset({"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData", "DummyData",
+                           "AnnotatedData", "Accuracy", "Silence", "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss",
+                           "InfogainLoss", "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss",
+                           "MultiBoxLoss"})
+
+
+@dataclass
+class CaffeReport:
+    output_path: str
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    layers_converted: int = 0
+    dropped: list[str] = field(default_factory=list)  # training-only layers left out
+    weight_bytes: int = 0
+    bytes_written: int = 0
+    nodes: int = 0
+
+
+def caffe2tf(
+    prototxt: str | os.PathLike[str],
+    caffemodel: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    *,
+    layout: str = "nchw",
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    outputs: list[str] | None = None,
+    handlers: dict[str, Handler] | None = None,
+    text: bool | None = None,
+    progress: Progress | None = None,
+) -> CaffeReport:
+    """Convert and write ``out``; see the module docstring. ``outputs`` (blob names) cuts the net there."""
+    if layout not in ("nchw", "nhwc"):
+        raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
+    net = read_caffe(prototxt, caffemodel, input_shapes)
+    graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers)
+    report.output_path = os.fspath(out)
+    files = [net.prototxt] + ([net.caffemodel] if net.caffemodel else [])
+    report.bytes_written = save_graph(Graph(graph), out, inputs=files, text=text, progress=progress)
+    return report
+
+
+def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | None = None,
+                handlers: dict[str, Handler] | None = None) -> tuple:
+    """The GraphDef and the report, without writing."""
+    registry = {**REGISTRY, **(handlers or {})}
+    layers = [layer for layer in net.layers if layer.type != "Input"]
+    dropped = [f"{layer.name} ({layer.type})" for layer in layers if layer.type in TRAINING_ONLY]
+    layers = [layer for layer in layers if layer.type not in TRAINING_ONLY]
+    if outputs:
+        layers = _needed(layers, outputs, net)
+    unsupported = Counter(layer.type for layer in layers if layer.type not in registry)
+    if unsupported:
+        listed = "; ".join(f"{kind} x{count} ({', '.join(x.name for x in layers if x.type == kind)[:80]})"
+                           for kind, count in unsupported.items())
+        hint = " -- cut before them with --outputs BLOB" if "DetectionOutput" in unsupported else ""
+        raise GraphkitError(f"cannot convert these layers: {listed}{hint}; nothing was written", net.prototxt)
+    if not net.inputs:
+        raise GraphkitError("the net declares no input (input/input_dim, input_shape or an Input layer); "
+                            "give one with --input-shape NAME=N,C,H,W", net.prototxt)
+    b = Builder()
+    report = CaffeReport("")
+    blobs: dict[str, Tensor] = {}
+    for name, dims in net.inputs.items():
+        if layout == "nhwc" and len(dims) == 4:
+            shape = [-1, dims[2], dims[3], dims[1]]
+            blobs[name] = Tensor(b.placeholder(name, shape), tuple(dims), NHWC)
+        else:
+            shape = [-1, *dims[1:]]
+            blobs[name] = Tensor(b.placeholder(name, shape), tuple(dims), identity_perm(len(dims)))
+        report.inputs.append({"name": name, "shape": shape})
+    for layer in layers:
+        missing = [bottom for bottom in layer.bottoms if bottom not in blobs]
+        if missing:
+            raise LayerError(layer, f"reads blob(s) {', '.join(missing)} that no earlier layer makes")
+        inputs = [blobs[bottom] for bottom in layer.bottoms]
+        tops = registry[layer.type](b, layer, inputs)
+        if len(tops) != len(layer.tops):
+            raise LayerError(layer, f"made {len(tops)} outputs for {len(layer.tops)} tops")
+        for top, tensor in zip(layer.tops, tops, strict=True):
+            blobs[top] = tensor
+        report.layers_converted += 1
+    # in-place tops are consumed by the layers that rewrite them; the net's outputs are the rest
+    final = outputs or _net_outputs(layers)
+    for name in final:
+        if name not in blobs:
+            raise GraphkitError(f"--outputs names blob '{name}', which the net does not make", net.prototxt)
+        t = blobs[name]
+        t = b.to_perm(t, NHWC if layout == "nhwc" and t.rank == 4 else identity_perm(t.rank), f"{name}/output_layout")
+        if name in b.names:
+            raise GraphkitError(f"output blob '{name}' has the name of another node; rename the blob or layer",
+                                net.prototxt)
+        b.names.add(name)
+        node = b.graph.node.add(name=name, op="Identity", input=[t.ref])
+        node.attr["T"].type = 1  # type: ignore[assignment]
+        report.outputs.append({"name": name, "shape": [-1, *(t.stored_shape[1:])]})
+    report.dropped = dropped
+    report.weight_bytes = net.weight_bytes
+    report.nodes = len(b.graph.node)
+    return b.graph, report
+
+
+def _net_outputs(layers: list[CaffeLayer]) -> list[str]:
+    """Blobs whose final value no layer reads (an in-place layer reads the value before its own write)."""
+    last = {top: i for i, layer in enumerate(layers) for top in layer.tops}
+    read = {bottom for i, layer in enumerate(layers) for bottom in layer.bottoms if last.get(bottom, -1) < i}
+    order = list(dict.fromkeys(top for layer in layers for top in layer.tops))
+    return [top for top in order if top not in read]
+
+
+def _needed(layers: list[CaffeLayer], outputs: list[str], net: CaffeNet) -> list[CaffeLayer]:
+    wanted = set(outputs)
+    keep: list[CaffeLayer] = []
+    for layer in reversed(layers):
+        if wanted & set(layer.tops):
+            keep.append(layer)
+            wanted |= set(layer.bottoms)
+    return list(reversed(keep))

@@ -1,0 +1,143 @@
+"""The TF graph a Caffe net becomes: a GraphDef builder, and the blobs as tensors with a layout.
+
+A blob is stored in TF with its axes permuted: ``stored = caffe_value.transpose(perm)``. 4-D blobs made by
+spatial layers are NHWC (perm (0, 2, 3, 1)); layout-agnostic layers keep the perm they get; layers that need
+Caffe's axis order (Flatten, Reshape) transpose first; Permute only changes the perm. So the body has no
+Transpose except where Caffe's own order is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io.tensors import from_numpy
+from graphkit.proto import graph_pb2, node_def_pb2
+
+NHWC = (0, 2, 3, 1)
+FLOAT = 1
+INT32 = 3
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A Caffe blob in the TF graph: the TF tensor name, the blob's Caffe shape, how its axes are stored."""
+
+    ref: str
+    shape: tuple[int, ...]
+    perm: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[p] for p in self.perm)
+
+    def stored_axis(self, caffe_axis: int) -> int:
+        """Where Caffe axis ``caffe_axis`` (negative allowed) lives in the stored tensor."""
+        axis = caffe_axis % self.rank
+        return self.perm.index(axis)
+
+
+def identity_perm(rank: int) -> tuple[int, ...]:
+    return tuple(range(rank))
+
+
+class Builder:
+    """Appends NodeDefs; names are unique (``name``, ``name_1``...)."""
+
+    def __init__(self) -> None:
+        self.graph = graph_pb2.GraphDef()
+        self.graph.versions.producer = 1700
+        self.names: set[str] = set()
+        self.weight_bytes = 0
+        self._layouts: dict[tuple[str, tuple[int, ...]], str] = {}
+
+    def unique(self, name: str) -> str:
+        out, k = name, 1
+        while out in self.names:
+            out, k = f"{name}_{k}", k + 1
+        self.names.add(out)
+        return out
+
+    def op(self, name: str, op: str, inputs: Sequence[str], dtype: int | None = FLOAT, **attrs: object) -> str:
+        node = self.graph.node.add(name=self.unique(name), op=op)
+        node.input.extend(inputs)
+        if dtype is not None:
+            node.attr["T"].type = dtype  # type: ignore[assignment]
+        for key, value in attrs.items():
+            _set_attr(node, key, value)
+        return node.name
+
+    def const(self, name: str, value: np.ndarray | float | int | Sequence[int]) -> str:
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        if array.dtype == np.int64:
+            array = array.astype(np.int32)
+        node = self.graph.node.add(name=self.unique(name), op="Const")
+        tensor = from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))
+        node.attr["dtype"].type = tensor.dtype
+        node.attr["value"].tensor.CopyFrom(tensor)
+        self.weight_bytes += array.nbytes
+        return node.name
+
+    def placeholder(self, name: str, shape: Sequence[int]) -> str:
+        if name in self.names:
+            raise GraphkitError(f"input blob '{name}' clashes with another node name")
+        node = self.graph.node.add(name=name, op="Placeholder")
+        self.names.add(name)
+        node.attr["dtype"].type = FLOAT  # type: ignore[assignment]
+        for d in shape:
+            node.attr["shape"].shape.dim.add().size = d
+        return name
+
+    def transpose(self, name: str, x: str, perm: Sequence[int]) -> str:
+        return self.op(name, "Transpose", [x, self.const(f"{name}/perm", np.array(perm, np.int32))],
+                       Tperm=INT32)
+
+    def to_perm(self, t: Tensor, perm: tuple[int, ...], name: str) -> Tensor:
+        """``t`` stored with ``perm`` (a Transpose when it differs)."""
+        if t.perm == perm:
+            return t
+        key = (t.ref, perm)
+        if key not in self._layouts:  # one Transpose per tensor and layout, however many layers need it
+            # stored = caffe.T(t.perm); want caffe.T(perm) = stored.T(q) with t.perm[q[i]] = perm[i]
+            q = [t.perm.index(p) for p in perm]
+            self._layouts[key] = self.transpose(name, t.ref, q)
+        return Tensor(self._layouts[key], t.shape, perm)
+
+    def reshape(self, name: str, x: str, shape: Sequence[int]) -> str:
+        return self.op(name, "Reshape", [x, self.const(f"{name}/shape", np.array(shape, np.int32))], Tshape=INT32)
+
+
+def _set_attr(node: node_def_pb2.NodeDef, key: str, value: object) -> None:
+    attr = node.attr[key]
+    if key in DTYPE_KEYS:
+        attr.type = int(value)  # type: ignore[call-overload]
+    elif isinstance(value, bool):
+        attr.b = value
+    elif isinstance(value, int):
+        attr.i = value
+    elif isinstance(value, float):
+        attr.f = value
+    elif isinstance(value, str):
+        attr.s = value.encode()
+    elif isinstance(value, bytes):
+        attr.s = value
+    elif isinstance(value, (list, tuple)):
+        if all(isinstance(v, int) for v in value):
+            attr.list.i.extend(value)
+        else:
+            attr.list.f.extend(value)
+    else:
+        raise TypeError(f"attr {key}: {type(value).__name__}")
+
+
+DTYPE_KEYS = frozenset({"Tperm", "Tshape", "Tidx", "Tpaddings", "Tmultiples", "Tlen", "Index", "out_type", "Tindices",
+                        "Taxis", "Tparams", "DstT", "SrcT", "index_type"})
