@@ -1,0 +1,264 @@
+"""Every layer and parameter combination, in small nets the test writes (prototxt + caffemodel with seeded
+random weights), converted and run in TF, checked live against OpenCV's Caffe importer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_graph
+from google.protobuf import text_format
+
+from graphkit.convert.caffe import caffe2tf
+from graphkit.errors import GraphkitError
+from graphkit.proto import caffe_pb2
+
+cv2 = pytest.importorskip("cv2", reason="opencv-python-headless>=4.13,<5 is the Caffe oracle")
+
+
+def write_net(tmp_path, body: str, shape, blobs: dict[str, list[tuple[int, ...]]], seed=0):
+    """A deploy prototxt with ``body`` layers after an Input 'data' of ``shape``, and a caffemodel holding
+    random blobs of the given shapes per layer."""
+    dims = " ".join(f"dim: {d}" for d in shape)
+    text = f'name: "t"\nlayer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {dims} }} }} }}\n{body}'
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(text)
+    net = caffe_pb2.NetParameter()
+    text_format.Parse(text, net, allow_unknown_field=True)
+    rng = np.random.default_rng(seed)
+    for layer in net.layer:
+        for blob_shape in blobs.get(layer.name, []):
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(blob_shape)
+            blob.data.extend(rng.uniform(0.1, 1.0, blob_shape).astype(np.float32).ravel() *
+                             (1 if layer.type in ("BatchNorm",) else rng.choice([-1, 1], blob_shape).ravel()))
+    model = tmp_path / "net.caffemodel"
+    model.write_bytes(net.SerializeToString())
+    return proto, model
+
+
+def opencv(proto, model, x, outputs):
+    """OpenCV's values of blobs ``outputs``: OpenCV names outputs by layer (the last layer writing each blob;
+    a layer with several tops returns them in order)."""
+    net = cv2.dnn.readNetFromCaffe(str(proto), str(model))
+    spec = caffe_pb2.NetParameter()
+    text_format.Parse(proto.read_text(), spec, allow_unknown_field=True)
+    writer = {top: (layer.name, list(layer.top).index(top))
+              for layer in [*spec.layer, *spec.layers] for top in layer.top}
+    layers = list(dict.fromkeys(writer[o][0] for o in outputs))
+    net.setInput(x)
+    values = dict(zip(layers, net.forwardAndRetrieve(layers), strict=True))
+    return [np.asarray(values[writer[o][0]][writer[o][1]]) for o in outputs]
+
+
+def check(tf, tmp_path, body, shape, blobs, outputs, rtol=1e-4, reference=None):
+    """Convert, run in TF, compare with OpenCV (or with ``reference(x, caffemodel_blobs)`` where OpenCV
+    has no such layer or departs from Caffe)."""
+    proto, model = write_net(tmp_path, body, shape, blobs)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1.0, shape).astype(np.float32)
+    if reference is None:
+        want = opencv(proto, model, x, outputs)
+    else:
+        from graphkit.io.caffe import read_caffemodel
+
+        want = reference(x, read_caffemodel(model))
+    caffe2tf(proto, model, tmp_path / "net.pb", outputs=outputs)
+    got = run_graph(tf, tmp_path / "net.pb", outputs, {"data:0": x})
+    for name, g, w in zip(outputs, got, want, strict=True):
+        w = w.reshape(g.shape) if w.size == g.size else w
+        assert g.shape == w.shape, (name, g.shape, w.shape)
+        err = float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-12))
+        assert err <= rtol, (name, err)
+
+
+def conv(name, bottom, params, weights, bias=True):
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
+            f'convolution_param {{ {params} {"" if bias else "bias_term: false"} }} }}\n')
+
+
+CONVS = {
+    "square_stride_pad": ("num_output: 6 kernel_size: 3 stride: 2 pad: 1", (1, 3, 11, 12), (6, 3, 3, 3)),
+    "rect_hw": ("num_output: 4 kernel_h: 3 kernel_w: 5 pad_h: 2 pad_w: 1 stride_h: 1 stride_w: 2",
+                (2, 3, 9, 13), (4, 3, 3, 5)),
+    "group2": ("num_output: 6 kernel_size: 3 group: 2", (1, 4, 8, 8), (6, 2, 3, 3)),
+    "depthwise_mult2_dilated": ("num_output: 8 kernel_size: 3 group: 4 pad: 2 dilation: 2", (1, 4, 10, 9),
+                                (8, 1, 3, 3)),
+    "depthwise": ("num_output: 4 kernel_size: 3 group: 4 pad: 1 stride: 2", (1, 4, 9, 10), (4, 1, 3, 3)),
+    "dilated": ("num_output: 5 kernel_size: 3 dilation: 2 pad: 1", (1, 3, 12, 11), (5, 3, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONVS))
+def test_convolution(tf, tmp_path, case):
+    params, shape, weights = CONVS[case]
+    out = weights[0]
+    check(tf, tmp_path, conv("c", "data", params, weights), shape, {"c": [weights, (out,)]}, ["c"])
+
+
+def test_convolution_without_bias(tf, tmp_path):
+    check(tf, tmp_path, conv("c", "data", "num_output: 3 kernel_size: 2", None, bias=False), (1, 2, 6, 7),
+          {"c": [(3, 2, 2, 2)]}, ["c"])
+
+
+def test_deconvolution(tf, tmp_path):
+    body = ('layer { name: "d" type: "Deconvolution" bottom: "data" top: "d" '
+            'convolution_param { num_output: 3 kernel_size: 4 stride: 2 pad: 1 } }\n')
+    check(tf, tmp_path, body, (1, 2, 5, 6), {"d": [(2, 3, 4, 4), (3,)]}, ["d"])
+
+
+POOLS = {
+    "max_ceil_odd": ("pool: MAX kernel_size: 3 stride: 2", (1, 2, 11, 12)),
+    "max_pad": ("pool: MAX kernel_size: 3 stride: 2 pad: 1", (1, 2, 10, 13)),
+    "ave_pad_ceil": ("pool: AVE kernel_size: 3 stride: 2 pad: 1", (1, 2, 11, 10)),
+    "ave_overhang": ("pool: AVE kernel_size: 2 stride: 2", (1, 3, 7, 9)),
+    "ave_k3s3": ("pool: AVE kernel_size: 3 stride: 3 pad: 1", (1, 2, 8, 11)),
+    "global_ave": ("pool: AVE global_pooling: true", (2, 3, 5, 7)),
+    "global_max": ("pool: MAX global_pooling: true", (1, 3, 6, 4)),
+    "rect": ("pool: MAX kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 1", (1, 2, 7, 8)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOLS))
+def test_pooling(tf, tmp_path, case):
+    params, shape = POOLS[case]
+    body = f'layer {{ name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param {{ {params} }} }}\n'
+    check(tf, tmp_path, body, shape, {}, ["p"])
+
+
+def _single(kind, params="", blobs=()):
+    body = f'layer {{ name: "y" type: "{kind}" bottom: "data" top: "y" {params} }}\n'
+    return body, {"y": list(blobs)}
+
+
+ELEMENTWISE = {
+    "relu": _single("ReLU"),
+    "leaky_relu": _single("ReLU", "relu_param { negative_slope: 0.1 }"),
+    "prelu": _single("PReLU", "", [(3,)]),
+    "prelu_shared": _single("PReLU", "prelu_param { channel_shared: true }", [(1,)]),
+    "sigmoid": _single("Sigmoid"),
+    "tanh": _single("TanH"),
+    "absval": _single("AbsVal"),
+    "bnll": _single("BNLL"),
+    "power": _single("Power", "power_param { power: 2 scale: 0.5 shift: 1 }"),
+    "exp": _single("Exp", "exp_param { base: 2 scale: 0.5 shift: 0.1 }"),
+    "exp_e": _single("Exp"),
+    "log": _single("Log", "log_param { base: 10 scale: 0.1 shift: 3 }"),
+    "elu": _single("ELU", "elu_param { alpha: 0.5 }"),
+    "softmax": _single("Softmax"),
+    "dropout": _single("Dropout", "dropout_param { dropout_ratio: 0.3 }"),
+    "lrn_across": _single("LRN", "lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 }"),
+    "lrn_within": _single("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }"),
+    "bias": _single("Bias", "", [(3,)]),
+    "lrn_across_k2": _single("LRN", "lrn_param { local_size: 3 alpha: 0.3 beta: 0.5 k: 2 }"),
+    "scale_bias": _single("Scale", "scale_param { bias_term: true }", [(3,), (3,)]),
+    "batchnorm": _single("BatchNorm", "batch_norm_param { eps: 0.001 }", [(3,), (3,), (1,)]),
+}
+
+
+# OpenCV has no Bias layer: Caffe's definition, y = x + b per channel
+def _lrn_across(x, size, alpha, beta, k):
+    """Caffe's LRN ACROSS_CHANNELS (lrn_layer.cpp): scale = k + alpha/n * sum of squares over n channels."""
+    sq = np.pad(x.astype(np.float64) ** 2, ((0, 0), (size // 2, size // 2), (0, 0), (0, 0)))
+    window = sum(sq[:, i:i + x.shape[1]] for i in range(size))
+    return (x / (k + alpha / size * window) ** beta).astype(np.float32)
+
+
+# OpenCV has no Bias layer, ignores LRN's k (always 1) and Log's base/scale/shift (NaNs here): Caffe's
+# definitions instead (log_layer.cpp: log_base(shift + scale * x))
+REFERENCES = {"bias": lambda x, w: [x + w["y"][0].reshape(1, -1, 1, 1)],
+              "log": lambda x, w: [np.log10(3.0 + 0.1 * x.astype(np.float64)).astype(np.float32)],
+              "lrn_across_k2": lambda x, w: [_lrn_across(x, 3, 0.3, 0.5, 2.0)]}
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE))
+def test_elementwise(tf, tmp_path, case):
+    body, blobs = ELEMENTWISE[case]
+    check(tf, tmp_path, body, (2, 3, 5, 6), blobs, ["y"], reference=REFERENCES.get(case))
+
+
+def _two(kind, params):
+    return ('layer { name: "a" type: "ReLU" bottom: "data" top: "a" relu_param { negative_slope: 0.5 } }\n'
+            'layer { name: "b" type: "Sigmoid" bottom: "data" top: "b" }\n'
+            f'layer {{ name: "y" type: "{kind}" bottom: "a" bottom: "b" top: "y" {params} }}\n')
+
+
+def layer(name, kind, bottoms, tops=None, params=""):
+    """One prototxt layer."""
+    ins = " ".join(f'bottom: "{b}"' for b in bottoms.split())
+    outs = " ".join(f'top: "{t}"' for t in (tops or name).split())
+    return f'layer {{ name: "{name}" type: "{kind}" {ins} {outs} {params} }}\n'
+
+
+MULTI = {
+    "eltwise_sum_coeff": (_two("Eltwise", "eltwise_param { operation: SUM coeff: 0.5 coeff: -2 }"), ["y"]),
+    "eltwise_prod": (_two("Eltwise", "eltwise_param { operation: PROD }"), ["y"]),
+    "eltwise_max": (_two("Eltwise", "eltwise_param { operation: MAX }"), ["y"]),
+    "concat": (_two("Concat", "concat_param { axis: 1 }"), ["y"]),
+    "concat_spatial": (_two("Concat", "concat_param { axis: 3 }"), ["y"]),
+    "slice": (layer("s", "Slice", "data", "s1 s2 s3", "slice_param { axis: 1 slice_point: 1 slice_point: 2 }"),
+              ["s1", "s2", "s3"]),
+    "flatten_ip": (layer("f", "Flatten", "data") + layer("ip", "InnerProduct", "f", None,
+                                                         "inner_product_param { num_output: 7 }"), ["f", "ip"]),
+    "ip_on_4d": (layer("ip", "InnerProduct", "data", None, "inner_product_param { num_output: 7 }"), ["ip"]),
+    "reshape": (layer("r", "Reshape", "data", None, "reshape_param { shape { dim: 0 dim: 2 dim: -1 } }"), ["r"]),
+    "permute_flatten": (layer("p", "Permute", "data", None, "permute_param { order: 0 order: 2 order: 3 order: 1 }")
+                        + layer("f", "Flatten", "p"), ["p", "f"]),
+    "crop": (layer("pool", "Pooling", "data", None, "pooling_param { pool: MAX kernel_size: 2 stride: 2 }")
+             + layer("c", "Crop", "data pool", None, "crop_param { axis: 2 offset: 1 offset: 2 }"), ["c"]),
+    "inplace_chain": (layer("conv", "Convolution", "data", None, "convolution_param { num_output: 4 kernel_size: 1 }")
+                      + layer("relu", "ReLU", "conv", "conv")
+                      + layer("scale", "Scale", "conv", "conv", "scale_param { bias_term: true }"), ["conv"]),
+}
+MULTI_BLOBS = {"flatten_ip": {"ip": [(7, 90), (7,)]}, "ip_on_4d": {"ip": [(7, 90), (7,)]},
+               "inplace_chain": {"conv": [(4, 3, 1, 1), (4,)], "scale": [(4,), (4,)]}}
+
+
+@pytest.mark.parametrize("case", sorted(MULTI))
+def test_multi_blob_layers(tf, tmp_path, case):
+    body, outputs = MULTI[case]
+    check(tf, tmp_path, body, (2, 3, 5, 6), MULTI_BLOBS.get(case, {}), outputs)
+
+
+def test_mismatched_caffemodel_names_layer_blob_and_shapes(tmp_path):
+    proto, model = write_net(tmp_path, 'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+                             'inner_product_param { num_output: 10 } }\n', (1, 3, 4, 4), {"ip": [(10, 48), (64,)]})
+    with pytest.raises(GraphkitError, match=r"layer 'ip' \(InnerProduct\): blob 1 has shape \[64\] in the caffemodel "
+                                            r"but the prototxt needs \[10\]"):
+        caffe2tf(proto, model, tmp_path / "x.pb")
+    assert not (tmp_path / "x.pb").exists()
+
+
+def test_unsupported_layers_listed_at_once(tmp_path):
+    body = ('layer { name: "m1" type: "MVN" bottom: "data" top: "m1" }\n'
+            'layer { name: "m2" type: "MVN" bottom: "m1" top: "m2" }\n'
+            'layer { name: "sp" type: "SPP" bottom: "m2" top: "sp" }\n')
+    proto, model = write_net(tmp_path, body, (1, 3, 4, 4), {})
+    with pytest.raises(GraphkitError, match=r"MVN x2 \(m1, m2\); SPP x1 \(sp\)"):
+        caffe2tf(proto, model, tmp_path / "x.pb")
+
+
+def test_custom_layer_handler(tf, tmp_path):
+    """A user's handler for a custom layer type, passed in (no global registry to mutate)."""
+    from graphkit.convert.caffe.builder import Tensor
+
+    def double(b, layer, inputs):
+        x = inputs[0]
+        return [Tensor(b.op(f"{layer.name}/mul", "Mul", [x.ref, b.const(f"{layer.name}/two", np.float32(2))]),
+                       x.shape, x.perm)]
+
+    proto, model = write_net(tmp_path, 'layer { name: "d" type: "Double" bottom: "data" top: "d" }\n', (1, 2, 3, 3), {})
+    caffe2tf(proto, model, tmp_path / "x.pb", handlers={"Double": double})
+    x = np.arange(18, dtype=np.float32).reshape(1, 2, 3, 3)
+    np.testing.assert_array_equal(run_graph(tf, tmp_path / "x.pb", ["d"], {"data:0": x})[0], 2 * x)
+
+
+def test_cifar10_quick_against_opencv_live(tf, tmp_path):
+    from conftest import shared
+
+    base = shared("caffe_v1_everpeace")
+    proto, model = base / "cifar10_quick.prototxt", base / "cifar10_quick_iter_5000.caffemodel"
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    caffe2tf(proto, model, tmp_path / "q.pb")
+    got = run_graph(tf, tmp_path / "q.pb", ["prob"], {"data:0": x})[0]
+    want = opencv(proto, model, x, ["prob"])[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
