@@ -46,7 +46,8 @@ class CaffeLayer:
     bottoms: list[str]
     tops: list[str]
     params: LayerParams
-    blobs: list[np.ndarray] = field(default_factory=list)
+    blobs: list[np.ndarray] | None = field(default_factory=list)  # None: shapes only (no caffemodel)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # where the blobs' bytes are in the caffemodel
 
 
 @dataclass
@@ -58,6 +59,17 @@ class CaffeNet:
     caffemodel: Path | None
     weight_bytes: int = 0
     unused_weights: list[str] = field(default_factory=list)  # caffemodel layers with blobs the deploy net lacks
+    mapping: mmap.mmap | None = None
+
+    def release(self, layer: CaffeLayer) -> None:
+        """Drop the layer's weight pages from memory (they were read; the file keeps them)."""
+        if self.mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        for start, length in layer.spans:
+            first = start // page * page
+            end = -(-(start + length) // page) * page
+            self.mapping.madvise(mmap.MADV_DONTNEED, first, min(end, len(self.mapping)) - first)
 
 
 def read_prototxt(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
@@ -109,47 +121,57 @@ def read_caffe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[s
                                 f"(inputs: {', '.join(inputs) or 'none'})", proto_path)
         inputs[name] = tuple(shape)
     result = CaffeNet(net.name, inputs, layers, proto_path, Path(caffemodel) if caffemodel else None)
-    if caffemodel is not None:
-        weights = read_caffemodel(caffemodel)
-        by_name = {layer.name: layer for layer in layers}
-        for name, blobs in weights.items():
-            if name in by_name:
-                by_name[name].blobs = blobs
-                result.weight_bytes += sum(b.nbytes for b in blobs)
-            elif blobs:
-                result.unused_weights.append(name)
+    if caffemodel is None:
+        for layer in layers:
+            layer.blobs = None
+        return result
+    weights, result.mapping = _read_caffemodel(caffemodel)
+    by_name = {layer.name: layer for layer in layers}
+    for name, (blobs, spans) in weights.items():
+        if name in by_name:
+            by_name[name].blobs, by_name[name].spans = blobs, spans
+            result.weight_bytes += sum(b.nbytes for b in blobs)
+        elif blobs:
+            result.unused_weights.append(name)
     return result
 
 
 def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
     """layer name -> its blobs (float32 views of the mmapped file, or float64 copies for double_data), in
     Caffe's shapes (legacy 4-D num/channels/height/width kept as written)."""
+    return {name: blobs for name, (blobs, _) in _read_caffemodel(path)[0].items()}
+
+
+def _read_caffemodel(path: str | os.PathLike[str]) -> tuple[dict[str, tuple[list[np.ndarray], list[tuple[int, int]]]],
+                                                             mmap.mmap]:
     p = Path(path)
     try:
         with open(p, "rb") as fh:
             if os.fstat(fh.fileno()).st_size == 0:
                 raise GraphkitError("empty caffemodel", p)
-            buf = memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         raise GraphkitError(f"cannot read: {exc.strerror}", p) from None
-    out: dict[str, list[np.ndarray]] = {}
+    buf = memoryview(mapping)
+    out: dict[str, tuple[list[np.ndarray], list[tuple[int, int]]]] = {}
     try:
         for number, wire, _, start, end in iter_fields(buf, 0, len(buf)):
             if wire != LEN or number not in (100, 2):  # layer (V2) / layers (V1)
                 continue
             name_field, blob_field = (1, 7) if number == 100 else (4, 6)
-            name, blobs = "", []
+            name, blobs, spans = "", [], []
             for n, w, _, s, e in iter_fields(buf, start, end):
                 if n == name_field and w == LEN:
                     name = bytes(buf[s:e]).decode("utf-8", errors="replace")
                 elif n == blob_field and w == LEN:
                     blobs.append(_blob(buf, s, e))
+                    spans.append((s, e - s))
             if name in out and not blobs:
                 continue
-            out[name] = blobs
+            out[name] = (blobs, spans)
     except (WireError, ValueError, message.DecodeError) as exc:
         raise GraphkitError(f"not a valid caffemodel (binary NetParameter): {exc}", p) from None
-    return out
+    return out, mapping
 
 
 def _blob(buf: memoryview, start: int, end: int) -> np.ndarray:

@@ -216,6 +216,34 @@ def save_saved_model(
         raise
 
 
+class Spill:
+    """A temporary file beside an output that large tensors are written to as they are made, so a
+    conversion never holds all its weights: each becomes a FileSlice, copied into the output in the kernel.
+    Removed on exit."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        fd, self.path = tempfile.mkstemp(dir=directory, prefix=".graphkit-spill-", suffix=".tmp")
+        self.fh = os.fdopen(fd, "w+b")
+        self.size = 0
+
+    def write(self, parts: Iterable[bytes | memoryview]) -> FileSlice:
+        """Append ``parts`` (e.g. row blocks of a tensor) as one slice."""
+        start = self.size
+        for part in parts:
+            self.fh.write(part)
+            self.size += len(part)
+        self.fh.flush()
+        return FileSlice(self.path, start, self.size - start)
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
 def _link_tree(src: Path, dst: Path) -> None:
     import shutil
 

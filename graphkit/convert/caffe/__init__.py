@@ -21,7 +21,8 @@ from graphkit.convert.caffe.common import Handler, LayerError
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
-from graphkit.io.save import Progress
+from graphkit.io.save import Progress, Spill, check_output
+from graphkit.proto import graph_pb2
 
 REGISTRY: dict[str, Handler] = {**spatial.HANDLERS, **elementwise.HANDLERS, **shape.HANDLERS, **ssd.HANDLERS}
 TRAINING_ONLY = frozenset({"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData", "DummyData",
@@ -58,16 +59,21 @@ def caffe2tf(
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
     net = read_caffe(prototxt, caffemodel, input_shapes)
-    graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers)
-    report.output_path = os.fspath(out)
     files = [net.prototxt] + ([net.caffemodel] if net.caffemodel else [])
-    report.bytes_written = save_graph(Graph(graph), out, inputs=files, text=text, progress=progress)
+    check_output(out, files)
+    with Spill(os.path.dirname(os.path.abspath(out))) as spill:
+        b = Builder(spill)
+        graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers, builder=b)
+        report.output_path = os.fspath(out)
+        report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
+                                          progress=progress)
     return report
 
 
 def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | None = None,
-                handlers: dict[str, Handler] | None = None) -> tuple:
-    """The GraphDef and the report, without writing."""
+                handlers: dict[str, Handler] | None = None,
+                builder: Builder | None = None) -> tuple[graph_pb2.GraphDef, CaffeReport]:
+    """The GraphDef and the report, without writing (large weights in ``builder``'s spill, if it has one)."""
     registry = {**REGISTRY, **(handlers or {})}
     layers = [layer for layer in net.layers if layer.type != "Input"]
     dropped = [f"{layer.name} ({layer.type})" for layer in layers if layer.type in TRAINING_ONLY]
@@ -83,7 +89,7 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
     if not net.inputs:
         raise GraphkitError("the net declares no input (input/input_dim, input_shape or an Input layer); "
                             "give one with --input-shape NAME=N,C,H,W", net.prototxt)
-    b = Builder()
+    b = builder or Builder()
     report = CaffeReport("")
     blobs: dict[str, Tensor] = {}
     for name, dims in net.inputs.items():
@@ -100,6 +106,7 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
             raise LayerError(layer, f"reads blob(s) {', '.join(missing)} that no earlier layer makes")
         inputs = [blobs[bottom] for bottom in layer.bottoms]
         tops = registry[layer.type](b, layer, inputs)
+        net.release(layer)
         if len(tops) != len(layer.tops):
             raise LayerError(layer, f"made {len(tops)} outputs for {len(layer.tops)} tops")
         for top, tensor in zip(layer.tops, tops, strict=True):

@@ -8,13 +8,16 @@ Transpose except where Caffe's own order is needed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from graphkit.errors import GraphkitError
-from graphkit.io.tensors import from_numpy
+from graphkit.io import dtypes
+from graphkit.io.graph import FileSlice
+from graphkit.io.save import Spill
+from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
 
 NHWC = (0, 2, 3, 1)
@@ -48,14 +51,23 @@ def identity_perm(rank: int) -> tuple[int, ...]:
     return tuple(range(rank))
 
 
-class Builder:
-    """Appends NodeDefs; names are unique (``name``, ``name_1``...)."""
+LARGE = 1 << 16  # constants above this many bytes go to the spill file, not into the proto
 
-    def __init__(self) -> None:
+
+class Builder:
+    """Appends NodeDefs; names are unique (``name``, ``name_1``...).
+
+    With a ``spill`` file, large constants are written there as they are made (``external`` maps the node
+    to its bytes) so weights are never all in memory; ``shape_only`` records constants' shapes alone (shape
+    inference for inspect)."""
+
+    def __init__(self, spill: Spill | None = None, shape_only: bool = False) -> None:
         self.graph = graph_pb2.GraphDef()
         self.graph.versions.producer = 1700
         self.names: set[str] = set()
         self.weight_bytes = 0
+        self.spill, self.shape_only = spill, shape_only
+        self.external: dict[str, FileSlice] = {}
         self._layouts: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def unique(self, name: str) -> str:
@@ -80,11 +92,35 @@ class Builder:
             array = array.astype(np.float32)
         if array.dtype == np.int64:
             array = array.astype(np.int32)
+        if self.shape_only or (self.spill is not None and array.nbytes > LARGE):
+            return self.const_blocks(name, array.shape, [array], array.dtype)
         node = self.graph.node.add(name=self.unique(name), op="Const")
         tensor = from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))
         node.attr["dtype"].type = tensor.dtype
         node.attr["value"].tensor.CopyFrom(tensor)
         self.weight_bytes += array.nbytes
+        return node.name
+
+    def const_blocks(self, name: str, shape: Sequence[int], blocks: Iterable[np.ndarray],
+                     dtype: np.dtype | type = np.float32) -> str:
+        """A Const of ``shape`` whose row-major bytes are ``blocks`` in order (made one at a time)."""
+        node = self.graph.node.add(name=self.unique(name), op="Const")
+        code = dtypes.from_numpy(np.dtype(dtype))
+        node.attr["dtype"].type = code  # type: ignore[assignment]
+        tensor = node.attr["value"].tensor
+        tensor.dtype = code  # type: ignore[assignment]
+        tensor.tensor_shape.CopyFrom(shape_proto(tuple(shape)))
+        if self.shape_only:
+            return node.name
+        parts: Iterator[np.ndarray] = (np.ascontiguousarray(block, dtype=dtype) for block in blocks)
+        if self.spill is not None:
+            piece = self.spill.write(part.data.cast("B") for part in parts)
+            self.external[node.name] = piece
+            self.weight_bytes += len(piece)
+        else:
+            data = b"".join(part.tobytes() for part in parts)
+            tensor.tensor_content = data
+            self.weight_bytes += len(data)
         return node.name
 
     def placeholder(self, name: str, shape: Sequence[int]) -> str:

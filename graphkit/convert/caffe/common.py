@@ -30,6 +30,8 @@ def param(layer: CaffeLayer, name: str) -> Any:
 def blob(layer: CaffeLayer, index: int, shape: tuple[int, ...]) -> np.ndarray:
     """Blob ``index`` reshaped to ``shape``; Caffe's legacy 4-D shapes (leading 1s) are accepted, any other
     difference is the classic prototxt/caffemodel mismatch."""
+    if layer.blobs is None:  # shapes only: no caffemodel
+        return np.broadcast_to(np.float32(0), shape)
     if index >= len(layer.blobs):
         have = f"{len(layer.blobs)} blob(s)" if layer.blobs else "no weights in the caffemodel"
         raise LayerError(layer, f"needs blob {index} of shape {list(shape)} but has {have}; is this the caffemodel "

@@ -3,6 +3,8 @@ Axes are Caffe's; each handler maps them through the tensor's stored layout."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from graphkit.convert.caffe.builder import INT32, NHWC, Builder, Tensor, identity_perm
@@ -19,15 +21,22 @@ def inner_product(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[T
     out = int(p.num_output)
     k = int(np.prod(x.shape[1:]))
     weights = blob(layer, 0, (k, out) if p.transpose else (out, k))
-    weights = weights.T if p.transpose else weights  # now (out, k)
-    if x.rank == 4 and x.perm == NHWC:
+    if x.rank == 4 and x.perm == NHWC:  # columns from C,H,W order to H,W,C, a block of rows at a time
         n, c, h, w = x.shape
-        weights = weights.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, k)
-    elif x.perm != identity_perm(x.rank):
-        x = b.to_perm(x, identity_perm(x.rank), f"{layer.name}/caffe_order")
+        rows = weights.T if p.transpose else weights
+
+        def blocks(step: int = max(1, (8 << 20) // (4 * k))) -> Iterator[np.ndarray]:
+            for i in range(0, out, step):
+                yield rows[i:i + step].reshape(-1, c, h, w).transpose(0, 2, 3, 1)
+
+        kernel, transpose_b = b.const_blocks(f"{layer.name}/weights", (out, k), blocks()), True
+    else:
+        if x.perm != identity_perm(x.rank):
+            x = b.to_perm(x, identity_perm(x.rank), f"{layer.name}/caffe_order")
+        # Caffe's (out, k) as is, MatMul transposes it (transpose: the stored (k, out) as is)
+        kernel, transpose_b = b.const(f"{layer.name}/weights", weights), not p.transpose
     flat = x.ref if x.rank == 2 else b.reshape(f"{layer.name}/flatten", x.ref, [-1, k])
-    y = b.op(f"{layer.name}/MatMul", "MatMul", [flat, b.const(f"{layer.name}/weights", weights.T)],
-             transpose_a=False, transpose_b=False)
+    y = b.op(f"{layer.name}/MatMul", "MatMul", [flat, kernel], transpose_a=False, transpose_b=transpose_b)
     if p.bias_term:
         y = b.op(f"{layer.name}/BiasAdd", "BiasAdd", [y, b.const(f"{layer.name}/biases", blob(layer, 1, (out,)))])
     return [Tensor(y, (x.shape[0], out), (0, 1))]
