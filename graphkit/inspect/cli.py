@@ -20,6 +20,7 @@ Examples:
   graphkit inspect saved_model/ --tag serve      a SavedModel's signatures
   graphkit inspect graph.pbtxt --nodes --match 'conv1/*' --op Conv2D
   graphkit inspect frozen.pb --json | jq .outputs
+  graphkit inspect deploy.prototxt --caffemodel weights.caffemodel
 """)
 @click.argument("path", type=click.Path())
 @click.option("--nodes", "view", flag_value="nodes", help="List nodes (name, op, inputs).")
@@ -30,17 +31,28 @@ Examples:
 @click.option("--op", "op_type", metavar="TYPE", help="With --nodes: only nodes of this op type.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="SavedModel meta graph tags (default: serve).")
 @click.option("--all", "show_all", is_flag=True, help="Do not shorten long lists.")
+@click.option("--caffemodel", type=click.Path(), help="Caffe: the weights (default: the .caffemodel beside it).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
 @common
 def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | None, op_type: str | None,
-                tags: tuple[str, ...], show_all: bool, as_json: bool, quiet: bool) -> None:
+                tags: tuple[str, ...], show_all: bool, caffemodel: str | None, as_json: bool, quiet: bool) -> None:
     """Show what a model holds: format, inputs, likely outputs, variables, ops, signatures.
 
     PATH is a GraphDef (.pb or .pbtxt), a MetaGraphDef (.meta), a checkpoint (prefix, .index file, or a
-    folder with a 'checkpoint' file), or a SavedModel folder. The format is detected from the content.
+    folder with a 'checkpoint' file), a SavedModel folder, or a Caffe deploy .prototxt (with its .caffemodel
+    found beside it or given with --caffemodel). The format is detected from the content.
     """
     if (match or op_type) and view not in (None, "nodes"):
         raise click.UsageError("--match and --op go with --nodes")
+    from graphkit.io.caffe import is_caffe_prototxt
+
+    if is_caffe_prototxt(path):
+        from graphkit.convert.caffe import describe
+        from graphkit.inspect.caffe import caffe_text, find_caffemodel
+
+        info = describe(path, caffemodel or find_caffemodel(path))
+        emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
+        return
     model = load(path, tags=list(tags) or None)
     if tensor is not None:
         value = tensor_value(model, tensor)

@@ -72,6 +72,23 @@ class CaffeNet:
             self.mapping.madvise(mmap.MADV_DONTNEED, first, min(end, len(self.mapping)) - first)
 
 
+def is_caffe_prototxt(path: str | os.PathLike[str]) -> bool:
+    """A text file whose first field is a Caffe NetParameter's (``layer``, ``input``...), not TF's."""
+    p = Path(path)
+    if not p.is_file() or p.suffix.lower() not in (".prototxt", ".pbtxt", ".txt"):
+        return False
+    with open(p, "rb") as fh:
+        head = fh.read(4096).decode("utf-8", errors="replace")
+    for line in head.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key = line.split(":", 1)[0].split("{", 1)[0].strip()
+            if key == "name":
+                continue
+            return key in ("layer", "layers", "input", "input_dim", "input_shape", "force_backward", "state")
+    return False
+
+
 def read_prototxt(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
     p = Path(path)
     try:

@@ -122,3 +122,30 @@ def run_with_checkpoint(meta_graph_bytes: bytes, prefix: str, feeds: dict[str, n
             raise GraphkitError("the graph has no saver, so its checkpoint cannot be restored for --verify")
         saver.restore(sess, prefix)
         return list(sess.run([f"{o}:0" for o in outputs], feeds))
+
+
+def run_caffe_opencv(prototxt: str, caffemodel: str, x: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+    """A Caffe model's blobs ``outputs`` computed by OpenCV's Caffe importer (the independent oracle).
+    OpenCV names outputs by layer: each blob is read from the last layer writing it (a layer's tops in order)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise GraphkitError("this needs OpenCV's Caffe importer: pip install 'opencv-python-headless>=4.13,<5'") \
+            from exc
+    from graphkit.io.caffe import read_prototxt
+
+    spec = read_prototxt(prototxt)
+    writer: dict[str, tuple[str, int]] = {}
+    layers_in_order: list[Any] = [*spec.layer, *spec.layers]
+    for layer in layers_in_order:
+        for k, top in enumerate(layer.top):
+            writer[top] = (layer.name, k)
+    layers = list(dict.fromkeys(writer[o][0] for o in outputs))
+    try:
+        net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+        net.setInput(x)
+        values = dict(zip(layers, net.forwardAndRetrieve(layers), strict=True))
+    except cv2.error as exc:
+        raise GraphkitError(f"OpenCV could not run this model: {str(exc).strip().splitlines()[-1]}", prototxt) \
+            from None
+    return [np.asarray(values[writer[o][0]][writer[o][1]]) for o in outputs]

@@ -37,17 +37,9 @@ def write_net(tmp_path, body: str, shape, blobs: dict[str, list[tuple[int, ...]]
 
 
 def opencv(proto, model, x, outputs):
-    """OpenCV's values of blobs ``outputs``: OpenCV names outputs by layer (the last layer writing each blob;
-    a layer with several tops returns them in order)."""
-    net = cv2.dnn.readNetFromCaffe(str(proto), str(model))
-    spec = caffe_pb2.NetParameter()
-    text_format.Parse(proto.read_text(), spec, allow_unknown_field=True)
-    writer = {top: (layer.name, list(layer.top).index(top))
-              for layer in [*spec.layer, *spec.layers] for top in layer.top}
-    layers = list(dict.fromkeys(writer[o][0] for o in outputs))
-    net.setInput(x)
-    values = dict(zip(layers, net.forwardAndRetrieve(layers), strict=True))
-    return [np.asarray(values[writer[o][0]][writer[o][1]]) for o in outputs]
+    from graphkit.runtime import run_caffe_opencv
+
+    return run_caffe_opencv(str(proto), str(model), x, outputs)
 
 
 def check(tf, tmp_path, body, shape, blobs, outputs, rtol=1e-4, reference=None):

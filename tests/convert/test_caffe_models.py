@@ -84,3 +84,46 @@ def test_cli_and_json(runner, tmp_path):
     assert result.exit_code == 1 and "'nope', which is not an input" in result.stderr
     result = runner.invoke(cli, [*args[:3], str(tmp_path / "r.pb"), "--layout", "nhcw"])
     assert result.exit_code == 2
+
+
+def test_verify_against_opencv(tmp_path, runner):
+    pytest.importorskip("cv2", reason="opencv-python-headless>=4.13,<5 is the Caffe oracle")
+    base = shared("mtcnn_kpzhang")
+    report = caffe2tf(base / "det3.prototxt", base / "det3.caffemodel", tmp_path / "o.pb", verify=True)
+    assert {d["output"] for d in report.verified} == {"conv6-2", "conv6-3", "prob1"}
+    assert all(d["ok"] and d["max_rel_to_max"] <= 1e-4 for d in report.verified)
+    result = runner.invoke(cli, ["caffe2tf", str(base / "det1.prototxt"), str(base / "det1.caffemodel"),
+                                 str(tmp_path / "p.pb"), "--verify", "--rtol", "1e-12", "--layout", "nhwc"])
+    assert result.exit_code == 1 and "--verify: the TF graph differs from OpenCV's Caffe over 1e-12" in result.stderr
+
+
+def test_inspect_a_prototxt(runner):
+    import json
+
+    base = shared("mtcnn_kpzhang")
+    result = runner.invoke(cli, ["inspect", str(base / "det2.prototxt"), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["caffemodel"].endswith("det2.caffemodel") and info["outputs"] == ["conv5-2", "prob1"]
+    layers = {layer["name"]: layer for layer in info["layers"]}
+    assert layers["pool2"]["top_shapes"] == [[1, 48, 4, 4]]  # Caffe's ceil rounding: 9 -> 4
+    assert layers["conv4"]["weights"] == [{"shape": [128, 576], "bytes": 294912}, {"shape": [128], "bytes": 512}]
+    assert info["unused_weights"] == ["conv5-3"]
+    wrong = runner.invoke(cli, ["inspect", str(base / "det4.prototxt"), "--caffemodel", str(base / "det1.caffemodel")])
+    assert wrong.exit_code == 0  # inspect reports, it does not refuse: det1's weights do not fit det4's layers
+    assert "note: shapes unknown from layer 'conv1_1'" in wrong.output
+    assert "no weights in the caffemodel" in wrong.output
+
+
+def test_inspect_a_prototxt_without_weights_and_with_unsupported_layers(runner, tmp_path):
+    import json
+    import shutil
+
+    base = shared("yufacedetectnet_v2")
+    proto = tmp_path / "deploy.prototxt"
+    shutil.copy(base / "yufacedetectnet-open-v2.prototxt", proto)  # no caffemodel beside it
+    info = json.loads(runner.invoke(cli, ["inspect", str(proto), "--json"]).output)
+    assert info["caffemodel"] is None and info["unsupported"] == ["DetectionOutput"]
+    layers = {layer["name"]: layer for layer in info["layers"]}
+    assert layers["mbox_priorbox"]["top_shapes"] == [[1, 2, 17680]] and layers["conv1_1"]["weights"] == []
+    assert "detection_out" in info["problem"]

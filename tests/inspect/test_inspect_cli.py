@@ -192,6 +192,11 @@ def _stale_state(tmp_path):
     return tmp_path
 
 
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
 BAD = {
     "missing": (lambda t: t / "nope.pb", "no such file"),
     "empty dir": (lambda t: t, "directory holds no model"),
@@ -200,7 +205,8 @@ BAD = {
     "crc": (None, "CRC mismatch"),
     "text not a graph": (_text, "not a GraphDef"),
     "stale state file": (_stale_state, "names 'model.ckpt-9', which does not exist (prefixes here: model.ckpt-3)"),
-    "caffe prototxt": (lambda t: shared("mtcnn_kpzhang/det1.prototxt"), "Caffe prototxt"),
+    "broken caffe prototxt": (lambda t: _write(t / "deploy.prototxt", 'name: "n"\nlayer { name: "a" type: '),
+                              "not a Caffe prototxt"),
 }
 
 

@@ -41,6 +41,7 @@ class CaffeReport:
     weight_bytes: int = 0
     bytes_written: int = 0
     nodes: int = 0
+    verified: list[dict] = field(default_factory=list)  # per output, with verify=True
 
 
 def caffe2tf(
@@ -54,8 +55,13 @@ def caffe2tf(
     handlers: dict[str, Handler] | None = None,
     text: bool | None = None,
     progress: Progress | None = None,
+    verify: bool = False,
+    rtol: float = 1e-4,
 ) -> CaffeReport:
-    """Convert and write ``out``; see the module docstring. ``outputs`` (blob names) cuts the net there."""
+    """Convert and write ``out``; see the module docstring. ``outputs`` (blob names) cuts the net there.
+
+    ``verify``: run the Caffe model in OpenCV and the result in TensorFlow on the same seeded input and
+    compare every output (max |difference| over max |OpenCV value| <= ``rtol``); an error over it."""
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
     net = read_caffe(prototxt, caffemodel, input_shapes)
@@ -67,7 +73,39 @@ def caffe2tf(
         report.output_path = os.fspath(out)
         report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
                                           progress=progress)
+    if verify:
+        _verify(net, out, report, layout, rtol)
     return report
+
+
+def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: str, rtol: float) -> None:
+    import numpy as np
+
+    from graphkit import runtime
+    from graphkit.io import load
+    from graphkit.io.save import materialize
+
+    if net.caffemodel is None or len(net.inputs) != 1:
+        raise GraphkitError("--verify needs the caffemodel and a net with one input", net.prototxt)
+    (name, shape), = net.inputs.items()
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    outputs = [o["name"] for o in report.outputs]
+    want = runtime.run_caffe_opencv(str(net.prototxt), str(net.caffemodel), x, outputs)
+    model = load(out)
+    assert model.graph is not None
+    feed = x.transpose(0, 2, 3, 1) if layout == "nhwc" and x.ndim == 4 else x
+    got = runtime.run_graph_def(materialize(model.graph).SerializeToString(), {f"{name}:0": feed}, outputs)
+    for o, g, w in zip(outputs, got, want, strict=True):
+        if layout == "nhwc" and w.ndim == 4:
+            w = w.transpose(0, 2, 3, 1)
+        w = w.reshape(g.shape) if w.size == g.size else w
+        scale = float(np.abs(w).max()) if w.size else 0.0
+        diff = runtime.compare_outputs([o], [w], [g], rtol=0.0, atol=rtol * max(scale, 1e-12))[0]
+        report.verified.append({**diff.__dict__, "max_rel_to_max": diff.max_abs / max(scale, 1e-12)})
+    bad = [d for d in report.verified if not d["ok"]]
+    if bad:
+        worst = ", ".join(f"{d['output']}: {d['max_rel_to_max']:.3g} {d['detail']}".strip() for d in bad)
+        raise GraphkitError(f"--verify: the TF graph differs from OpenCV's Caffe over {rtol}: {worst}", out)
 
 
 def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | None = None,
@@ -148,3 +186,54 @@ def _needed(layers: list[CaffeLayer], outputs: list[str], net: CaffeNet) -> list
             keep.append(layer)
             wanted |= set(layer.bottoms)
     return list(reversed(keep))
+
+
+def describe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None = None,
+             input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
+    """What ``graphkit inspect`` shows for a Caffe model: inputs, outputs, and per layer its type, bottoms,
+    tops, parameters, top shapes (shape inference by the converter's own handlers, so exactly what caffe2tf
+    would make) and weight shapes/bytes. Inference stops at the first layer that cannot be converted."""
+    from google.protobuf import text_format
+
+    net = read_caffe(prototxt, caffemodel, input_shapes)
+    b = Builder(shape_only=True)
+    blobs: dict[str, Tensor] = {}
+    for name, dims in net.inputs.items():
+        blobs[name] = Tensor(b.placeholder(name, [-1, *dims[1:]]), tuple(dims), identity_perm(len(dims)))
+    layers, problem = [], None
+    for layer in net.layers:
+        entry: dict = {"name": layer.name, "type": layer.type, "bottoms": layer.bottoms, "tops": layer.tops,
+                       "params": _params_text(layer, text_format), "top_shapes": None,
+                       "weights": [{"shape": list(w.shape), "bytes": int(w.nbytes)} for w in layer.blobs or []]}
+        if layer.type == "Input":
+            entry["top_shapes"] = [list(net.inputs.get(t, ())) for t in layer.tops]
+        elif layer.type in TRAINING_ONLY:
+            entry["note"] = "training-only: caffe2tf drops it"
+        elif problem is None:
+            try:
+                if layer.type not in REGISTRY:
+                    raise LayerError(layer, "no handler (caffe2tf cannot convert it)")
+                tops = REGISTRY[layer.type](b, layer, [blobs[x] for x in layer.bottoms])
+                for top, tensor in zip(layer.tops, tops, strict=True):
+                    blobs[top] = tensor
+                entry["top_shapes"] = [list(t.shape) for t in tops]
+            except (GraphkitError, KeyError) as exc:
+                problem = f"shapes unknown from layer '{layer.name}' on: {exc}"
+        layers.append(entry)
+    convertible = [layer for layer in net.layers if layer.type not in TRAINING_ONLY and layer.type != "Input"]
+    return {
+        "path": str(net.prototxt), "format": "caffe", "caffemodel": str(net.caffemodel) if net.caffemodel else None,
+        "name": net.name, "inputs": [{"name": k, "shape": list(v)} for k, v in net.inputs.items()],
+        "outputs": _net_outputs(convertible), "layers": layers, "weight_bytes": net.weight_bytes,
+        "unsupported": sorted({layer.type for layer in convertible if layer.type not in REGISTRY}),
+        "unused_weights": net.unused_weights, "problem": problem,
+    }
+
+
+def _params_text(layer: CaffeLayer, text_format: object) -> str:
+    """The layer's own parameter messages as one line, e.g. ``num_output: 96 kernel_size: 11 stride: 4``."""
+    parts = []
+    for desc, value in layer.params.ListFields():
+        if desc.name.endswith("_param"):
+            parts.append(text_format.MessageToString(value, as_one_line=True))  # type: ignore[attr-defined]
+    return " ".join(p for p in parts if p)

@@ -25,10 +25,15 @@ Examples:
               help="Override an input's shape (e.g. a fully convolutional net at another size).")
 @click.option("--outputs", multiple=True, metavar="BLOB", help="Stop at these blobs (e.g. before DetectionOutput).")
 @click.option("--text", is_flag=True, default=None, help="Write text format (also when OUT ends in .pbtxt).")
+@click.option("--verify", is_flag=True, help="Compare with OpenCV's Caffe importer on a random input (needs "
+              "opencv-python-headless<5 and TensorFlow).")
+@click.option("--rtol", type=float, default=1e-4, show_default=True,
+              help="With --verify: max |difference| / max |OpenCV value| allowed per output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_shapes: tuple[str, ...],
-                 outputs: tuple[str, ...], text: bool | None, as_json: bool, quiet: bool) -> None:
+                 outputs: tuple[str, ...], text: bool | None, verify: bool, rtol: float, as_json: bool,
+                 quiet: bool) -> None:
     """Convert a Caffe deploy prototxt and caffemodel to a frozen TensorFlow GraphDef, without TensorFlow.
 
     The body runs NHWC (TF's CPU layout) with weights permuted at conversion time; Caffe's padding, pooling
@@ -47,7 +52,7 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
             raise click.BadParameter(str(exc), param_hint="--input-shape") from None
     with progress("writing", quiet) as bar:
         report = caffe2tf(prototxt, caffemodel, out, layout=layout, input_shapes=shapes or None,
-                          outputs=split_names(outputs) or None, text=text, progress=bar)
+                          outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol)
     if as_json:
         emit_json(report.__dict__)
         return
@@ -56,5 +61,8 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     click.echo("  outputs: " + ", ".join(f"{o['name']} {o['shape']}" for o in report.outputs))
     click.echo(f"  layers converted: {report.layers_converted}; nodes: {report.nodes}; "
                f"weights: {human_bytes(report.weight_bytes)}")
+    for d in report.verified:
+        click.echo(f"  verified {d['output']} against OpenCV: max abs {d['max_abs']:.3g}, "
+                   f"relative to max {d['max_rel_to_max']:.3g}")
     if report.dropped:
         click.echo(f"  training-only layers dropped: {', '.join(report.dropped)}")
