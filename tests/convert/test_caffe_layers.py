@@ -254,3 +254,91 @@ def test_cifar10_quick_against_opencv_live(tf, tmp_path):
     got = run_graph(tf, tmp_path / "q.pb", ["prob"], {"data:0": x})[0]
     want = opencv(proto, model, x, ["prob"])[0]
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("chain", ["bn", "bn_scale", "bn_scale_inplace", "ip_bn"])
+def test_batch_norm_folded_into_the_layer_before(tf, tmp_path, chain):
+    """Conv/IP + BatchNorm (+ Scale) become one layer with folded weights: equal to OpenCV, no Mul/Add left."""
+    inplace = chain == "bn_scale_inplace"
+    first = (layer("c", "Convolution", "data", None, "convolution_param { num_output: 4 kernel_size: 3 }")
+             if not chain.startswith("ip") else
+             layer("c", "InnerProduct", "data", None, "inner_product_param { num_output: 4 }"))
+    body = first + layer("bn", "BatchNorm", "c", "c" if inplace else "bn", "batch_norm_param { eps: 0.001 }")
+    out = "c" if inplace else "bn"
+    blobs = {"c": [(4, 3, 3, 3) if not chain.startswith("ip") else (4, 90), (4,)], "bn": [(4,), (4,), (1,)]}
+    if "scale" in chain:
+        body += layer("sc", "Scale", out, "c" if inplace else "sc", "scale_param { bias_term: true }")
+        out = "c" if inplace else "sc"
+        blobs["sc"] = [(4,), (4,)]
+    check(tf, tmp_path, body, (2, 3, 5, 6), blobs, [out])
+    from graphkit.io import load
+
+    ops = [n.op for n in load(tmp_path / "net.pb").graph.graph_def.node]
+    assert "Mul" not in ops and "AddV2" not in ops
+
+
+def test_batch_norm_not_folded_when_the_conv_output_is_read_elsewhere(tf, tmp_path):
+    body = (layer("c", "Convolution", "data", None, "convolution_param { num_output: 3 kernel_size: 1 }")
+            + layer("bn", "BatchNorm", "c", "bn") + layer("sum", "Eltwise", "c bn"))
+    check(tf, tmp_path, body, (1, 3, 4, 4), {"c": [(3, 3, 1, 1), (3,)], "bn": [(3,), (3,), (1,)]}, ["sum"])
+
+
+def caffe_pool(x, kernel, stride, pad, is_max, ceil):
+    """A numpy port of Caffe's PoolingLayer Reshape + Forward_cpu loops (FORMATS.md 8.2): the reference for
+    what OpenCV cannot read (round_mode)."""
+    n, c, h, w = x.shape
+    out = []
+    for size, k, s, p in ((h, kernel[0], stride[0], pad[0]), (w, kernel[1], stride[1], pad[1])):
+        span = (size + 2 * p - k) / s
+        o = int(np.ceil(span) if ceil else np.floor(span)) + 1
+        if p and (o - 1) * s >= size + p:
+            o -= 1
+        out.append(o)
+    y = np.zeros((n, c, out[0], out[1]), np.float32)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            hs, ws = i * stride[0] - pad[0], j * stride[1] - pad[1]
+            he, we = min(hs + kernel[0], h + pad[0]), min(ws + kernel[1], w + pad[1])
+            pool = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            window = x[:, :, hs:he, ws:we]
+            y[:, :, i, j] = window.max(axis=(2, 3)) if is_max else window.sum(axis=(2, 3)) / pool
+    return y
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("mode", ["CEIL", "FLOOR"])
+@pytest.mark.parametrize("geometry", [(3, 2, 1, 11), (3, 2, 0, 10), (2, 2, 1, 7), (5, 3, 2, 13), (3, 3, 1, 8)])
+def test_pooling_round_mode_against_caffe_loops(tf, tmp_path, pool, mode, geometry):
+    k, s, p, size = geometry
+    params = f"pool: {pool} kernel_size: {k} stride: {s} pad: {p} round_mode: {mode}"
+    body = f'layer {{ name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param {{ {params} }} }}\n'
+
+    def reference(x, _w):
+        return [caffe_pool(x, (k, k), (s, s), (p, p), pool == "MAX", mode == "CEIL")]
+
+    check(tf, tmp_path, body, (1, 2, size, size + 1), {}, ["p"], reference=reference)
+
+
+def test_training_layers_dropped_and_input_shape_declaration(tf, tmp_path):
+    """input + input_shape declares the input; Data/loss/Accuracy/Silence layers are dropped and reported."""
+    text = ('name: "t"\ninput: "data"\ninput_shape { dim: 1 dim: 2 dim: 4 dim: 4 }\n'
+            'layer { name: "label" type: "Data" top: "label" }\n'
+            + layer("r", "ReLU", "data") + layer("loss", "SoftmaxWithLoss", "r label")
+            + layer("acc", "Accuracy", "r label") + layer("quiet", "Silence", "label"))
+    proto = tmp_path / "n.prototxt"
+    proto.write_text(text)
+    model = tmp_path / "n.caffemodel"
+    model.write_bytes(caffe_pb2.NetParameter(name="t").SerializeToString())
+    report = caffe2tf(proto, model, tmp_path / "n.pb")
+    assert report.inputs == [{"name": "data", "shape": [-1, 2, 4, 4]}] and [o["name"] for o in report.outputs] == ["r"]
+    assert report.dropped == ["label (Data)", "loss (SoftmaxWithLoss)", "acc (Accuracy)", "quiet (Silence)"]
+    x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 2, 4, 4)
+    np.testing.assert_array_equal(run_graph(tf, tmp_path / "n.pb", ["r"], {"data:0": x})[0], np.maximum(x, 0))
+
+
+def test_degenerate_pooling_window_is_refused(tmp_path):
+    body = layer("p", "Pooling", "data", None, "pooling_param { pool: MAX kernel_size: 2 stride: 3 }")
+    proto, model = write_net(tmp_path, body, (1, 1, 9, 9), {})
+    with pytest.raises(GraphkitError, match=r"layer 'p' \(Pooling\): the last pooling window on a 9x9 input"):
+        caffe2tf(proto, model, tmp_path / "x.pb")

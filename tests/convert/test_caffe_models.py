@@ -127,3 +127,13 @@ def test_inspect_a_prototxt_without_weights_and_with_unsupported_layers(runner, 
     layers = {layer["name"]: layer for layer in info["layers"]}
     assert layers["mbox_priorbox"]["top_shapes"] == [[1, 2, 17680]] and layers["conv1_1"]["weights"] == []
     assert "detection_out" in info["problem"]
+
+
+def test_readme_table_of_supported_layers_is_generated():
+    from conftest import ROOT
+
+    from graphkit.convert.caffe import supported_layers_table
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- caffe-layers:start -->\n", 1)[1].split("\n<!-- caffe-layers:end -->", 1)[0]
+    assert section == supported_layers_table()

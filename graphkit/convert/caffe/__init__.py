@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from graphkit.convert.caffe import elementwise, shape, spatial, ssd
 from graphkit.convert.caffe.builder import NHWC, Builder, Tensor, identity_perm
 from graphkit.convert.caffe.common import Handler, LayerError
+from graphkit.convert.caffe.fold import fold_batch_norms
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
@@ -42,6 +43,7 @@ class CaffeReport:
     bytes_written: int = 0
     nodes: int = 0
     verified: list[dict] = field(default_factory=list)  # per output, with verify=True
+    folded: list[str] = field(default_factory=list)  # BatchNorm/Scale layers folded into the layer before
 
 
 def caffe2tf(
@@ -109,8 +111,8 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
 
 
 def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | None = None,
-                handlers: dict[str, Handler] | None = None,
-                builder: Builder | None = None) -> tuple[graph_pb2.GraphDef, CaffeReport]:
+                handlers: dict[str, Handler] | None = None, builder: Builder | None = None,
+                fold: bool = True) -> tuple[graph_pb2.GraphDef, CaffeReport]:
     """The GraphDef and the report, without writing (large weights in ``builder``'s spill, if it has one)."""
     registry = {**REGISTRY, **(handlers or {})}
     layers = [layer for layer in net.layers if layer.type != "Input"]
@@ -118,6 +120,8 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
     layers = [layer for layer in layers if layer.type not in TRAINING_ONLY]
     if outputs:
         layers = _needed(layers, outputs, net)
+    if fold:
+        layers, folded = fold_batch_norms(layers)
     unsupported = Counter(layer.type for layer in layers if layer.type not in registry)
     if unsupported:
         listed = "; ".join(f"{kind} x{count} ({', '.join(x.name for x in layers if x.type == kind)[:80]})"
@@ -165,6 +169,7 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
         node.attr["T"].type = 1  # type: ignore[assignment]
         report.outputs.append({"name": name, "shape": [-1, *(t.stored_shape[1:])]})
     report.dropped = dropped
+    report.folded = folded if fold else []
     report.weight_bytes = net.weight_bytes
     report.nodes = len(b.graph.node)
     return b.graph, report
@@ -237,3 +242,14 @@ def _params_text(layer: CaffeLayer, text_format: object) -> str:
         if desc.name.endswith("_param"):
             parts.append(text_format.MessageToString(value, as_one_line=True))  # type: ignore[attr-defined]
     return " ".join(p for p in parts if p)
+
+
+def supported_layers_table() -> str:
+    """The README's table of supported layer types, generated from the registry (a test keeps it in sync)."""
+    families: dict[str, dict[str, Handler]] = {
+        "spatial": spatial.HANDLERS, "elementwise": elementwise.HANDLERS, "shape": shape.HANDLERS, "ssd": ssd.HANDLERS}
+    lines = ["| family | layer types |", "|---|---|"]
+    for family, handlers in families.items():
+        lines.append(f"| {family} | {', '.join(sorted(handlers))} |")
+    lines.append(f"| dropped (training-only) | {', '.join(sorted(TRAINING_ONLY))} |")
+    return "\n".join(lines)

@@ -194,7 +194,7 @@ def normalize(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tenso
     return [Tensor(y, x.shape, x.perm)]
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "ReLU": relu, "PReLU": prelu, "ELU": elu, "Sigmoid": _unary("Sigmoid"), "TanH": _unary("Tanh"),
     "AbsVal": _unary("Abs"), "BNLL": _unary("Softplus"), "Power": power, "Exp": exp, "Log": log,
     "Threshold": threshold, "Dropout": identity, "Split": identity, "Softmax": softmax, "Eltwise": eltwise,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from graphkit.convert.caffe.builder import INT32, NHWC, Builder, Tensor, identity_perm
-from graphkit.convert.caffe.common import LayerError, blob, param
+from graphkit.convert.caffe.common import Handler, LayerError, blob, param
 from graphkit.io.caffe import CaffeLayer
 
 
@@ -148,5 +148,5 @@ def crop(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     return [Tensor(y, tuple(shape), x.perm)]
 
 
-HANDLERS = {"InnerProduct": inner_product, "Concat": concat, "Slice": slice_, "Flatten": flatten,
+HANDLERS: dict[str, Handler] = {"InnerProduct": inner_product, "Concat": concat, "Slice": slice_, "Flatten": flatten,
             "Reshape": reshape, "Permute": permute, "Crop": crop}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.convert.caffe.builder import INT32, NHWC, Builder, Tensor
-from graphkit.convert.caffe.common import LayerError, blob, param
+from graphkit.convert.caffe.common import Handler, LayerError, blob, param
 from graphkit.io.caffe import CaffeLayer
 
 LOWEST = float(np.finfo(np.float32).min)
@@ -129,6 +129,10 @@ def pooling(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]
     ceil = getattr(p, "round_mode", 0) == 0
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     oh, ow = pooled_size(h, kh, sh, ph, ceil), pooled_size(w, kw, sw, pw, ceil)
+    if (oh - 1) * sh >= h + ph or (ow - 1) * sw >= w + pw:
+        raise LayerError(layer, f"the last pooling window on a {h}x{w} input starts past the input (pad 0, stride > "
+                                "kernel, ceil rounding): Caffe pools an empty window there (-FLT_MAX or a division by "
+                                "zero); use round_mode: FLOOR or a different size")
     end_h, end_w = (oh - 1) * sh + kh - h - ph, (ow - 1) * sw + kw - w - pw
     y = x.ref
     if end_h < 0 or end_w < 0:  # the last window ends before the input does: drop the unused tail
@@ -179,4 +183,5 @@ def lrn(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     return [Tensor(b.op(f"{layer.name}/LRN", "Mul", [x.ref, power]), x.shape, NHWC)]
 
 
-HANDLERS = {"Convolution": convolution, "Deconvolution": deconvolution, "Pooling": pooling, "LRN": lrn}
+HANDLERS: dict[str, Handler] = {"Convolution": convolution, "Deconvolution": deconvolution, "Pooling": pooling,
+                               "LRN": lrn}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from graphkit.convert.caffe.builder import Builder, Tensor
-from graphkit.convert.caffe.common import LayerError, param
+from graphkit.convert.caffe.common import Handler, LayerError, param
 from graphkit.io.caffe import CaffeLayer
 
 
@@ -56,4 +56,4 @@ def prior_box(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tenso
     return [Tensor(b.const(f"{layer.name}/priors", value), value.shape, (0, 1, 2))]
 
 
-HANDLERS = {"PriorBox": prior_box}
+HANDLERS: dict[str, Handler] = {"PriorBox": prior_box}
