@@ -137,6 +137,8 @@ ELEMENTWISE = {
     "log": _single("Log", "log_param { base: 10 scale: 0.1 shift: 3 }"),
     "elu": _single("ELU", "elu_param { alpha: 0.5 }"),
     "softmax": _single("Softmax"),
+    "softmax_axis3": _single("Softmax", "softmax_param { axis: 3 }"),
+    "softmax_axis2": _single("Softmax", "softmax_param { axis: -2 }"),
     "dropout": _single("Dropout", "dropout_param { dropout_ratio: 0.3 }"),
     "lrn_across": _single("LRN", "lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 }"),
     "lrn_within": _single("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }"),
@@ -192,6 +194,13 @@ MULTI = {
     "flatten_ip": (layer("f", "Flatten", "data") + layer("ip", "InnerProduct", "f", None,
                                                          "inner_product_param { num_output: 7 }"), ["f", "ip"]),
     "ip_on_4d": (layer("ip", "InnerProduct", "data", None, "inner_product_param { num_output: 7 }"), ["ip"]),
+    "ip_transpose": (layer("f", "Flatten", "data") + layer("ip", "InnerProduct", "f", None,
+                                                           "inner_product_param { num_output: 7 transpose: true }"),
+                     ["ip"]),
+    "ip_4d_transpose": (layer("ip", "InnerProduct", "data", None,
+                              "inner_product_param { num_output: 7 transpose: true }"), ["ip"]),
+    "split": (layer("s", "Split", "data", "s1 s2") + layer("a", "ReLU", "s1") + layer("b", "Sigmoid", "s2"),
+              ["a", "b"]),
     "reshape": (layer("r", "Reshape", "data", None, "reshape_param { shape { dim: 0 dim: 2 dim: -1 } }"), ["r"]),
     "permute_flatten": (layer("p", "Permute", "data", None, "permute_param { order: 0 order: 2 order: 3 order: 1 }")
                         + layer("f", "Flatten", "p"), ["p", "f"]),
@@ -202,13 +211,19 @@ MULTI = {
                       + layer("scale", "Scale", "conv", "conv", "scale_param { bias_term: true }"), ["conv"]),
 }
 MULTI_BLOBS = {"flatten_ip": {"ip": [(7, 90), (7,)]}, "ip_on_4d": {"ip": [(7, 90), (7,)]},
+               "ip_transpose": {"ip": [(90, 7), (7,)]}, "ip_4d_transpose": {"ip": [(90, 7), (7,)]},
                "inplace_chain": {"conv": [(4, 3, 1, 1), (4,)], "scale": [(4,), (4,)]}}
+
+
+# OpenCV ignores InnerProduct's transpose (reads the (in, out) blob as (out, in)): Caffe's y = x W + b
+MULTI_REFERENCES = {case: (lambda x, w: [x.reshape(len(x), -1) @ w["ip"][0] + w["ip"][1]])
+                    for case in ("ip_transpose", "ip_4d_transpose")}
 
 
 @pytest.mark.parametrize("case", sorted(MULTI))
 def test_multi_blob_layers(tf, tmp_path, case):
     body, outputs = MULTI[case]
-    check(tf, tmp_path, body, (2, 3, 5, 6), MULTI_BLOBS.get(case, {}), outputs)
+    check(tf, tmp_path, body, (2, 3, 5, 6), MULTI_BLOBS.get(case, {}), outputs, reference=MULTI_REFERENCES.get(case))
 
 
 def test_mismatched_caffemodel_names_layer_blob_and_shapes(tmp_path):
