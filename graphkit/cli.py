@@ -28,6 +28,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from graphkit.board.cli import tensorboard_cmd
     from graphkit.convert.caffe.cli import caffe2tf_cmd
     from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
@@ -38,6 +39,7 @@ def _register() -> None:
     for command in COMMANDS:
         cli.add_command(command)
     cli.add_command(caffe2tf_cmd)
+    cli.add_command(tensorboard_cmd)
 
 
 _register()
