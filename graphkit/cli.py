@@ -32,6 +32,7 @@ def _register() -> None:
     from graphkit.convert.caffe.cli import caffe2tf_cmd
     from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
+    from graphkit.runtime.cli import compare_cmd, run_cmd
     from graphkit.surgery.cli import COMMANDS
 
     cli.add_command(inspect_cmd)
@@ -40,6 +41,8 @@ def _register() -> None:
         cli.add_command(command)
     cli.add_command(caffe2tf_cmd)
     cli.add_command(tensorboard_cmd)
+    cli.add_command(run_cmd)
+    cli.add_command(compare_cmd)
 
 
 _register()

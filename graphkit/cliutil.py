@@ -114,3 +114,18 @@ def progress(label: str, quiet: bool, stream: IO[str] | None = None) -> Iterator
         yield bar
     finally:
         bar.close()
+
+
+def shape_options(items: tuple[str, ...], what: str = "NAME=DIMS",
+                  option: str = "--input-shape") -> dict[str, tuple[int, ...]]:
+    """``NAME=DIMS`` options (``x=?,224,224,3``) parsed with the one dims parser; a bad one is a usage error."""
+    from graphkit.io.spec import parse_dims, split_assignment
+
+    out = {}
+    for item in items:
+        try:
+            name, dims = split_assignment(item, what)
+            out[name] = parse_dims(dims)
+        except GraphkitError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    return out

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, progress
-from graphkit.errors import GraphkitError
+from graphkit.cliutil import common, emit_json, progress, shape_options
 from graphkit.inspect.render import human_bytes
-from graphkit.io.spec import parse_dims, split_assignment
 
 
 @click.command("caffe2tf", epilog="""\b
@@ -43,13 +41,7 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     from graphkit.convert.caffe import caffe2tf
     from graphkit.io.spec import split_names
 
-    shapes = {}
-    for item in input_shapes:
-        try:
-            name, dims = split_assignment(item, "NAME=N,C,H,W")
-            shapes[name] = parse_dims(dims)
-        except GraphkitError as exc:
-            raise click.BadParameter(str(exc), param_hint="--input-shape") from None
+    shapes = shape_options(input_shapes, "NAME=N,C,H,W")
     with progress("writing", quiet) as bar:
         report = caffe2tf(prototxt, caffemodel, out, layout=layout, input_shapes=shapes or None,
                           outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol)

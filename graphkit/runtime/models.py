@@ -1,0 +1,301 @@
+"""Running any model graphkit reads -- a frozen GraphDef, a checkpoint-backed graph, a SavedModel signature
+(TF1 or TF2), an ONNX file -- on given or random inputs; comparing two models output by output.
+
+TensorFlow (and onnxruntime) are imported here only, lazily, through graphkit.runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import GraphIndex, Model, load
+from graphkit.io.graph import extract_subgraph
+from graphkit.io.roles import Input, graph_inputs, likely_outputs
+from graphkit.io.spec import parse_ref
+from graphkit.io.tensors import format_shape
+
+# ops that touch the file system or run arbitrary code when the graph runs
+UNSAFE_OPS = frozenset({
+    "ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc", "Save", "SaveV2",
+    "SaveSlices", "MergeV2Checkpoints", "ShardedFilename", "WholeFileReader", "WholeFileReaderV2",
+    "TFRecordReader", "TFRecordReaderV2", "TextLineReader", "TextLineReaderV2", "FixedLengthRecordReader",
+    "FixedLengthRecordReaderV2", "ImmutableConst", "DeleteSessionTensor", "Restore", "RestoreV2", "RestoreSlice",
+    "LoadAndRemapMatrix", "DebugIdentity", "SummaryWriter", "CreateSummaryFileWriter", "WriteSummary",
+    "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "SaveDataset", "SaveDatasetV2",
+})
+
+
+@dataclass
+class Runnable:
+    """A model ready to run: its inputs (with dtype/shape) and outputs, by the names users see."""
+
+    path: str
+    kind: str  # graphdef | checkpoint | savedmodel | savedmodel-tf2 | onnx
+    inputs: list[Input]
+    outputs: list[str]
+    model: Model | None = None
+    signature: str | None = None
+    feed_names: dict[str, str] = field(default_factory=dict)  # input name -> tensor to feed
+    fetch_names: dict[str, str] = field(default_factory=dict)  # output name -> tensor to fetch
+
+
+def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None, tags: list[str] | None = None,
+                  outputs: list[str] | None = None, allow_unsafe_ops: bool = False) -> Runnable:
+    """Load ``path`` for running; outputs default to the signature's, else the likely outputs."""
+    if str(path).endswith(".onnx"):
+        return _open_onnx(str(path), outputs)
+    model = load(path, tags=tags, verify=False)
+    if model.graph is None:
+        raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
+    meta = model.meta_graph
+    if model.format == "savedmodel" and meta is not None and meta.signature_def:
+        keys = [k for k in meta.signature_def if not k.startswith("__")]
+        key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
+        if key is None or key not in meta.signature_def:
+            raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
+                                path)
+        sig = meta.signature_def[key]
+        tf2 = len(meta.object_graph_def.nodes) > 1
+        inputs = []
+        for k, info in sorted(sig.inputs.items()):
+            from graphkit.io import dtypes
+            from graphkit.io.tensors import shape_of
+
+            inputs.append(Input(k, "Placeholder", dtypes.name(info.dtype),
+                                None if info.tensor_shape.unknown_rank else shape_of(info.tensor_shape)))
+        runnable = Runnable(str(path), "savedmodel-tf2" if tf2 else "savedmodel", inputs,
+                            [o for o in (outputs or sorted(sig.outputs))], model, key,
+                            {k: v.name for k, v in sig.inputs.items()}, {k: v.name for k, v in sig.outputs.items()})
+        missing = [o for o in runnable.outputs if o not in runnable.fetch_names]
+        if missing:
+            raise GraphkitError(f"signature '{key}' has no output {', '.join(missing)} (it has: "
+                                f"{', '.join(sorted(sig.outputs))})", path)
+        if not tf2:
+            _check_safe(model, [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs], allow_unsafe_ops)
+        return runnable
+    names = outputs or [o.name for o in likely_outputs(model.graph.graph_def, meta)][:1]
+    if not names:
+        raise GraphkitError("cannot tell the outputs; name them with --output", path)
+    nodes = [parse_ref(n).node for n in names]
+    _check_safe(model, nodes, allow_unsafe_ops)
+    kind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
+    pruned = extract_subgraph(model.graph.graph_def, nodes)
+    inputs = graph_inputs(pruned)
+    return Runnable(str(path), kind, inputs, list(names), model,
+                    feed_names={i.name: f"{i.name}:0" for i in inputs},
+                    fetch_names={n: parse_ref(n).tensor for n in names})
+
+
+def _check_safe(model: Model, outputs: list[str], allow: bool) -> None:
+    """Refuse graphs whose outputs need file-system or code-running ops, naming the nodes."""
+    if allow:
+        return
+    assert model.graph is not None
+    gd = model.graph.graph_def
+    index = GraphIndex(gd)
+    for name in outputs:
+        index.node(name)
+    needed = extract_subgraph(gd, outputs, index=index)
+    bad = [f"{n.name} ({n.op})" for n in needed.node if n.op in UNSAFE_OPS]
+    bad += [f"{f.signature.name}/{n.name} ({n.op})" for f in needed.library.function for n in f.node_def
+            if n.op in UNSAFE_OPS]
+    if bad:
+        raise GraphkitError(f"the outputs need ops that touch files or run code: {', '.join(bad[:6])}; "
+                            "rerun with --allow-unsafe-ops if you trust this model", model.path)
+
+
+def _open_onnx(path: str, outputs: list[str] | None) -> Runnable:
+    session = _onnx_session(path)
+    inputs = []
+    for arg in session.get_inputs():
+        dims = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
+        inputs.append(Input(arg.name, "onnx", _onnx_dtype(arg.type), dims))
+    names = outputs or [o.name for o in session.get_outputs()]
+    return Runnable(path, "onnx", inputs, list(names), feed_names={i.name: i.name for i in inputs},
+                    fetch_names={n: n for n in names})
+
+
+def _onnx_session(path: str) -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise GraphkitError("running ONNX needs onnxruntime: pip install 'graphkit[onnx]'") from exc
+    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def _onnx_dtype(text: str) -> str:
+    return {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
+            "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(bool)": "bool",
+            "tensor(float16)": "float16", "tensor(string)": "string"}.get(text, text)
+
+
+def make_feeds(runnable: Runnable, given: dict[str, np.ndarray] | None = None, *, batch: int = 1, seed: int = 0,
+               shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """A value for every input: given (by input name or tensor name), else random by dtype/shape."""
+    from graphkit.runtime import random_feeds
+
+    given = dict(given or {})
+    shaped = []
+    for item in runnable.inputs:
+        shape = (shapes or {}).get(item.name, item.shape)
+        shaped.append(Input(item.name, item.op, item.dtype, shape, item.has_default))
+    unknown = [k for k in given if k not in {i.name for i in runnable.inputs}
+               and k not in {f"{i.name}:0" for i in runnable.inputs} and k not in runnable.feed_names.values()]
+    if unknown:
+        raise GraphkitError(f"--input names {', '.join(unknown)}, not an input of {runnable.path} "
+                            f"(inputs: {', '.join(i.name for i in runnable.inputs) or 'none'})")
+    feeds = random_feeds(shaped, batch, seed, given)
+    return {k[:-2] if k.endswith(":0") else k: v for k, v in feeds.items()}
+
+
+def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run once; the outputs by name."""
+    from graphkit import runtime
+
+    outputs = runnable.outputs
+    if runnable.kind == "onnx":
+        session = _onnx_session(runnable.path)
+        values = session.run(outputs, feeds)
+        return dict(zip(outputs, values, strict=True))
+    tf = runtime.import_tf()
+    v1 = tf.compat.v1
+    tensor_feeds = {runnable.feed_names.get(k, f"{k}:0"): v for k, v in feeds.items()}
+    fetches = [runnable.fetch_names[o] for o in outputs]
+    if runnable.kind == "savedmodel-tf2":
+        loaded = tf.saved_model.load(runnable.path)
+        fn = loaded.signatures[runnable.signature]
+        result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
+        return {o: result[o].numpy() for o in outputs}
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        if runnable.kind == "savedmodel":
+            assert runnable.model is not None
+            v1.saved_model.loader.load(sess, runnable.model.tags or ["serve"], runnable.path)
+        elif runnable.kind == "checkpoint":
+            assert runnable.model is not None and runnable.model.meta_graph is not None
+            meta = v1.MetaGraphDef.FromString(_meta_bytes(runnable.model))
+            saver = v1.train.import_meta_graph(meta, clear_devices=True)
+            if saver is None:
+                raise GraphkitError("the graph has no saver to restore its checkpoint", runnable.path)
+            assert runnable.model.checkpoint is not None
+            saver.restore(sess, str(runnable.model.checkpoint.prefix))
+        else:
+            from graphkit.io.save import materialize
+
+            assert runnable.model is not None and runnable.model.graph is not None
+            v1.import_graph_def(v1.GraphDef.FromString(materialize(runnable.model.graph).SerializeToString()),
+                                name="")
+        try:
+            values = sess.run(fetches, tensor_feeds)
+        except tf.errors.OpError as exc:
+            raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", runnable.path) \
+                from None
+    return dict(zip(outputs, values, strict=True))
+
+
+def _meta_bytes(model: Model) -> bytes:
+    from graphkit.proto import meta_graph_pb2
+
+    assert model.meta_graph is not None and model.graph is not None
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.CopyFrom(model.meta_graph)
+    meta.graph_def.CopyFrom(model.graph.graph_def)
+    return meta.SerializeToString()
+
+
+def describe(values: dict[str, np.ndarray]) -> list[dict]:
+    """Per output: name, shape, dtype, min/max/mean (numbers only)."""
+    out = []
+    for name, value in values.items():
+        arr = np.asarray(value)
+        entry: dict = {"name": name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+        if arr.size and arr.dtype.kind in "fiub":
+            entry.update(min=float(arr.min()), max=float(arr.max()), mean=float(arr.astype(np.float64).mean()))
+        out.append(entry)
+    return out
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    pairs: list[tuple[str, str]]
+    results: list[dict]
+    ok: bool
+
+
+def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict[str, np.ndarray] | None = None,
+            pairs: dict[str, str] | None = None, rtol: float = 1e-5, atol: float = 1e-6, batch: int = 1,
+            seed: int = 0, signature: str | None = None, allow_unsafe_ops: bool = False) -> Comparison:
+    """Run A and B on the same inputs and compare every output pair (by name, or ``pairs`` A_OUT -> B_OUT)."""
+    ra = open_runnable(a, signature=signature, outputs=list(pairs) if pairs else None,
+                       allow_unsafe_ops=allow_unsafe_ops)
+    rb = open_runnable(b, signature=signature, outputs=list(pairs.values()) if pairs else None,
+                       allow_unsafe_ops=allow_unsafe_ops)
+    if pairs:
+        matched = list(pairs.items())
+    else:
+        matched = [(o, o) for o in ra.outputs if o in rb.outputs]
+        if not matched and len(ra.outputs) == len(rb.outputs) == 1:
+            matched = [(ra.outputs[0], rb.outputs[0])]
+        if not matched:
+            raise GraphkitError(f"no output names in common ({', '.join(ra.outputs)} vs {', '.join(rb.outputs)}); "
+                                "pair them with --pair A_OUT=B_OUT")
+    feeds = make_feeds(ra, given, batch=batch, seed=seed)
+    names_b = [i.name for i in rb.inputs]
+    if set(feeds) != set(names_b) and len(feeds) == len(names_b) == 1:
+        feeds_b = {names_b[0]: next(iter(feeds.values()))}
+    else:
+        missing = [n for n in names_b if n not in feeds]
+        if missing:
+            raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
+        feeds_b = {n: feeds[n] for n in names_b}
+    va, vb = run(ra, feeds), run(rb, feeds_b)
+    results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
+    return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))
+
+
+def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: float, atol: float) -> dict:
+    """How far B's value is from A's: max abs/rel error, the worst element's index, dtype and shape checks."""
+    x, y = np.asarray(x), np.asarray(y)
+    entry: dict = {"a": name_a, "b": name_b, "shape_a": list(x.shape), "shape_b": list(y.shape),
+                   "dtype_a": str(x.dtype), "dtype_b": str(y.dtype)}
+    if x.shape != y.shape or x.dtype != y.dtype:
+        problem = f"{x.dtype}{format_shape(x.shape)} vs {y.dtype}{format_shape(y.shape)}"
+        return {**entry, "ok": False, "problem": problem}
+    if x.dtype.kind not in "fciub":
+        same = bool(np.array_equal(x, y))
+        return {**entry, "ok": same, "max_abs": 0.0 if same else None}
+    diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    if not diff.size:
+        return {**entry, "ok": True, "max_abs": 0.0, "max_rel": 0.0}
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    scale = np.abs(x.astype(np.float64))
+    rel = diff / np.maximum(scale, np.finfo(np.float64).tiny)
+    return {**entry, "ok": bool(np.all(diff <= atol + rtol * scale)), "max_abs": float(diff.max()),
+            "max_rel": float(rel.max()), "worst_index": [int(i) for i in worst],
+            "worst_a": float(x[worst]), "worst_b": float(y[worst])}
+
+
+def load_inputs(items: list[str]) -> dict[str, np.ndarray]:
+    """``NAME=FILE.npy`` or ``FILE.npz`` (every array in it, by key)."""
+    out: dict[str, np.ndarray] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        try:
+            if not sep and item.endswith(".npz"):
+                with np.load(item, allow_pickle=False) as data:
+                    out.update({k: data[k] for k in data.files})
+            elif sep:
+                out[name] = np.load(path, allow_pickle=False)
+            else:
+                raise GraphkitError(f"'{item}' is not NAME=FILE.npy or FILE.npz")
+        except (OSError, ValueError) as exc:
+            raise GraphkitError(f"cannot read {path or item}: {exc}", Path(path or item)) from None
+    return out

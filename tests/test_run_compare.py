@@ -1,0 +1,93 @@
+"""graphkit run and compare: every model kind, the unsafe-op refusal, compare's exit status."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import FIXTURES, fixture_checkpoint, shared
+
+from graphkit.cli import cli
+from graphkit.errors import GraphkitError
+from graphkit.freeze import freeze
+from graphkit.runtime.models import compare, make_feeds, open_runnable, run
+
+X = np.array([[1.0], [2.0], [3.0]], np.float32)
+
+
+@pytest.mark.parametrize("folder,offset", [("saved_model_half_plus_two_cpu", 2.0), ("saved_model_half_plus_three", 3.0),
+                                           ("saved_model_half_plus_two_tf2_cpu", 2.0)])
+def test_run_tfserving_saved_models(tf, folder, offset):
+    path = shared(f"tfserving/{folder}/00000123")
+    runnable = open_runnable(path)
+    x = X if runnable.kind == "savedmodel" else X.reshape(-1)
+    values = run(runnable, {runnable.inputs[0].name: x})
+    (name, y), = values.items()
+    np.testing.assert_allclose(y.reshape(-1), 0.5 * X.reshape(-1) + offset)
+
+
+def test_run_frozen_and_checkpoint_agree_and_save(tf, runner, tmp_path):
+    frozen = tmp_path / "f.pb"
+    freeze(fixture_checkpoint("mlp_ref"), frozen, outputs=["output"])
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32))
+    out = tmp_path / "o.npz"
+    result = runner.invoke(cli, ["run", str(fixture_checkpoint("mlp_ref")), "--output", "output", "--input",
+                                 f"x={tmp_path / 'x.npy'}", "--save", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["outputs"][0]["shape"] == [4, 4]
+    with np.load(out) as saved:
+        assert set(saved.files) == {"output", "input:x"}
+        ckpt_value = saved["output"]
+    frozen_value = run(open_runnable(frozen, outputs=["output"]), {"x": np.load(tmp_path / "x.npy")})["output"]
+    np.testing.assert_allclose(frozen_value, ckpt_value, rtol=1e-6)
+
+
+def _reads_a_file(tf, tmp_path):
+    g = tf.Graph()
+    with g.as_default():
+        name = tf.compat.v1.placeholder(tf.string, [], name="path")
+        tf.strings.length(tf.io.read_file(name), name="size")
+    path = tmp_path / "reader.pb"
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    return path
+
+
+def test_unsafe_ops_are_refused_unless_allowed(tf, runner, tmp_path):
+    path = _reads_a_file(tf, tmp_path)
+    with pytest.raises(GraphkitError, match=r"ReadFile \(ReadFile\).*--allow-unsafe-ops"):
+        open_runnable(path, outputs=["size"])
+    (tmp_path / "data.bin").write_bytes(b"12345")
+    runnable = open_runnable(path, outputs=["size"], allow_unsafe_ops=True)
+    assert run(runnable, {"path": np.array(str(tmp_path / "data.bin").encode())})["size"] == 5
+    result = runner.invoke(cli, ["run", str(path), "--output", "size"])
+    assert result.exit_code == 1 and "ReadFile" in result.stderr
+
+
+def test_compare_passes_for_a_freeze_and_fails_for_an_altered_graph(tf, runner, tmp_path):
+    frozen = tmp_path / "f.pb"
+    freeze(fixture_checkpoint("mlp_ref"), frozen, outputs=["output"])
+    same = compare(fixture_checkpoint("mlp_ref"), frozen, pairs={"output": "output"}, batch=3, rtol=1e-6)
+    assert same.ok and same.results[0]["max_abs"] <= 1e-6
+    gd = tf.compat.v1.GraphDef.FromString(frozen.read_bytes())
+    const = next(n for n in gd.node if n.op == "Const" and n.attr["value"].tensor.tensor_content)
+    values = np.frombuffer(const.attr["value"].tensor.tensor_content, np.float32).copy()
+    values[0] += 1.0
+    const.attr["value"].tensor.tensor_content = values.tobytes()
+    altered = tmp_path / "altered.pb"
+    altered.write_bytes(gd.SerializeToString())
+    result = runner.invoke(cli, ["compare", str(frozen), str(altered), "--batch", "3"])
+    assert result.exit_code == 1 and "DIFFERENT" in result.output and "outputs differ" in result.stderr
+    result = runner.invoke(cli, ["compare", str(frozen), str(altered), "--batch", "3", "--json"])
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["results"][0]["worst_index"]
+
+
+def test_random_inputs_follow_dtype_shape_batch_and_seed():
+    runnable = open_runnable(FIXTURES / "frozen" / "sigmoid.pb")
+    a = make_feeds(runnable, batch=5, seed=1)
+    b = make_feeds(runnable, batch=5, seed=1)
+    assert a["x"].shape == (5, 3) and a["x"].dtype == np.float32 and np.array_equal(a["x"], b["x"])
+    with pytest.raises(GraphkitError, match="--input names nope"):
+        make_feeds(runnable, {"nope": np.zeros(1)})
