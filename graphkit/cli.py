@@ -30,6 +30,7 @@ def cli() -> None:
 def _register() -> None:
     from graphkit.board.cli import tensorboard_cmd
     from graphkit.convert.caffe.cli import caffe2tf_cmd
+    from graphkit.convert.cli import convert_cmd
     from graphkit.freeze.cli import freeze_cmd
     from graphkit.inspect.cli import inspect_cmd
     from graphkit.runtime.cli import compare_cmd, run_cmd
@@ -43,6 +44,7 @@ def _register() -> None:
     cli.add_command(tensorboard_cmd)
     cli.add_command(run_cmd)
     cli.add_command(compare_cmd)
+    cli.add_command(convert_cmd)
 
 
 _register()

@@ -1,0 +1,151 @@
+"""``graphkit convert``: any model graphkit reads to ONNX or TFLite, verified by default.
+
+A checkpoint-backed graph or TF1 SavedModel is frozen first (graphkit freeze), a Caffe model converted first
+(caffe2tf), into a temporary frozen graph beside the output; then tf2onnx (as a library) or TF's TFLite
+converter runs on it, and the result is compared with TensorFlow on random inputs (onnxruntime, or TF's
+TFLite interpreter)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from graphkit.errors import GraphkitError
+from graphkit.io import load
+from graphkit.io.caffe import is_caffe_prototxt
+from graphkit.io.roles import clear_output, graph_inputs, likely_outputs
+from graphkit.io.save import atomic_write, check_output, materialize
+from graphkit.io.spec import parse_ref
+
+
+@dataclass
+class ConvertReport:
+    output_path: str
+    target: str
+    inputs: list[str]
+    outputs: list[str]
+    via: list[str] = field(default_factory=list)  # steps before the export: freeze, caffe2tf
+    bytes_written: int = 0
+    verified: list[dict] = field(default_factory=list)
+
+
+def convert(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    caffemodel: str | os.PathLike[str] | None = None,
+    inputs: list[str] | None = None,
+    outputs: list[str] | None = None,
+    opset: int | None = None,
+    batch: int = 1,
+    verify: bool = True,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    tags: list[str] | None = None,
+    signature: str | None = None,
+) -> ConvertReport:
+    """Convert ``src`` to ``out`` (``.onnx`` or ``.tflite``); see the module docstring."""
+    target = Path(out).suffix.lower().lstrip(".")
+    if target not in ("onnx", "tflite"):
+        raise GraphkitError("OUT must end in .onnx or .tflite", out)
+    check_output(out, [src] + ([caffemodel] if caffemodel else []))
+    report = ConvertReport(os.fspath(out), target, [], [])
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out)), prefix=".graphkit-") as tmp:
+        frozen = _frozen(src, caffemodel, Path(tmp), outputs, tags, signature, report)
+        model = load(frozen)
+        assert model.graph is not None
+        gd = model.graph.graph_def
+        names = [parse_ref(o).node for o in outputs or []] or report.outputs or _outputs(gd, report)
+        report.outputs = names
+        placeholders = graph_inputs(gd)
+        report.inputs = [i for i in (inputs or [p.name for p in placeholders if not p.has_default])]
+        unknown = [p.name for p in placeholders if p.name in report.inputs and p.shape is None]
+        if unknown:
+            raise GraphkitError(f"input(s) {', '.join(unknown)} have unknown rank; fix them first, e.g. "
+                                f"graphkit remap-input MODEL OUT.pb --constant {unknown[0]}=VALUE.npy (a dropout "
+                                f"keep_prob) or graphkit set-batch MODEL OUT.pb --inputs '{unknown[0]}[?,...]'", src)
+        from graphkit.runtime import export
+
+        if target == "onnx":
+            data = export.to_onnx(materialize(model.graph).SerializeToString(), [f"{i}:0" for i in report.inputs],
+                                  [f"{o}:0" for o in names], opset)
+        else:
+            shapes = {p.name: [batch if d < 0 else d for d in (p.shape or ())] for p in placeholders
+                      if p.name in report.inputs}
+            data = export.to_tflite(str(frozen), report.inputs, shapes, names)
+        with atomic_write(out, [src]) as fh:
+            fh.write(data)
+        report.bytes_written = len(data)
+        if verify:
+            _verify(frozen, data, report, batch, rtol, atol)
+    return report
+
+
+def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None, tmp: Path,
+            outputs: list[str] | None, tags: list[str] | None, signature: str | None, report: ConvertReport) -> Path:
+    """A frozen GraphDef file for ``src``: itself, or made by caffe2tf / freeze into ``tmp``."""
+    if is_caffe_prototxt(src):
+        from graphkit.convert.caffe import caffe2tf
+        from graphkit.inspect.caffe import find_caffemodel
+
+        weights = caffemodel or find_caffemodel(str(src))
+        if weights is None:
+            raise GraphkitError("a Caffe prototxt needs its weights: give --caffemodel", src)
+        path = tmp / "caffe.pb"
+        made = caffe2tf(src, weights, path, outputs=outputs)
+        report.via.append("caffe2tf")
+        report.outputs = [o["name"] for o in made.outputs]
+        return path
+    model = load(src, tags=tags, verify=False)
+    if model.graph is None:
+        raise GraphkitError("no graph here (a checkpoint without its .meta)", src)
+    if model.checkpoint is not None or model.format == "savedmodel":
+        from graphkit.freeze import freeze
+
+        path = tmp / "frozen.pb"
+        freeze(src, path, outputs=outputs, tags=tags, signature=signature)
+        report.via.append("freeze")
+        return path
+    return Path(src)
+
+
+def _outputs(gd: object, report: ConvertReport) -> list[str]:
+    ranked = likely_outputs(gd)  # type: ignore[arg-type]
+    best = clear_output(ranked)
+    if best is None:
+        listed = ", ".join(o.name for o in ranked[:8]) or "none"
+        raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})")
+    return [best.name]
+
+
+def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float) -> None:
+    """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
+    from graphkit.runtime.models import difference, make_feeds, open_runnable, run
+
+    reference = open_runnable(frozen, outputs=report.outputs)
+    reference.inputs = [i for i in reference.inputs if i.name in report.inputs]
+    feeds = make_feeds(reference, batch=batch, seed=0)
+    want = run(reference, feeds)
+    if report.target == "onnx":
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        values = session.run([f"{o}:0" for o in report.outputs], {f"{k}:0": v for k, v in feeds.items()})
+        got = dict(zip(report.outputs, values, strict=True))
+    else:
+        from graphkit.runtime import export
+
+        got = export.run_tflite(data, feeds, report.outputs)
+    for name in report.outputs:
+        report.verified.append(difference(name, np.asarray(want[name]), name, np.asarray(got[name]), rtol, atol))
+    bad = [d for d in report.verified if not d["ok"]]
+    if bad:
+        worst = ", ".join(f"{d['a']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}") for d in bad)
+        raise GraphkitError(f"--verify: the {report.target} model differs from TensorFlow: {worst}",
+                            report.output_path)

@@ -126,7 +126,9 @@ def _onnx_session(path: str) -> Any:
         import onnxruntime
     except ImportError as exc:
         raise GraphkitError("running ONNX needs onnxruntime: pip install 'graphkit[onnx]'") from exc
-    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: exporters' warnings are not the user's business here
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def _onnx_dtype(text: str) -> str:

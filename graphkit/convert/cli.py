@@ -1,0 +1,50 @@
+"""``graphkit convert``: the thin click command over graphkit.convert.convert."""
+
+from __future__ import annotations
+
+import click
+
+from graphkit.cliutil import common, emit_json
+
+
+@click.command("convert", epilog="""\b
+Examples:
+  graphkit convert frozen.pb model.onnx                        inputs/outputs from inspect's ranking
+  graphkit convert model.ckpt-1000 model.tflite --outputs softmax   frozen first
+  graphkit convert deploy.prototxt model.onnx --caffemodel w.caffemodel   Caffe -> TF -> ONNX
+""")
+@click.argument("src", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option("--caffemodel", type=click.Path(), help="Caffe weights (default: the .caffemodel beside SRC).")
+@click.option("--inputs", multiple=True, metavar="NAME", help="Input placeholders (default: every Placeholder).")
+@click.option("--outputs", multiple=True, metavar="NAME", help="Outputs (default: inspect's clear candidate).")
+@click.option("--opset", type=int, help="ONNX opset (default: tf2onnx's).")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="Batch for unknown dims (TFLite needs fixed shapes; also the check's inputs).")
+@click.option("--no-verify", is_flag=True, help="Skip the comparison with TensorFlow.")
+@click.option("--rtol", type=float, default=1e-5, show_default=True, help="Check: relative tolerance.")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="Check: absolute tolerance.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@common
+def convert_cmd(src: str, out: str, caffemodel: str | None, inputs: tuple[str, ...], outputs: tuple[str, ...],
+                opset: int | None, batch: int, no_verify: bool, rtol: float, atol: float, as_json: bool,
+                quiet: bool) -> None:
+    """Convert any model graphkit reads to ONNX (tf2onnx) or TFLite (TF's converter), by OUT's extension.
+
+    Checkpoints and TF1 SavedModels are frozen first, Caffe models converted first. The result is checked
+    against TensorFlow on random inputs (onnxruntime / the TFLite interpreter) unless --no-verify.
+    """
+    from graphkit.convert import convert
+    from graphkit.io.spec import split_names
+
+    report = convert(src, out, caffemodel=caffemodel, inputs=split_names(inputs) or None,
+                     outputs=split_names(outputs) or None, opset=opset, batch=batch, verify=not no_verify,
+                     rtol=rtol, atol=atol)
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    via = f" (via {', '.join(report.via)})" if report.via else ""
+    click.echo(f"wrote {report.output_path} ({report.bytes_written:,} bytes){via}")
+    click.echo(f"  inputs: {', '.join(report.inputs)}; outputs: {', '.join(report.outputs)}")
+    for d in report.verified:
+        click.echo(f"  verified {d['a']} against TensorFlow: max abs {d.get('max_abs', 0):.3g}")

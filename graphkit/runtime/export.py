@@ -1,0 +1,66 @@
+"""Exporting a frozen GraphDef to ONNX (tf2onnx, as a library) and TFLite (TF's converter). Both import
+TensorFlow, so they live here, lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphkit.errors import GraphkitError
+
+
+def to_onnx(graph_def_bytes: bytes, inputs: list[str], outputs: list[str], opset: int | None) -> bytes:
+    """A serialized ONNX ModelProto; tensor names as in TF (``x:0``)."""
+    from graphkit.runtime import import_tf
+
+    tf = import_tf()
+    try:
+        import tf2onnx
+    except ImportError as exc:
+        raise GraphkitError("ONNX export needs tf2onnx: pip install 'graphkit[onnx]'") from exc
+    gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
+    try:
+        model, _ = tf2onnx.convert.from_graph_def(gd, input_names=inputs, output_names=outputs, opset=opset)
+    except Exception as exc:  # tf2onnx raises plain exceptions for unsupported ops
+        raise GraphkitError(f"tf2onnx could not convert the graph: {str(exc).splitlines()[0]}") from None
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def to_tflite(graph_path: str, inputs: list[str], shapes: dict[str, list[int]], outputs: list[str]) -> bytes:
+    """A TFLite flatbuffer from a frozen GraphDef file (TF's v1 converter); unknown dims must be fixed."""
+    from graphkit.runtime import import_tf
+
+    tf = import_tf()
+    converter: Any = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+        graph_path, input_arrays=inputs, output_arrays=outputs, input_shapes=shapes)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        data: bytes = converter.convert()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GraphkitError(f"the TFLite converter refused the graph: {first}") from None
+    return data
+
+
+def run_tflite(model: bytes, feeds: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
+    """Run a TFLite model with TF's interpreter; inputs/outputs by TF tensor/node names."""
+    from graphkit.runtime import import_tf
+
+    tf = import_tf()
+    interpreter = tf.lite.Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    by_name = {d["name"]: d for d in interpreter.get_input_details()}
+    for name, value in feeds.items():
+        detail = by_name.get(name) or by_name.get(f"{name}:0")
+        if detail is None:
+            raise GraphkitError(f"the TFLite model has no input '{name}' (it has {', '.join(by_name)})")
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    out_details = {d["name"]: d for d in interpreter.get_output_details()}
+    result = {}
+    for name in outputs:
+        detail = out_details.get(name) or out_details.get(f"{name}:0")
+        if detail is None:
+            detail = list(out_details.values())[outputs.index(name)]
+        result[name] = interpreter.get_tensor(detail["index"])
+    return result

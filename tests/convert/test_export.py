@@ -1,0 +1,90 @@
+"""graphkit convert: tf2onnx's own test graphs to ONNX and TFLite, equal to TF; Caffe -> TF -> ONNX equal to
+the independent ONNX export of the same network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import fixture_checkpoint, shared
+
+from graphkit.cli import cli
+from graphkit.convert import convert
+from graphkit.errors import GraphkitError
+from graphkit.surgery import remap_input, set_batch
+
+pytest.importorskip("tf2onnx", reason="ONNX export needs the onnx extra")
+ort = pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime")
+
+
+def _model(tmp_path, name):
+    src = shared(f"tf2onnx_models/{name}/frozen.pb")
+    if name in ("lstm", "gru"):  # the dropout keep_prob placeholder becomes a constant first (remap-input)
+        fixed = tmp_path / f"{name}_inference.pb"
+        remap_input(src, fixed, constants={"keep_prob": np.float32(1.0)}, outputs=["output"])
+        if name == "gru":  # its X has no recorded shape: give it one (set-batch)
+            shaped = tmp_path / "gru_shaped.pb"
+            set_batch(fixed, shaped, inputs=["X[?,784]"])
+            return shaped
+        return fixed
+    return src
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+@pytest.mark.parametrize("name", ["fc-layers", "ae0", "lstm", "gru"])
+def test_tf2onnx_graphs(tf, tmp_path, name, target):
+    out = tmp_path / f"{name}.{target}"
+    report = convert(_model(tmp_path, name), out, rtol=1e-5, atol=1e-5)
+    assert report.inputs == ["X"] and report.outputs == ["output"] and out.stat().st_size == report.bytes_written
+    assert report.verified and all(d["ok"] and d["max_abs"] <= 1e-4 for d in report.verified)
+
+
+def test_lstm_without_the_keep_prob_fix_says_what_to_do(tmp_path):
+    with pytest.raises(GraphkitError, match="keep_prob have unknown rank; fix them first, e.g. graphkit remap-input"):
+        convert(shared("tf2onnx_models/lstm/frozen.pb"), tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_checkpoint_is_frozen_first(tf, tmp_path):
+    report = convert(fixture_checkpoint("mlp_ref"), tmp_path / "m.onnx", outputs=["output"])
+    assert report.via == ["freeze"] and report.verified[0]["ok"]
+
+
+@pytest.mark.parametrize("net", ["RFB-320", "slim-320"])
+def test_caffe_to_onnx_matches_the_independent_onnx_export(tf, tmp_path, net):
+    base = shared("ultraface_1mb")
+    out = tmp_path / f"{net}.onnx"
+    report = convert(base / f"{net}.prototxt", out, caffemodel=base / f"{net}.caffemodel")
+    assert report.via == ["caffe2tf"]
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 240, 320)).astype(np.float32)
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 3
+    ours = ort.InferenceSession(str(out), quiet, providers=["CPUExecutionProvider"])
+    theirs = ort.InferenceSession(str(base / f"version-{net}_without_postprocessing.onnx"), quiet,
+                                  providers=["CPUExecutionProvider"])
+    mine = dict(zip(report.outputs, ours.run([f"{o}:0" for o in report.outputs], {"input:0": x}), strict=True))
+    names = [o.name for o in theirs.get_outputs()]
+    other = dict(zip(names, theirs.run(None, {theirs.get_inputs()[0].name: x}), strict=True))
+    for key in ("scores", "boxes"):
+        err = np.abs(mine[key] - other[key]).max() / np.abs(other[key]).max()
+        assert err <= 1e-4, (key, err)
+
+
+def test_cli(runner, tmp_path):
+    src = shared("tf2onnx_models/ae0/frozen.pb")
+    result = runner.invoke(cli, ["convert", str(src), str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "verified output against TensorFlow" in result.output
+    result = runner.invoke(cli, ["convert", str(src), str(tmp_path / "m.zip")])
+    assert result.exit_code == 1 and "must end in .onnx or .tflite" in result.stderr
+
+
+def test_run_and_compare_an_onnx_file(tf, runner, tmp_path):
+    src = shared("tf2onnx_models/fc-layers/frozen.pb")
+    onnx_path = tmp_path / "fc.onnx"
+    convert(src, onnx_path, verify=False)
+    result = runner.invoke(cli, ["run", str(onnx_path), "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("output:0  float32[2, 10]")
+    result = runner.invoke(cli, ["compare", str(src), str(onnx_path), "--pair", "output=output:0", "--rtol", "1e-4",
+                                 "--atol", "1e-4"])
+    assert result.exit_code == 0, result.output + result.stderr
