@@ -21,6 +21,7 @@ Examples:
   graphkit inspect graph.pbtxt --nodes --match 'conv1/*' --op Conv2D
   graphkit inspect frozen.pb --json | jq .outputs
   graphkit inspect deploy.prototxt --caffemodel weights.caffemodel
+  graphkit inspect frozen.pb --target tflite      ops TFLite cannot run (before deploying)
 """)
 @click.argument("path", type=click.Path())
 @click.option("--nodes", "view", flag_value="nodes", help="List nodes (name, op, inputs).")
@@ -32,10 +33,13 @@ Examples:
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="SavedModel meta graph tags (default: serve).")
 @click.option("--all", "show_all", is_flag=True, help="Do not shorten long lists.")
 @click.option("--caffemodel", type=click.Path(), help="Caffe: the weights (default: the .caffemodel beside it).")
+@click.option("--target", type=click.Choice(["tf", "tflite", "onnx"]),
+              help="List the ops this target cannot run, with node names (needs TF; onnx needs tf2onnx).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
 @common
 def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | None, op_type: str | None,
-                tags: tuple[str, ...], show_all: bool, caffemodel: str | None, as_json: bool, quiet: bool) -> None:
+                tags: tuple[str, ...], show_all: bool, caffemodel: str | None, target: str | None, as_json: bool,
+                quiet: bool) -> None:
     """Show what a model holds: format, inputs, likely outputs, variables, ops, signatures.
 
     PATH is a GraphDef (.pb or .pbtxt), a MetaGraphDef (.meta), a checkpoint (prefix, .index file, or a
@@ -54,6 +58,23 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
         emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
         return
     model = load(path, tags=list(tags) or None)
+    if target is not None:
+        from graphkit.runtime.targets import unsupported_ops
+
+        if model.graph is None:
+            raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
+        missing = unsupported_ops(model.graph.graph_def, target)
+        if as_json:
+            emit_json({"target": target, "unsupported": missing})
+        elif not missing:
+            click.echo(f"every op of {path} can run on {target}")
+        else:
+            click.echo(f"{len(missing)} op type(s) of {path} cannot run on {target}:")
+            for op, info in missing.items():
+                shown = ", ".join(info["nodes"][:5]) + (f" (+{len(info['nodes']) - 5})" if len(info["nodes"]) > 5
+                                                         else "")
+                click.echo(f"  {op}: {info['note']} -- {shown}")
+        return
     if tensor is not None:
         value = tensor_value(model, tensor)
         if as_json:

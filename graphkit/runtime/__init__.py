@@ -6,6 +6,8 @@ Shared by ``freeze --verify`` now and by ``run``/``compare`` later.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +26,26 @@ def import_tf() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     # TF's C++ start-up notes (absl, oneDNN) ignore TF_CPP_MIN_LOG_LEVEL: keep them off the user's stderr.
+    try:
+        with quiet_stderr():
+            import tensorflow as tf
+    except ImportError as exc:
+        raise GraphkitError("this needs TensorFlow: pip install 'graphkit[tf]'") from exc
+    return tf
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile: TF's C++ code writes notes there that no Python setting
+    silences (our own errors are raised, not printed, so nothing the user needs is lost)."""
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
-        import tensorflow as tf
-    except ImportError as exc:
-        raise GraphkitError("this needs TensorFlow: pip install 'graphkit[tf]'") from exc
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    return tf
 
 
 def random_feeds(inputs: list[Input], batch: int = 1, seed: int = 0,

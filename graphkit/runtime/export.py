@@ -8,6 +8,15 @@ from typing import Any
 from graphkit.errors import GraphkitError
 
 
+class TFLiteRefused(GraphkitError):
+    """The TFLite converter refused the graph; ``details`` is its full message (it lists the ops that need
+    TF Select or custom ops)."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 def to_onnx(graph_def_bytes: bytes, inputs: list[str], outputs: list[str], opset: int | None) -> bytes:
     """A serialized ONNX ModelProto; tensor names as in TF (``x:0``)."""
     from graphkit.runtime import import_tf
@@ -34,11 +43,14 @@ def to_tflite(graph_path: str, inputs: list[str], shapes: dict[str, list[int]], 
     converter: Any = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
         graph_path, input_arrays=inputs, output_arrays=outputs, input_shapes=shapes)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    from graphkit.runtime import quiet_stderr
+
     try:
-        data: bytes = converter.convert()
+        with quiet_stderr():
+            data: bytes = converter.convert()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GraphkitError(f"the TFLite converter refused the graph: {first}") from None
+        raise TFLiteRefused(f"the TFLite converter refused the graph: {first}", str(exc)) from None
     return data
 
 
