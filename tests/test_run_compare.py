@@ -65,6 +65,25 @@ def test_unsafe_ops_are_refused_unless_allowed(tf, runner, tmp_path):
     assert result.exit_code == 1 and "ReadFile" in result.stderr
 
 
+def test_print_to_a_file_is_unsafe_but_to_stderr_is_not(tf, tmp_path):
+    v1 = tf.compat.v1
+    import sys
+
+    for stream, refused in ((f"file://{tmp_path / 'log.txt'}", True), (sys.stderr, False)):
+        g = tf.Graph()
+        with g.as_default():
+            x = v1.placeholder(tf.float32, [2], name="x")
+            with tf.control_dependencies([tf.print(x, output_stream=stream, name="log")]):
+                tf.identity(x, name="y")
+        path = tmp_path / "p.pb"
+        path.write_bytes(g.as_graph_def().SerializeToString())
+        if refused:
+            with pytest.raises(GraphkitError, match=r"log \(PrintV2\)"):
+                open_runnable(path, outputs=["y"])
+        else:
+            assert open_runnable(path, outputs=["y"]).outputs == ["y"]
+
+
 def test_compare_passes_for_a_freeze_and_fails_for_an_altered_graph(tf, runner, tmp_path):
     frozen = tmp_path / "f.pb"
     freeze(fixture_checkpoint("mlp_ref"), frozen, outputs=["output"])

@@ -124,7 +124,8 @@ def _outputs(gd: object, report: ConvertReport) -> list[str]:
 
 def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float) -> None:
     """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
-    from graphkit.runtime.models import difference, make_feeds, open_runnable, run
+    from graphkit.runtime import difference
+    from graphkit.runtime.models import make_feeds, open_runnable, run
 
     reference = open_runnable(frozen, outputs=report.outputs)
     reference.inputs = [i for i in reference.inputs if i.name in report.inputs]
@@ -146,6 +147,6 @@ def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: 
         report.verified.append(difference(name, np.asarray(want[name]), name, np.asarray(got[name]), rtol, atol))
     bad = [d for d in report.verified if not d["ok"]]
     if bad:
-        worst = ", ".join(f"{d['a']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}") for d in bad)
+        worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}") for d in bad)
         raise GraphkitError(f"--verify: the {report.target} model differs from TensorFlow: {worst}",
                             report.output_path)

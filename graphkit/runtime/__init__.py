@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.roles import Input
+from graphkit.io.tensors import format_shape
 
 
 def import_tf() -> Any:
@@ -76,37 +76,26 @@ def random_feeds(inputs: list[Input], batch: int = 1, seed: int = 0,
     return feeds
 
 
-@dataclass
-class Difference:
-    """How far one output of B is from the same output of A."""
-
-    output: str
-    max_abs: float
-    max_rel: float
-    ok: bool
-    detail: str = ""
-
-
-def compare_outputs(names: list[str], a: list[np.ndarray], b: list[np.ndarray], rtol: float = 1e-6,
-                    atol: float = 1e-6) -> list[Difference]:
-    out = []
-    for name, x, y in zip(names, a, b, strict=True):
-        x, y = np.asarray(x), np.asarray(y)
-        if x.shape != y.shape or x.dtype != y.dtype:
-            out.append(Difference(name, float("inf"), float("inf"), False,
-                                  f"{x.dtype}{list(x.shape)} vs {y.dtype}{list(y.shape)}"))
-            continue
-        if x.dtype.kind not in "fciub":
-            same = x.tolist() == y.tolist()
-            out.append(Difference(name, 0.0 if same else float("inf"), 0.0 if same else float("inf"), same))
-            continue
-        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        max_abs = float(diff.max()) if diff.size else 0.0
-        scale = np.abs(x.astype(np.float64))
-        max_rel = float((diff / np.maximum(scale, 1e-30)).max()) if diff.size else 0.0
-        ok = bool(np.all(diff <= atol + rtol * scale))
-        out.append(Difference(name, max_abs, max_rel, ok))
-    return out
+def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: float, atol: float) -> dict:
+    """How far B's value is from A's: max abs/rel error, the worst element's index, dtype and shape checks."""
+    x, y = np.asarray(x), np.asarray(y)
+    entry: dict = {"output": name_a, "b": name_b, "shape_a": list(x.shape), "shape_b": list(y.shape),
+                   "dtype_a": str(x.dtype), "dtype_b": str(y.dtype)}
+    if x.shape != y.shape or x.dtype != y.dtype:
+        problem = f"{x.dtype}{format_shape(x.shape)} vs {y.dtype}{format_shape(y.shape)}"
+        return {**entry, "ok": False, "problem": problem}
+    if x.dtype.kind not in "fciub":
+        same = bool(np.array_equal(x, y))
+        return {**entry, "ok": same, "max_abs": 0.0 if same else None}
+    diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    if not diff.size:
+        return {**entry, "ok": True, "max_abs": 0.0, "max_rel": 0.0}
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    scale = np.abs(x.astype(np.float64))
+    rel = diff / np.maximum(scale, np.finfo(np.float64).tiny)
+    return {**entry, "ok": bool(np.all(diff <= atol + rtol * scale)), "max_abs": float(diff.max()),
+            "max_rel": float(rel.max()), "worst_index": [int(i) for i in worst],
+            "worst_a": float(x[worst]), "worst_b": float(y[worst])}
 
 
 def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:

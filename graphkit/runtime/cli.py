@@ -109,7 +109,7 @@ def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...],
     else:
         for r in result.results:
             status = "ok" if r["ok"] else "DIFFERENT"
-            head = f"{r['a']}" + (f" ~ {r['b']}" if r["b"] != r["a"] else "")
+            head = f"{r['output']}" + (f" ~ {r['b']}" if r["b"] != r["output"] else "")
             if "problem" in r:
                 click.echo(f"{status:9s} {head}: {r['problem']}")
             else:

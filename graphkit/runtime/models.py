@@ -18,7 +18,6 @@ from graphkit.io import GraphIndex, Model, load
 from graphkit.io.graph import extract_subgraph
 from graphkit.io.roles import Input, graph_inputs, likely_outputs
 from graphkit.io.spec import parse_ref
-from graphkit.io.tensors import format_shape
 
 # ops that touch the file system or run arbitrary code when the graph runs
 UNSAFE_OPS = frozenset({
@@ -102,12 +101,17 @@ def _check_safe(model: Model, outputs: list[str], allow: bool) -> None:
     for name in outputs:
         index.node(name)
     needed = extract_subgraph(gd, outputs, index=index)
-    bad = [f"{n.name} ({n.op})" for n in needed.node if n.op in UNSAFE_OPS]
+    bad = [f"{n.name} ({n.op})" for n in needed.node if _unsafe(n)]
     bad += [f"{f.signature.name}/{n.name} ({n.op})" for f in needed.library.function for n in f.node_def
-            if n.op in UNSAFE_OPS]
+            if _unsafe(n)]
     if bad:
         raise GraphkitError(f"the outputs need ops that touch files or run code: {', '.join(bad[:6])}; "
                             "rerun with --allow-unsafe-ops if you trust this model", model.path)
+
+
+def _unsafe(node: Any) -> bool:
+    """File-system or code-running ops, and PrintV2 writing to a file (``output_stream: file://...``)."""
+    return node.op in UNSAFE_OPS or (node.op == "PrintV2" and node.attr["output_stream"].s.startswith(b"file://"))
 
 
 def _open_onnx(path: str, outputs: list[str] | None) -> Runnable:
@@ -259,30 +263,10 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
             raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
         feeds_b = {n: feeds[n] for n in names_b}
     va, vb = run(ra, feeds), run(rb, feeds_b)
+    from graphkit.runtime import difference
+
     results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
     return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))
-
-
-def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: float, atol: float) -> dict:
-    """How far B's value is from A's: max abs/rel error, the worst element's index, dtype and shape checks."""
-    x, y = np.asarray(x), np.asarray(y)
-    entry: dict = {"a": name_a, "b": name_b, "shape_a": list(x.shape), "shape_b": list(y.shape),
-                   "dtype_a": str(x.dtype), "dtype_b": str(y.dtype)}
-    if x.shape != y.shape or x.dtype != y.dtype:
-        problem = f"{x.dtype}{format_shape(x.shape)} vs {y.dtype}{format_shape(y.shape)}"
-        return {**entry, "ok": False, "problem": problem}
-    if x.dtype.kind not in "fciub":
-        same = bool(np.array_equal(x, y))
-        return {**entry, "ok": same, "max_abs": 0.0 if same else None}
-    diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-    if not diff.size:
-        return {**entry, "ok": True, "max_abs": 0.0, "max_rel": 0.0}
-    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    scale = np.abs(x.astype(np.float64))
-    rel = diff / np.maximum(scale, np.finfo(np.float64).tiny)
-    return {**entry, "ok": bool(np.all(diff <= atol + rtol * scale)), "max_abs": float(diff.max()),
-            "max_rel": float(rel.max()), "worst_index": [int(i) for i in worst],
-            "worst_a": float(x[worst]), "worst_b": float(y[worst])}
 
 
 def load_inputs(items: list[str]) -> dict[str, np.ndarray]:

@@ -102,11 +102,11 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
             w = w.transpose(0, 2, 3, 1)
         w = w.reshape(g.shape) if w.size == g.size else w
         scale = float(np.abs(w).max()) if w.size else 0.0
-        diff = runtime.compare_outputs([o], [w], [g], rtol=0.0, atol=rtol * max(scale, 1e-12))[0]
-        report.verified.append({**diff.__dict__, "max_rel_to_max": diff.max_abs / max(scale, 1e-12)})
+        diff = runtime.difference(o, w, o, g, 0.0, rtol * max(scale, 1e-12))
+        report.verified.append({**diff, "max_rel_to_max": (diff.get("max_abs") or 0.0) / max(scale, 1e-12)})
     bad = [d for d in report.verified if not d["ok"]]
     if bad:
-        worst = ", ".join(f"{d['output']}: {d['max_rel_to_max']:.3g} {d['detail']}".strip() for d in bad)
+        worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"{d['max_rel_to_max']:.3g}") for d in bad)
         raise GraphkitError(f"--verify: the TF graph differs from OpenCV's Caffe over {rtol}: {worst}", out)
 
 
