@@ -1,0 +1,32 @@
+"""The root command: lazily loaded subcommands, fast --help that imports no command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from graphkit.cli import COMMANDS, cli
+
+
+def test_every_command_resolves_to_its_click_command(runner):
+    for name in COMMANDS:
+        command = cli.get_command(click.Context(cli), name)
+        assert isinstance(command, click.Command) and command.name == name
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "Examples:" in result.output, name
+
+
+def test_root_help_imports_no_command_nor_numpy():
+    code = ("import sys; from graphkit.cli import cli\n"
+            "try:\n    cli(['--help'], prog_name='graphkit')\nexcept SystemExit:\n    pass\n"
+            "loaded = [m for m in sys.modules if m.startswith(('numpy', 'graphkit.io', 'tensorflow'))]\n"
+            "print('LOADED', loaded)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out and "tensorboard" in out
+
+
+def test_unknown_command_is_a_usage_error(runner):
+    result = runner.invoke(cli, ["freezee"])
+    assert result.exit_code == 2
