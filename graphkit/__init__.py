@@ -1,7 +1,10 @@
 """graphkit: TensorFlow model graphs — inspect, freeze, prune, remap, convert — with a TF-free core.
 
-The library mirrors the command line: every command is a function here. TensorFlow is never imported
-by ``import graphkit``; only functions that run graphs import it, lazily.
+The library mirrors the command line: every command is a function with the same options. Where a command's
+name is also its subpackage's (inspect, freeze, convert), the function lives in it:
+``graphkit.inspect.inspect``, ``graphkit.freeze.freeze``, ``graphkit.convert.convert``; the others are here
+too (``graphkit.prune``, ``graphkit.caffe2tf``...). TensorFlow is never imported by ``import graphkit``;
+only functions that run graphs import it, lazily.
 """
 
 from __future__ import annotations
@@ -13,8 +16,16 @@ __version__ = "0.1.0"
 _LAZY = {
     "load": "graphkit.io",
     "save_graph": "graphkit.io",
-    "inspect": "graphkit.inspect",
     "GraphkitError": "graphkit.errors",
+    "prune": "graphkit.surgery",
+    "remap_input": "graphkit.surgery",
+    "set_batch": "graphkit.surgery",
+    "rename": "graphkit.surgery",
+    "splice": "graphkit.surgery",
+    "caffe2tf": "graphkit.convert.caffe",
+    "tensorboard": "graphkit.board",
+    "run": "graphkit.runtime.models",
+    "compare": "graphkit.runtime.models",
 }
 
 

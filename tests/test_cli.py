@@ -30,3 +30,19 @@ def test_root_help_imports_no_command_nor_numpy():
 def test_unknown_command_is_a_usage_error(runner):
     result = runner.invoke(cli, ["freezee"])
     assert result.exit_code == 2
+
+
+def test_library_names_stay_functions_whatever_is_imported():
+    import importlib
+
+    import graphkit
+
+    for module in ("graphkit.inspect.summary", "graphkit.freeze", "graphkit.surgery.prune", "graphkit.board",
+                   "graphkit.convert.caffe"):
+        importlib.import_module(module)
+    for name in ("prune", "remap_input", "set_batch", "rename", "splice", "caffe2tf", "tensorboard", "load"):
+        assert callable(getattr(graphkit, name)), name
+    from graphkit.freeze import freeze
+    from graphkit.inspect import inspect
+
+    assert callable(freeze) and callable(inspect)
