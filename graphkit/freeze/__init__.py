@@ -27,7 +27,7 @@ from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
-from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs
+from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs, pick_signature
 from graphkit.io.save import Progress, serialized_size
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
@@ -106,11 +106,7 @@ def resolve_source(
 def _default_outputs(model: Model, signature: str | None) -> list[str]:
     meta = model.meta_graph
     if meta is not None and meta.signature_def:
-        keys = [k for k in meta.signature_def if not k.startswith("__")]
-        key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
-        if key is None or key not in meta.signature_def:
-            raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
-                                model.path)
+        key = pick_signature(meta, signature, model.path)
         return sorted({parse_ref(t.name).node for t in meta.signature_def[key].outputs.values()})
     assert model.graph is not None
     ranked = likely_outputs(model.graph.graph_def, meta)

@@ -5,10 +5,12 @@ Shared by inspect (to show them) and by the commands that need defaults (freeze'
 
 from __future__ import annotations
 
+import os
 import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from graphkit.errors import GraphkitError
 from graphkit.io import dtypes, tensors
 from graphkit.io.graph import GraphIndex, parse_ref
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
@@ -314,3 +316,15 @@ def _object_graph_variables(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Var
             key = f"{paths[i]}/.ATTRIBUTES/VARIABLE_VALUE"
             out.append(Variable(key, var.dtype, tensors.shape_of(var.shape), [var.name] if var.name else []))
     return sorted(out, key=lambda v: v.key)
+
+
+def pick_signature(meta_graph: meta_graph_pb2.MetaGraphDef, signature: str | None,
+                   path: object = None) -> str:
+    """The signature to use: the one asked for, else ``serving_default``, else the only one (TF Serving's
+    default); otherwise an error listing them."""
+    keys = [k for k in meta_graph.signature_def if not k.startswith("__")]
+    key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
+    if key is None or key not in meta_graph.signature_def:
+        raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
+                            path if isinstance(path, (str, os.PathLike)) else None)
+    return key

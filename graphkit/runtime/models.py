@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, Model, load
 from graphkit.io.graph import extract_subgraph
-from graphkit.io.roles import Input, graph_inputs, likely_outputs
+from graphkit.io.roles import Input, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
 
 # ops that touch the file system or run arbitrary code when the graph runs
@@ -47,48 +47,46 @@ class Runnable:
 def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None, tags: list[str] | None = None,
                   outputs: list[str] | None = None, allow_unsafe_ops: bool = False) -> Runnable:
     """Load ``path`` for running; outputs default to the signature's, else the likely outputs."""
-    if str(path).endswith(".onnx"):
-        return _open_onnx(str(path), outputs)
-    model = load(path, tags=tags, verify=False)
-    if model.graph is None:
-        raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
-    meta = model.meta_graph
-    if model.format == "savedmodel" and meta is not None and meta.signature_def:
-        keys = [k for k in meta.signature_def if not k.startswith("__")]
-        key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
-        if key is None or key not in meta.signature_def:
-            raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
-                                path)
-        sig = meta.signature_def[key]
-        tf2 = len(meta.object_graph_def.nodes) > 1
-        inputs = []
-        for k, info in sorted(sig.inputs.items()):
-            from graphkit.io import dtypes
-            from graphkit.io.tensors import shape_of
+    with about(path):
+        if str(path).endswith(".onnx"):
+            return _open_onnx(str(path), outputs)
+        model = load(path, tags=tags, verify=False)
+        if model.graph is None:
+            raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
+        meta = model.meta_graph
+        if model.format == "savedmodel" and meta is not None and meta.signature_def:
+            key = pick_signature(meta, signature, path)
+            sig = meta.signature_def[key]
+            tf2 = len(meta.object_graph_def.nodes) > 1
+            inputs = []
+            for k, info in sorted(sig.inputs.items()):
+                from graphkit.io import dtypes
+                from graphkit.io.tensors import shape_of
 
-            inputs.append(Input(k, "Placeholder", dtypes.name(info.dtype),
-                                None if info.tensor_shape.unknown_rank else shape_of(info.tensor_shape)))
-        runnable = Runnable(str(path), "savedmodel-tf2" if tf2 else "savedmodel", inputs,
-                            [o for o in (outputs or sorted(sig.outputs))], model, key,
-                            {k: v.name for k, v in sig.inputs.items()}, {k: v.name for k, v in sig.outputs.items()})
-        missing = [o for o in runnable.outputs if o not in runnable.fetch_names]
-        if missing:
-            raise GraphkitError(f"signature '{key}' has no output {', '.join(missing)} (it has: "
-                                f"{', '.join(sorted(sig.outputs))})", path)
-        if not tf2:
-            _check_safe(model, [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs], allow_unsafe_ops)
-        return runnable
-    names = outputs or [o.name for o in likely_outputs(model.graph.graph_def, meta)][:1]
-    if not names:
-        raise GraphkitError("cannot tell the outputs; name them with --output", path)
-    nodes = [parse_ref(n).node for n in names]
-    _check_safe(model, nodes, allow_unsafe_ops)
-    kind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
-    pruned = extract_subgraph(model.graph.graph_def, nodes)
-    inputs = graph_inputs(pruned)
-    return Runnable(str(path), kind, inputs, list(names), model,
-                    feed_names={i.name: f"{i.name}:0" for i in inputs},
-                    fetch_names={n: parse_ref(n).tensor for n in names})
+                inputs.append(Input(k, "Placeholder", dtypes.name(info.dtype),
+                                    None if info.tensor_shape.unknown_rank else shape_of(info.tensor_shape)))
+            runnable = Runnable(str(path), "savedmodel-tf2" if tf2 else "savedmodel", inputs,
+                                [o for o in (outputs or sorted(sig.outputs))], model, key,
+                                {k: v.name for k, v in sig.inputs.items()}, {k: v.name for k, v in sig.outputs.items()})
+            missing = [o for o in runnable.outputs if o not in runnable.fetch_names]
+            if missing:
+                raise GraphkitError(f"signature '{key}' has no output {', '.join(missing)} (it has: "
+                                    f"{', '.join(sorted(sig.outputs))})", path)
+            if not tf2:
+                fetched = [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs]
+                _check_safe(model, fetched, allow_unsafe_ops)
+            return runnable
+        names = outputs or [o.name for o in likely_outputs(model.graph.graph_def, meta)][:1]
+        if not names:
+            raise GraphkitError("cannot tell the outputs; name them with --output", path)
+        nodes = [parse_ref(n).node for n in names]
+        _check_safe(model, nodes, allow_unsafe_ops)
+        kind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
+        pruned = extract_subgraph(model.graph.graph_def, nodes)
+        inputs = graph_inputs(pruned)
+        return Runnable(str(path), kind, inputs, list(names), model,
+                        feed_names={i.name: f"{i.name}:0" for i in inputs},
+                        fetch_names={n: parse_ref(n).tensor for n in names})
 
 
 def _check_safe(model: Model, outputs: list[str], allow: bool) -> None:

@@ -8,7 +8,7 @@ from collections import deque
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
 from graphkit.io.roles import PLACEHOLDER_OPS, node_shape
 from graphkit.io.save import Progress
@@ -43,52 +43,53 @@ def set_batch(
     (B -> -1 in a Reshape, else the batch read from the input at run time, or ``size``), StridedSlice/Slice
     bounds that end at B, and constant tensors of batch B holding one repeated value. Anything else holding B
     that the outputs use is reported by name (``notes``), never silently left."""
-    if size is not None and size < 1:
-        raise GraphkitError(f"--size must be at least 1, not {size}")
-    model = open_graph(model_path, tags)
-    assert model.graph is not None
-    gd = graph_pb2.GraphDef()
-    gd.CopyFrom(model.graph.graph_def)
-    index = GraphIndex(gd)
-    report = SurgeryReport("set-batch")
-    specs = {s.name: s for s in (parse_spec(n) for n in names(inputs))}
-    chosen = [index.node(name) for name in specs] or [
-        n for n in gd.node if n.op in PLACEHOLDER_OPS and (node_shape(n) or ())]
-    if not chosen:
-        raise GraphkitError("no input with a batch dimension (Placeholders of known rank >= 1); "
-                            "name them with --inputs", model.path)
-    batches: set[int] = set()
-    for node in chosen:
-        given = specs.get(node.name)
-        shape = given.shape if given is not None and given.shape is not None else node_shape(node)
-        if node.op not in PLACEHOLDER_OPS:
-            raise GraphkitError(f"'{node.name}' ({node.op}) is not a Placeholder; set-batch changes graph inputs")
-        if not shape:
-            raise GraphkitError(f"input '{node.name}' has {'unknown rank' if shape is None else 'no dimensions'}; "
-                                f"give its shape, e.g. --inputs '{node.name}[?,224,224,3]'")
-        if shape[0] >= 0:
-            batches.add(shape[0])
-        new_shape = (size if size is not None else -1, *shape[1:])
-        node.attr["shape"].shape.CopyFrom(shape_proto(new_shape))
-        if "_output_shapes" in node.attr:
-            node.attr["_output_shapes"].list.shape[0].CopyFrom(shape_proto(new_shape))
-        report.rewritten.append(node.name)
-    region = _downstream(index, [n.name for n in chosen])
-    drop_stale_shapes(gd, [n for n in region if n not in report.rewritten])
-    if len(batches) > 1:
-        raise GraphkitError(f"the inputs have different batch sizes ({sorted(batches)}); set them one at a time "
-                            "with --inputs")
-    if batches:
-        old = batches.pop()
-        if size != old:
-            _rewrite_constants(gd, index, region, chosen, old, size, report)
-            for node in gd.node:
-                if node.name in report.rewritten:
-                    node.attr.pop("_output_shapes", None)
-    else:
-        report.notes.append("the batch dimension was already unknown; no constants rewritten")
-    graph = Graph(gd, dict(model.graph.external))
-    return finish(model, graph, out, report, text=text, progress=progress)
+    with about(model_path):
+        if size is not None and size < 1:
+            raise GraphkitError(f"--size must be at least 1, not {size}")
+        model = open_graph(model_path, tags)
+        assert model.graph is not None
+        gd = graph_pb2.GraphDef()
+        gd.CopyFrom(model.graph.graph_def)
+        index = GraphIndex(gd)
+        report = SurgeryReport("set-batch")
+        specs = {s.name: s for s in (parse_spec(n) for n in names(inputs))}
+        chosen = [index.node(name) for name in specs] or [
+            n for n in gd.node if n.op in PLACEHOLDER_OPS and (node_shape(n) or ())]
+        if not chosen:
+            raise GraphkitError("no input with a batch dimension (Placeholders of known rank >= 1); "
+                                "name them with --inputs", model.path)
+        batches: set[int] = set()
+        for node in chosen:
+            given = specs.get(node.name)
+            shape = given.shape if given is not None and given.shape is not None else node_shape(node)
+            if node.op not in PLACEHOLDER_OPS:
+                raise GraphkitError(f"'{node.name}' ({node.op}) is not a Placeholder; set-batch changes graph inputs")
+            if not shape:
+                raise GraphkitError(f"input '{node.name}' has {'unknown rank' if shape is None else 'no dimensions'}; "
+                                    f"give its shape, e.g. --inputs '{node.name}[?,224,224,3]'")
+            if shape[0] >= 0:
+                batches.add(shape[0])
+            new_shape = (size if size is not None else -1, *shape[1:])
+            node.attr["shape"].shape.CopyFrom(shape_proto(new_shape))
+            if "_output_shapes" in node.attr:
+                node.attr["_output_shapes"].list.shape[0].CopyFrom(shape_proto(new_shape))
+            report.rewritten.append(node.name)
+        region = _downstream(index, [n.name for n in chosen])
+        drop_stale_shapes(gd, [n for n in region if n not in report.rewritten])
+        if len(batches) > 1:
+            raise GraphkitError(f"the inputs have different batch sizes ({sorted(batches)}); set them one at a time "
+                                "with --inputs")
+        if batches:
+            old = batches.pop()
+            if size != old:
+                _rewrite_constants(gd, index, region, chosen, old, size, report)
+                for node in gd.node:
+                    if node.name in report.rewritten:
+                        node.attr.pop("_output_shapes", None)
+        else:
+            report.notes.append("the batch dimension was already unknown; no constants rewritten")
+        graph = Graph(gd, dict(model.graph.external))
+        return finish(model, graph, out, report, text=text, progress=progress)
 
 
 def _downstream(index: GraphIndex, starts: list[str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, parse_ref
 from graphkit.io.graph import TensorRef, drop_dangling_colocations, drop_unused_library, extract_subgraph
 from graphkit.io.save import Progress
@@ -43,33 +43,34 @@ def prune(
     ``inputs`` (specs like ``name:float32[?,224,224,3]``), cut there: each becomes a Placeholder and what only
     fed it goes (strip_unused). ``strip_training`` also removes CheckNumerics, Identity-like pass-throughs
     and Assert/Print chains (remove_training_nodes, without its bugs)."""
-    model = open_graph(model_path, tags)
-    assert model.graph is not None
-    wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
-    report = SurgeryReport("prune", outputs=wanted)
-    gd = model.graph.graph_def
-    index = GraphIndex(gd)
-    for name in wanted:
-        index.node(name)
-    wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
-    specs = [parse_spec(s) for s in names(inputs)]
-    shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
-    result_index = None
-    if specs:
-        gd, changed = _cut(gd, index, specs, shapes, report)
-        gd = extract_subgraph(gd, wanted, colocations=False)
-        drop_dangling_colocations(gd)
-        drop_stale_shapes(gd, changed)
-    else:
-        gd = extract_subgraph(gd, wanted, index=index)
-        result_index = index.restricted(gd)
-    if strip_training:
-        gd, result_index = _strip_training(gd, wanted, report), None
-    dropped = drop_unused_library(gd)
-    if dropped:
-        report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
-    graph = Graph(gd, dict(model.graph.external))
-    return finish(model, graph, out, report, text=text, progress=progress, index=result_index)
+    with about(model_path):
+        model = open_graph(model_path, tags)
+        assert model.graph is not None
+        wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+        report = SurgeryReport("prune", outputs=wanted)
+        gd = model.graph.graph_def
+        index = GraphIndex(gd)
+        for name in wanted:
+            index.node(name)
+        wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
+        specs = [parse_spec(s) for s in names(inputs)]
+        shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
+        result_index = None
+        if specs:
+            gd, changed = _cut(gd, index, specs, shapes, report)
+            gd = extract_subgraph(gd, wanted, colocations=False)
+            drop_dangling_colocations(gd)
+            drop_stale_shapes(gd, changed)
+        else:
+            gd = extract_subgraph(gd, wanted, index=index)
+            result_index = index.restricted(gd)
+        if strip_training:
+            gd, result_index = _strip_training(gd, wanted, report), None
+        dropped = drop_unused_library(gd)
+        if dropped:
+            report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
+        graph = Graph(gd, dict(model.graph.external))
+        return finish(model, graph, out, report, text=text, progress=progress, index=result_index)
 
 
 def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],

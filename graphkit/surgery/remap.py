@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
 from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, topological_order
 from graphkit.io.roles import output_dtype
@@ -57,74 +57,75 @@ def remap_input(
 
     What only fed the replaced tensors is removed (the graph is pruned to ``outputs``, default: the original's
     likely outputs). Unused keys and dtype mismatches are errors, as in TF."""
-    model = open_graph(model_path, tags)
-    assert model.graph is not None
-    wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
-    report = SurgeryReport("remap-input", outputs=wanted)
-    gd = graph_pb2.GraphDef()
-    gd.CopyFrom(model.graph.graph_def)
-    index = GraphIndex(gd)
-    for name in wanted:
-        index.node(name)
-    wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
-    mapping: dict[TensorRef, TensorRef] = {}
-    new_nodes: list[node_def_pb2.NodeDef] = []
-    if not (placeholders or maps or constants):
-        raise GraphkitError("nothing to remap: give --placeholder, --map or --constant")
-    for old_text, spec_text in (placeholders or {}).items():
-        old = _key(index, old_text)
-        spec = parse_spec(spec_text)
-        new = spec_placeholder(spec, index, old, spec.name)
-        check_dtype(index, old, new.attr["dtype"].type, f"the placeholder '{spec.name}'")
-        new_nodes.append(new)
-        mapping[old] = TensorRef(spec.name)
-    for old_text, new_text in (maps or {}).items():
-        old = _key(index, old_text)
-        target = parse_ref(new_text)
-        if target.control != old.control:
-            raise GraphkitError(f"--map {old_text}={new_text}: map a tensor to a tensor, ^control to ^control")
-        producer = index.node(target.node)
-        if not target.control:
-            check_dtype(index, old, output_dtype(producer, target.port), f"'{target}'")
-        mapping[old] = target
-    for old_text, value in (constants or {}).items():
-        old = _key(index, old_text)
-        name = old.node if old.port == 0 else f"{old.node}_{old.port}"
-        value = np.asarray(value)
-        check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
-        new_nodes.append(const_node(name, value))
-        mapping[old] = TensorRef(name)
-    # New nodes may take the name of a node the rewiring frees (e.g. a Const replacing Placeholder 'x'):
-    # build under temporary names, prune, then check for collisions.
-    temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes if n.name in index.nodes}
-    for node in new_nodes:
-        node.name = temp.get(node.name, node.name)
-    mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
-    changed = rewire(gd, mapping)
-    gd.node.extend(new_nodes)
-    index.refresh(changed | {n.name for n in new_nodes})
-    gd = extract_subgraph(gd, wanted, colocations=False, index=index)
-    existing = {n.name for n in gd.node}
-    clashes = [final for final, tmp in temp.items() if final in existing]
-    if clashes:
-        raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
-                            "choose another name")
-    if temp:
-        rewire(gd, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
-        back = {tmp: final for final, tmp in temp.items()}
-        for node in gd.node:
-            if node.name in back:
-                node.name = back[node.name]
+    with about(model_path):
+        model = open_graph(model_path, tags)
+        assert model.graph is not None
+        wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+        report = SurgeryReport("remap-input", outputs=wanted)
+        gd = graph_pb2.GraphDef()
+        gd.CopyFrom(model.graph.graph_def)
         index = GraphIndex(gd)
-    else:
-        index = index.restricted(gd)
-    drop_dangling_colocations(gd)
-    drop_stale_shapes(gd, changed & set(index.nodes), index)
-    if maps:
-        topological_order(gd, index)  # a --map that made a cycle is an error here (new nodes have no inputs)
-    report.rewritten = sorted(changed & {n.name for n in gd.node})
-    graph = Graph(gd, dict(model.graph.external))
-    return finish(model, graph, out, report, text=text, progress=progress, index=index)
+        for name in wanted:
+            index.node(name)
+        wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
+        mapping: dict[TensorRef, TensorRef] = {}
+        new_nodes: list[node_def_pb2.NodeDef] = []
+        if not (placeholders or maps or constants):
+            raise GraphkitError("nothing to remap: give --placeholder, --map or --constant")
+        for old_text, spec_text in (placeholders or {}).items():
+            old = _key(index, old_text)
+            spec = parse_spec(spec_text)
+            new = spec_placeholder(spec, index, old, spec.name)
+            check_dtype(index, old, new.attr["dtype"].type, f"the placeholder '{spec.name}'")
+            new_nodes.append(new)
+            mapping[old] = TensorRef(spec.name)
+        for old_text, new_text in (maps or {}).items():
+            old = _key(index, old_text)
+            target = parse_ref(new_text)
+            if target.control != old.control:
+                raise GraphkitError(f"--map {old_text}={new_text}: map a tensor to a tensor, ^control to ^control")
+            producer = index.node(target.node)
+            if not target.control:
+                check_dtype(index, old, output_dtype(producer, target.port), f"'{target}'")
+            mapping[old] = target
+        for old_text, value in (constants or {}).items():
+            old = _key(index, old_text)
+            name = old.node if old.port == 0 else f"{old.node}_{old.port}"
+            value = np.asarray(value)
+            check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
+            new_nodes.append(const_node(name, value))
+            mapping[old] = TensorRef(name)
+        # New nodes may take the name of a node the rewiring frees (e.g. a Const replacing Placeholder 'x'):
+        # build under temporary names, prune, then check for collisions.
+        temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes if n.name in index.nodes}
+        for node in new_nodes:
+            node.name = temp.get(node.name, node.name)
+        mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
+        changed = rewire(gd, mapping)
+        gd.node.extend(new_nodes)
+        index.refresh(changed | {n.name for n in new_nodes})
+        gd = extract_subgraph(gd, wanted, colocations=False, index=index)
+        existing = {n.name for n in gd.node}
+        clashes = [final for final, tmp in temp.items() if final in existing]
+        if clashes:
+            raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
+                                "choose another name")
+        if temp:
+            rewire(gd, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
+            back = {tmp: final for final, tmp in temp.items()}
+            for node in gd.node:
+                if node.name in back:
+                    node.name = back[node.name]
+            index = GraphIndex(gd)
+        else:
+            index = index.restricted(gd)
+        drop_dangling_colocations(gd)
+        drop_stale_shapes(gd, changed & set(index.nodes), index)
+        if maps:
+            topological_order(gd, index)  # a --map that made a cycle is an error here (new nodes have no inputs)
+        report.rewritten = sorted(changed & {n.name for n in gd.node})
+        graph = Graph(gd, dict(model.graph.external))
+        return finish(model, graph, out, report, text=text, progress=progress, index=index)
 
 
 def _key(index: GraphIndex, text: str) -> TensorRef:
