@@ -59,7 +59,7 @@ def convert(
         model = load(frozen)
         assert model.graph is not None
         gd = model.graph.graph_def
-        names = [parse_ref(o).node for o in outputs or []] or report.outputs or _outputs(gd, report)
+        names = [parse_ref(o).node for o in outputs or []] or report.outputs or _outputs(gd)
         report.outputs = names
         placeholders = graph_inputs(gd)
         report.inputs = [i for i in (inputs or [p.name for p in placeholders if not p.has_default])]
@@ -113,7 +113,7 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
     return Path(src)
 
 
-def _outputs(gd: object, report: ConvertReport) -> list[str]:
+def _outputs(gd: object) -> list[str]:
     ranked = likely_outputs(gd)  # type: ignore[arg-type]
     best = clear_output(ranked)
     if best is None:

@@ -119,7 +119,7 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
     dropped = [f"{layer.name} ({layer.type})" for layer in layers if layer.type in TRAINING_ONLY]
     layers = [layer for layer in layers if layer.type not in TRAINING_ONLY]
     if outputs:
-        layers = _needed(layers, outputs, net)
+        layers = _needed(layers, outputs)
     if fold:
         layers, folded = fold_batch_norms(layers)
     unsupported = Counter(layer.type for layer in layers if layer.type not in registry)
@@ -183,7 +183,8 @@ def _net_outputs(layers: list[CaffeLayer]) -> list[str]:
     return [top for top in order if top not in read]
 
 
-def _needed(layers: list[CaffeLayer], outputs: list[str], net: CaffeNet) -> list[CaffeLayer]:
+def _needed(layers: list[CaffeLayer], outputs: list[str]) -> list[CaffeLayer]:
+    """The layers the ``outputs`` blobs depend on, in order."""
     wanted = set(outputs)
     keep: list[CaffeLayer] = []
     for layer in reversed(layers):
