@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import FIXTURES, fixture_checkpoint
 
 from graphkit.board import tensorboard
@@ -48,3 +49,15 @@ def test_cli(runner, tmp_path):
     assert f"view it with: tensorboard --logdir {tmp_path / 'runs'}" in result.output
     result = runner.invoke(cli, ["tensorboard", str(tmp_path / "nope.pb"), "--logdir", str(tmp_path)])
     assert result.exit_code == 1
+
+
+def test_tensorboards_own_loader_reads_it(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard package is the reader this checks against")
+    from tensorboard.backend.event_processing import event_file_loader
+
+    report = tensorboard(FIXTURES / "frozen" / "sigmoid.pb", tmp_path / "runs", run="r")
+    events = list(event_file_loader.LegacyEventFileLoader(report.event_file).Load())
+    assert events[0].file_version == "brain.Event:2"
+    graphs = [e.graph_def for e in events if e.graph_def]
+    assert len(graphs) == 1
+    assert graphs[0] == load(FIXTURES / "frozen" / "sigmoid.pb").graph.graph_def.SerializeToString()

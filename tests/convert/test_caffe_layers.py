@@ -357,3 +357,18 @@ def test_degenerate_pooling_window_is_refused(tmp_path):
     proto, model = write_net(tmp_path, body, (1, 1, 9, 9), {})
     with pytest.raises(GraphkitError, match=r"layer 'p' \(Pooling\): the last pooling window on a 9x9 input"):
         caffe2tf(proto, model, tmp_path / "x.pb")
+
+
+def test_batch_norm_with_batch_statistics(tf, tmp_path):
+    """use_global_stats: false in a deploy net: Caffe normalizes with the batch's own statistics."""
+    body = (layer("c", "Convolution", "data", None, "convolution_param { num_output: 3 kernel_size: 1 }")
+            + layer("bn", "BatchNorm", "c", "bn", "batch_norm_param { use_global_stats: false eps: 0.001 }"))
+
+    def reference(x, w):
+        conv = np.einsum("nchw,oc->nohw", x, w["c"][0].reshape(3, 3)) + w["c"][1].reshape(1, 3, 1, 1)
+        mean = conv.mean(axis=(0, 2, 3), keepdims=True)
+        var = ((conv - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+        return [(conv - mean) / np.sqrt(var + 0.001)]
+
+    check(tf, tmp_path, body, (2, 3, 4, 5), {"c": [(3, 3, 1, 1), (3,)], "bn": [(3,), (3,), (1,)]}, ["bn"],
+          reference=reference)

@@ -134,10 +134,22 @@ def eltwise(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]
 
 
 def batch_norm(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
-    """(x - mean) / sqrt(var + eps), mean and var the stored sums divided by the moving-average factor."""
+    """(x - mean) / sqrt(var + eps), mean and var the stored sums divided by the moving-average factor; with
+    ``use_global_stats: false`` written in the deploy net, Caffe uses the batch's own statistics (per channel,
+    over batch and space, biased variance) even at test time, and so does the converted graph."""
     x = inputs[0]
     c = x.shape[1]
-    eps = float(param(layer, "batch_norm_param").eps)
+    p = param(layer, "batch_norm_param")
+    eps = float(p.eps)
+    if p.HasField("use_global_stats") and not p.use_global_stats:
+        axes = b.const(f"{layer.name}/axes", np.array([i for i in range(x.rank) if i != x.stored_axis(1)], np.int32))
+        mean_t = b.op(f"{layer.name}/mean", "Mean", [x.ref, axes], Tidx=3, keep_dims=True)
+        centered = b.op(f"{layer.name}/centered", "Sub", [x.ref, mean_t])
+        var_t = b.op(f"{layer.name}/variance", "Mean", [b.op(f"{layer.name}/square", "Square", [centered]), axes],
+                     Tidx=3, keep_dims=True)
+        inv = b.op(f"{layer.name}/rsqrt", "Rsqrt", [b.op(f"{layer.name}/eps", "AddV2", [
+            var_t, _scalar(b, f"{layer.name}/eps/value", eps)])])
+        return [Tensor(b.op(f"{layer.name}/normalized", "Mul", [centered, inv]), x.shape, x.perm)]
     mean, var = blob(layer, 0, (c,)).astype(np.float64), blob(layer, 1, (c,)).astype(np.float64)
     factor = float(blob(layer, 2, (1,))[0])
     scale = 0.0 if factor == 0 else 1.0 / factor

@@ -46,6 +46,9 @@ def _chain(layers: list[CaffeLayer], i: int) -> list[CaffeLayer] | None:
         if j >= len(layers) or layers[j].type != kind or layers[j].bottoms != [top] or not layers[j].blobs:
             break
         nxt = layers[j]
+        bn = param(nxt, "batch_norm_param") if kind == "BatchNorm" else None
+        if bn is not None and bn.HasField("use_global_stats") and not bn.use_global_stats:
+            break  # batch statistics: nothing to fold
         scale = param(nxt, "scale_param")
         if kind == "Scale" and (int(scale.axis) != 1 or int(scale.num_axes) != 1):
             break
