@@ -60,4 +60,6 @@ def test_tensorboards_own_loader_reads_it(tmp_path):
     assert events[0].file_version == "brain.Event:2"
     graphs = [e.graph_def for e in events if e.graph_def]
     assert len(graphs) == 1
-    assert graphs[0] == load(FIXTURES / "frozen" / "sigmoid.pb").graph.graph_def.SerializeToString()
+    from graphkit.proto import graph_pb2
+
+    assert graph_pb2.GraphDef.FromString(graphs[0]) == load(FIXTURES / "frozen" / "sigmoid.pb").graph.graph_def
