@@ -116,15 +116,28 @@ def progress(label: str, quiet: bool, stream: IO[str] | None = None) -> Iterator
         bar.close()
 
 
-def shape_options(items: tuple[str, ...], what: str = "NAME=DIMS",
-                  option: str = "--input-shape") -> dict[str, tuple[int, ...]]:
-    """``NAME=DIMS`` options (``x=?,224,224,3``) parsed with the one dims parser; a bad one is a usage error."""
-    from graphkit.io.spec import parse_dims, split_assignment
+def assignments(items: tuple[str, ...], what: str, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` options (``--map OLD=NEW``...) as a dict; a malformed one is a usage error."""
+    from graphkit.io.spec import split_assignment
 
     out = {}
     for item in items:
         try:
-            name, dims = split_assignment(item, what)
+            key, value = split_assignment(item, what)
+        except GraphkitError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+        out[key] = value
+    return out
+
+
+def shape_options(items: tuple[str, ...], what: str = "NAME=DIMS",
+                  option: str = "--input-shape") -> dict[str, tuple[int, ...]]:
+    """``NAME=DIMS`` options (``x=?,224,224,3``) parsed with the one dims parser; a bad one is a usage error."""
+    from graphkit.io.spec import parse_dims
+
+    out = {}
+    for name, dims in assignments(items, what, option).items():
+        try:
             out[name] = parse_dims(dims)
         except GraphkitError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None

@@ -17,7 +17,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import load
 from graphkit.io.caffe import is_caffe_prototxt
-from graphkit.io.roles import clear_output, graph_inputs, likely_outputs
+from graphkit.io.roles import graph_inputs, the_output
 from graphkit.io.save import atomic_write, check_output, materialize
 from graphkit.io.spec import parse_ref
 
@@ -59,7 +59,7 @@ def convert(
         model = load(frozen)
         assert model.graph is not None
         gd = model.graph.graph_def
-        names = [parse_ref(o).node for o in outputs or []] or report.outputs or _outputs(gd)
+        names = [parse_ref(o).node for o in outputs or []] or report.outputs or [the_output(gd, path=frozen)]
         report.outputs = names
         placeholders = graph_inputs(gd)
         report.inputs = [i for i in (inputs or [p.name for p in placeholders if not p.has_default])]
@@ -111,15 +111,6 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
         report.via.append("freeze")
         return path
     return Path(src)
-
-
-def _outputs(gd: object) -> list[str]:
-    ranked = likely_outputs(gd)  # type: ignore[arg-type]
-    best = clear_output(ranked)
-    if best is None:
-        listed = ", ".join(o.name for o in ranked[:8]) or "none"
-        raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})")
-    return [best.name]
 
 
 def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float) -> None:

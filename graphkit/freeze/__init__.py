@@ -27,7 +27,7 @@ from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
-from graphkit.io.roles import VARIABLE_OPS, clear_output, graph_variables, likely_outputs, pick_signature
+from graphkit.io.roles import VARIABLE_OPS, graph_variables, pick_signature, the_output
 from graphkit.io.save import Progress, serialized_size
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
@@ -109,13 +109,7 @@ def _default_outputs(model: Model, signature: str | None) -> list[str]:
         key = pick_signature(meta, signature, model.path)
         return sorted({parse_ref(t.name).node for t in meta.signature_def[key].outputs.values()})
     assert model.graph is not None
-    ranked = likely_outputs(model.graph.graph_def, meta)
-    best = clear_output(ranked)
-    if best is None:
-        listed = ", ".join(f"{o.name} ({o.op})" for o in ranked[:8]) or "none"
-        raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})",
-                            model.path)
-    return [best.name]
+    return [the_output(model.graph.graph_def, meta, model.path)]
 
 
 def freeze(
@@ -179,19 +173,14 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
     from graphkit import runtime
     from graphkit.io.roles import graph_inputs
     from graphkit.io.save import materialize
-    from graphkit.proto import meta_graph_pb2
 
     if model.checkpoint is None or model.checkpoint.version != 2:
         raise GraphkitError("--verify needs a V2 checkpoint to restore the original graph", model.path)
-    assert model.graph is not None
-    meta = meta_graph_pb2.MetaGraphDef()
-    if model.meta_graph is not None:
-        meta.CopyFrom(model.meta_graph)
-    meta.graph_def.CopyFrom(model.graph.graph_def)
     feeds = runtime.random_feeds(graph_inputs(frozen.graph_def), batch, 0, given)
-    original = runtime.run_with_checkpoint(meta.SerializeToString(), str(model.checkpoint.prefix), feeds,
-                                           report.outputs)
-    result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs)
+    original = runtime.run_with_checkpoint(runtime.meta_graph_bytes(model), str(model.checkpoint.prefix), feeds,
+                                           report.outputs, str(model.path))
+    result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
+                                   report.output_path)
     report.verified = [runtime.difference(o, a, o, b, rtol, 1e-6)
                        for o, a, b in zip(report.outputs, original, result, strict=True)]
     bad = [d for d in report.verified if not d["ok"]]

@@ -65,15 +65,13 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
 
 
 def _load_inputs(items: tuple[str, ...]) -> dict:
-    import numpy as np
+    """``NAME=FILE.npy`` for --verify; any problem is a usage error of --input."""
+    from graphkit.cliutil import assignments
+    from graphkit.errors import GraphkitError
+    from graphkit.io.arrays import load_arrays
 
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"'{item}' is not NAME=FILE.npy", param_hint="--input")
-        name, path = item.split("=", 1)
-        try:
-            out[name] = np.load(path, allow_pickle=False)
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--input") from exc
-    return out
+    pairs = assignments(items, "NAME=FILE.npy", "--input")
+    try:
+        return load_arrays([f"{k}={v}" for k, v in pairs.items()])
+    except GraphkitError as exc:
+        raise click.BadParameter(exc.message, param_hint="--input") from None

@@ -63,7 +63,7 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 
         if model.graph is None:
             raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
-        missing = unsupported_ops(model.graph.graph_def, target)
+        missing = unsupported_ops(model.graph, target)
         if as_json:
             emit_json({"target": target, "unsupported": missing})
         elif not missing:

@@ -300,6 +300,15 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str], colo
     return out
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... -- the first not in ``taken`` (which it is added to)."""
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
 def drop_dangling_colocations(graph_def: graph_pb2.GraphDef) -> list[str]:
     """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place); returns the nodes changed."""
     names = {n.name for n in graph_def.node}

@@ -328,3 +328,14 @@ def pick_signature(meta_graph: meta_graph_pb2.MetaGraphDef, signature: str | Non
         raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
                             path if isinstance(path, (str, os.PathLike)) else None)
     return key
+
+
+def the_output(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None,
+               path: str | os.PathLike[str] | None = None) -> str:
+    """The single clear output of inspect's ranking, or an error listing the candidates."""
+    ranked = likely_outputs(graph_def, meta_graph)
+    best = clear_output(ranked)
+    if best is None:
+        listed = ", ".join(f"{o.name} ({o.op})" for o in ranked[:8]) or "none"
+        raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})", path)
+    return best.name

@@ -148,13 +148,17 @@ def save_graph(
             data = text_format.MessageToString(msg).encode()  # type: ignore[arg-type]
             fh.write(data)
             return len(data)
-        chunks = graph_chunks(graph)
-        if meta_graph is not None:
-            wrapper = meta_graph_pb2.MetaGraphDef()
-            wrapper.CopyFrom(meta_graph)
-            wrapper.ClearField("graph_def")
-            chunks = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
+        chunks = graph_chunks(graph) if meta_graph is None else meta_graph_chunks(meta_graph, graph)
         return _write_chunks(chunks, fh, progress)
+
+
+def meta_graph_chunks(meta_graph: meta_graph_pb2.MetaGraphDef, graph: Graph) -> list[Chunk]:
+    """``meta_graph`` serialized with ``graph`` as its graph_def (field 2), payloads left as chunks."""
+    wrapper = meta_graph_pb2.MetaGraphDef()
+    wrapper.CopyFrom(meta_graph)
+    wrapper.ClearField("graph_def")
+    chunks = graph_chunks(graph)
+    return [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
 
 
 def _write_chunks(chunks: list[Chunk], fh: IO[bytes], progress: Progress | None) -> int:
@@ -197,11 +201,7 @@ def save_saved_model(
             if (src / sub).is_dir():
                 _link_tree(src / sub, tmp / sub)
         header = saved_model_pb2.SavedModel(saved_model_schema_version=1)
-        wrapper = meta_graph_pb2.MetaGraphDef()
-        wrapper.CopyFrom(meta_graph)
-        wrapper.ClearField("graph_def")
-        chunks = graph_chunks(graph)
-        inner = [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
+        inner = meta_graph_chunks(meta_graph, graph)
         body = [header.SerializeToString(), _len_field(2, sum(len(c) for c in inner)), *inner]
         with open(tmp / "saved_model.pb", "wb") as fh:
             written = _write_chunks(body, fh, progress)

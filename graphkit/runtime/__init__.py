@@ -14,6 +14,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
+from graphkit.io.loader import Model
 from graphkit.io.roles import Input
 from graphkit.io.tensors import format_shape
 
@@ -98,19 +99,21 @@ def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: flo
             "worst_a": float(x[worst]), "worst_b": float(y[worst])}
 
 
-def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
-    """Run a (frozen) serialized GraphDef in a fresh TF graph."""
+def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str],
+                  path: str | None = None) -> list[np.ndarray]:
+    """Run a (frozen) serialized GraphDef in a fresh TF graph. ``outputs``: node names (output 0) or
+    tensor names; ``path`` names the model in errors."""
     tf = import_tf()
     gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=graph) as sess:
-        return list(sess.run([f"{o}:0" for o in outputs], feeds))
+        return session_run(sess, outputs, feeds, path)
 
 
 def run_with_checkpoint(meta_graph_bytes: bytes, prefix: str, feeds: dict[str, np.ndarray],
-                        outputs: list[str]) -> list[np.ndarray]:
+                        outputs: list[str], path: str | None = None) -> list[np.ndarray]:
     """Run a MetaGraphDef with its variables restored from a checkpoint (import_meta_graph + restore)."""
     tf = import_tf()
     v1 = tf.compat.v1
@@ -119,9 +122,31 @@ def run_with_checkpoint(meta_graph_bytes: bytes, prefix: str, feeds: dict[str, n
     with graph.as_default(), v1.Session(graph=graph) as sess:
         saver = v1.train.import_meta_graph(meta, clear_devices=True)
         if saver is None:
-            raise GraphkitError("the graph has no saver, so its checkpoint cannot be restored for --verify")
+            raise GraphkitError("the graph has no saver, so its checkpoint cannot be restored", path)
         saver.restore(sess, prefix)
-        return list(sess.run([f"{o}:0" for o in outputs], feeds))
+        return session_run(sess, outputs, feeds, path)
+
+
+def session_run(sess: Any, outputs: list[str], feeds: dict[str, np.ndarray], path: str | None) -> list[np.ndarray]:
+    """``sess.run`` of node (output 0) or tensor names; a TF run error becomes one line naming the model."""
+    tf = import_tf()
+    try:
+        return list(sess.run([o if ":" in o else f"{o}:0" for o in outputs], feeds))
+    except tf.errors.OpError as exc:
+        raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", path) from None
+
+
+def meta_graph_bytes(model: Model) -> bytes:
+    """The model's MetaGraphDef (or an empty one) holding its graph, weights included, serialized for TF."""
+    from graphkit.io.save import materialize
+    from graphkit.proto import meta_graph_pb2
+
+    assert model.graph is not None
+    meta = meta_graph_pb2.MetaGraphDef()
+    if model.meta_graph is not None:
+        meta.CopyFrom(model.meta_graph)
+    meta.graph_def.CopyFrom(materialize(model.graph))
+    return meta.SerializeToString()
 
 
 def run_caffe_opencv(prototxt: str, caffemodel: str, x: np.ndarray, outputs: list[str]) -> list[np.ndarray]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from graphkit.cliutil import common, emit_json, shape_options
+from graphkit.cliutil import assignments, common, emit_json, shape_options
 from graphkit.errors import GraphkitError
 
 
@@ -46,12 +46,13 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     """
     import numpy as np
 
+    from graphkit.io.arrays import load_arrays
     from graphkit.io.spec import split_names
-    from graphkit.runtime.models import describe, load_inputs, make_feeds, open_runnable, run
+    from graphkit.runtime.models import describe, make_feeds, open_runnable, run
 
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
-    feeds = make_feeds(runnable, load_inputs(list(inputs)), batch=batch, seed=seed, shapes=shape_options(input_shapes))
+    feeds = make_feeds(runnable, load_arrays(list(inputs)), batch=batch, seed=seed, shapes=shape_options(input_shapes))
     values = run(runnable, feeds)
     if save:
         from graphkit.io.save import atomic_write
@@ -92,17 +93,11 @@ def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...],
     """Run two models on the same inputs and compare every output pair: max abs/rel error, the worst
     element, dtype and shape. Exits 1 when any pair is over tolerance (|a - b| <= atol + rtol * |a|, numpy's
     allclose with A as the reference)."""
-    from graphkit.io.spec import split_assignment
-    from graphkit.runtime.models import compare, load_inputs
+    from graphkit.io.arrays import load_arrays
+    from graphkit.runtime.models import compare
 
-    paired = {}
-    for item in pairs:
-        try:
-            key, value = split_assignment(item, "A_OUT=B_OUT")
-        except GraphkitError as exc:
-            raise click.BadParameter(str(exc), param_hint="--pair") from None
-        paired[key] = value
-    result = compare(a, b, given=load_inputs(list(inputs)), pairs=paired or None, rtol=rtol, atol=atol,
+    paired = assignments(pairs, "A_OUT=B_OUT", "--pair")
+    result = compare(a, b, given=load_arrays(list(inputs)), pairs=paired or None, rtol=rtol, atol=atol,
                      batch=batch, seed=seed, signature=signature, allow_unsafe_ops=allow_unsafe_ops)
     if as_json:
         emit_json(result.__dict__)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphkit.errors import GraphkitError, about
-from graphkit.io import GraphIndex, Model, load
+from graphkit.io import GraphIndex, Model, dtypes, load
 from graphkit.io.graph import extract_subgraph
 from graphkit.io.roles import Input, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
+from graphkit.io.tensors import shape_of
+from graphkit.proto import graph_pb2
 
 # ops that touch the file system or run arbitrary code when the graph runs
 UNSAFE_OPS = frozenset({
@@ -60,9 +61,6 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
             tf2 = len(meta.object_graph_def.nodes) > 1
             inputs = []
             for k, info in sorted(sig.inputs.items()):
-                from graphkit.io import dtypes
-                from graphkit.io.tensors import shape_of
-
                 inputs.append(Input(k, "Placeholder", dtypes.name(info.dtype),
                                     None if info.tensor_shape.unknown_rank else shape_of(info.tensor_shape)))
             runnable = Runnable(str(path), "savedmodel-tf2" if tf2 else "savedmodel", inputs,
@@ -80,31 +78,32 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
         if not names:
             raise GraphkitError("cannot tell the outputs; name them with --output", path)
         nodes = [parse_ref(n).node for n in names]
-        _check_safe(model, nodes, allow_unsafe_ops)
+        pruned = _check_safe(model, nodes, allow_unsafe_ops)
         kind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
-        pruned = extract_subgraph(model.graph.graph_def, nodes)
         inputs = graph_inputs(pruned)
         return Runnable(str(path), kind, inputs, list(names), model,
                         feed_names={i.name: f"{i.name}:0" for i in inputs},
                         fetch_names={n: parse_ref(n).tensor for n in names})
 
 
-def _check_safe(model: Model, outputs: list[str], allow: bool) -> None:
-    """Refuse graphs whose outputs need file-system or code-running ops, naming the nodes."""
-    if allow:
-        return
+def _check_safe(model: Model, outputs: list[str], allow: bool) -> graph_pb2.GraphDef:
+    """The part of the graph ``outputs`` need; refused (naming the nodes) when it has file-system or
+    code-running ops, unless ``allow``."""
     assert model.graph is not None
     gd = model.graph.graph_def
     index = GraphIndex(gd)
     for name in outputs:
         index.node(name)
     needed = extract_subgraph(gd, outputs, index=index)
+    if allow:
+        return needed
     bad = [f"{n.name} ({n.op})" for n in needed.node if _unsafe(n)]
     bad += [f"{f.signature.name}/{n.name} ({n.op})" for f in needed.library.function for n in f.node_def
             if _unsafe(n)]
     if bad:
         raise GraphkitError(f"the outputs need ops that touch files or run code: {', '.join(bad[:6])}; "
                             "rerun with --allow-unsafe-ops if you trust this model", model.path)
+    return needed
 
 
 def _unsafe(node: Any) -> bool:
@@ -176,41 +175,23 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
         fn = loaded.signatures[runnable.signature]
         result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
         return {o: result[o].numpy() for o in outputs}
-    graph = tf.Graph()
-    with graph.as_default(), v1.Session(graph=graph) as sess:
-        if runnable.kind == "savedmodel":
-            assert runnable.model is not None
+    from graphkit.io.save import materialize
+
+    assert runnable.model is not None and runnable.model.graph is not None
+    if runnable.kind == "checkpoint":
+        assert runnable.model.checkpoint is not None
+        values = runtime.run_with_checkpoint(runtime.meta_graph_bytes(runnable.model),
+                                             str(runnable.model.checkpoint.prefix), tensor_feeds, fetches,
+                                             runnable.path)
+    elif runnable.kind == "savedmodel":
+        graph = tf.Graph()
+        with graph.as_default(), v1.Session(graph=graph) as sess:
             v1.saved_model.loader.load(sess, runnable.model.tags or ["serve"], runnable.path)
-        elif runnable.kind == "checkpoint":
-            assert runnable.model is not None and runnable.model.meta_graph is not None
-            meta = v1.MetaGraphDef.FromString(_meta_bytes(runnable.model))
-            saver = v1.train.import_meta_graph(meta, clear_devices=True)
-            if saver is None:
-                raise GraphkitError("the graph has no saver to restore its checkpoint", runnable.path)
-            assert runnable.model.checkpoint is not None
-            saver.restore(sess, str(runnable.model.checkpoint.prefix))
-        else:
-            from graphkit.io.save import materialize
-
-            assert runnable.model is not None and runnable.model.graph is not None
-            v1.import_graph_def(v1.GraphDef.FromString(materialize(runnable.model.graph).SerializeToString()),
-                                name="")
-        try:
-            values = sess.run(fetches, tensor_feeds)
-        except tf.errors.OpError as exc:
-            raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", runnable.path) \
-                from None
+            values = runtime.session_run(sess, fetches, tensor_feeds, runnable.path)
+    else:
+        values = runtime.run_graph_def(materialize(runnable.model.graph).SerializeToString(), tensor_feeds,
+                                       fetches, runnable.path)
     return dict(zip(outputs, values, strict=True))
-
-
-def _meta_bytes(model: Model) -> bytes:
-    from graphkit.proto import meta_graph_pb2
-
-    assert model.meta_graph is not None and model.graph is not None
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.CopyFrom(model.meta_graph)
-    meta.graph_def.CopyFrom(model.graph.graph_def)
-    return meta.SerializeToString()
 
 
 def describe(values: dict[str, np.ndarray]) -> list[dict]:
@@ -265,21 +246,3 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
 
     results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
     return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))
-
-
-def load_inputs(items: list[str]) -> dict[str, np.ndarray]:
-    """``NAME=FILE.npy`` or ``FILE.npz`` (every array in it, by key)."""
-    out: dict[str, np.ndarray] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        try:
-            if not sep and item.endswith(".npz"):
-                with np.load(item, allow_pickle=False) as data:
-                    out.update({k: data[k] for k in data.files})
-            elif sep:
-                out[name] = np.load(path, allow_pickle=False)
-            else:
-                raise GraphkitError(f"'{item}' is not NAME=FILE.npy or FILE.npz")
-        except (OSError, ValueError) as exc:
-            raise GraphkitError(f"cannot read {path or item}: {exc}", Path(path or item)) from None
-    return out

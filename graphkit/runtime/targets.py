@@ -9,6 +9,7 @@ import tempfile
 from collections import defaultdict
 
 from graphkit.errors import GraphkitError
+from graphkit.io import Graph, save_graph
 from graphkit.io.roles import graph_inputs
 from graphkit.proto import graph_pb2
 
@@ -16,9 +17,13 @@ TARGETS = ("tf", "tflite", "onnx")
 _STRUCTURAL = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "NoOp", "Identity"})
 
 
-def unsupported_ops(gd: graph_pb2.GraphDef, target: str, *, outputs: list[str] | None = None,
+def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: str, *, outputs: list[str] | None = None,
                     opset: int | None = None) -> dict[str, dict]:
-    """op type -> {"nodes": [...], "note": why} for every op ``target`` cannot run."""
+    """op type -> {"nodes": [...], "note": why} for every op ``target`` cannot run. ``graph`` is a loaded
+    Graph (weights kept in the file are used where the target needs them: tflite) or a GraphDef."""
+    if not isinstance(graph, Graph):
+        graph = Graph(graph)
+    gd = graph.graph_def
     by_op: dict[str, list[str]] = defaultdict(list)
     for node in gd.node:
         by_op[node.op].append(node.name)
@@ -27,7 +32,7 @@ def unsupported_ops(gd: graph_pb2.GraphDef, target: str, *, outputs: list[str] |
     elif target == "onnx":
         missing = _onnx_missing(set(by_op) - _STRUCTURAL, opset)
     elif target == "tflite":
-        missing = _tflite_missing(gd, outputs)
+        missing = _tflite_missing(graph, outputs)
     else:
         raise GraphkitError(f"unknown target '{target}' (one of: {', '.join(TARGETS)})")
     return {op: {"nodes": by_op.get(op, []), "note": note} for op, note in sorted(missing.items())}
@@ -63,28 +68,22 @@ def _onnx_missing(ops: set[str], opset: int | None) -> dict[str, str]:
     return {op: f"tf2onnx has no handler for it at opset {version}" for op in ops if op not in handled}
 
 
-def _tflite_missing(gd: graph_pb2.GraphDef, outputs: list[str] | None) -> dict[str, str]:
+def _tflite_missing(graph: Graph, outputs: list[str] | None) -> dict[str, str]:
     """Convert with TFLite builtins only and read which ops the converter says need TF Select or custom ops."""
-    from graphkit.io.roles import clear_output, likely_outputs
+    from graphkit.io.roles import likely_outputs
     from graphkit.runtime import export
 
-    names = outputs or [o.name for o in likely_outputs(gd)] or []
-    if not names:
-        best = clear_output(likely_outputs(gd))
-        names = [best.name] if best else []
-    placeholders = graph_inputs(gd)
+    names = outputs or [o.name for o in likely_outputs(graph.graph_def)]
+    placeholders = graph_inputs(graph.graph_def)
     shapes = {p.name: [1 if d < 0 else d for d in (p.shape or ())] for p in placeholders if not p.has_default}
-    fd, path = tempfile.mkstemp(suffix=".pb")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(gd.SerializeToString())
+    with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
+        path = os.path.join(tmp, "graph.pb")
+        save_graph(graph, path)  # the weights streamed in, whether in the proto or left in the model's file
         try:
             export.to_tflite(path, list(shapes), shapes, names)
             return {}
         except export.TFLiteRefused as refused:
             message = refused.details
-    finally:
-        os.unlink(path)
     out: dict[str, str] = {}
     lines = message.splitlines()
     for i, line in enumerate(lines):

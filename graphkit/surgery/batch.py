@@ -10,13 +10,14 @@ import numpy as np
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
+from graphkit.io.graph import unique_name
 from graphkit.io.roles import PLACEHOLDER_OPS, node_shape
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.io.tensors import from_numpy, shape_proto, to_numpy
+from graphkit.io.tensors import shape_proto, to_numpy
 from graphkit.proto import graph_pb2, node_def_pb2
-from graphkit.surgery.core import SurgeryReport, drop_stale_shapes, finish, open_graph
+from graphkit.surgery.core import SurgeryReport, const_node, drop_stale_shapes, finish, open_graph
 
 _ELEMENTWISE = frozenset({
     "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "Maximum", "Minimum", "SquaredDifference", "Select",
@@ -112,22 +113,13 @@ class _Builder:
         self.gd, self.names = gd, names
         self.batch_vectors: dict[tuple[str, int], str] = {}
 
-    def unique(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.names:
-            name, k = f"{base}_{k}", k + 1
-        self.names.add(name)
-        return name
-
     def const(self, base: str, value: np.ndarray) -> str:
-        node = self.gd.node.add(name=self.unique(base), op="Const")
-        tensor = from_numpy(np.asarray(value))
-        node.attr["dtype"].type = tensor.dtype
-        node.attr["value"].tensor.CopyFrom(tensor)
+        node = self.gd.node.add()
+        node.CopyFrom(const_node(unique_name(base, self.names), value))
         return node.name
 
     def add(self, base: str, op: str, inputs: list[str], **types: int) -> node_def_pb2.NodeDef:
-        node = self.gd.node.add(name=self.unique(base), op=op)
+        node = self.gd.node.add(name=unique_name(base, self.names), op=op)
         node.input.extend(inputs)
         for key, code in types.items():
             node.attr[key].type = code  # type: ignore[assignment]

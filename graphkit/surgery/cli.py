@@ -7,22 +7,9 @@ from typing import Any
 
 import click
 
-from graphkit.cliutil import common, emit_json, progress
-from graphkit.errors import GraphkitError
+from graphkit.cliutil import assignments, common, emit_json, progress
 from graphkit.inspect.render import human_bytes
-from graphkit.io.spec import split_assignment
 from graphkit.surgery.core import SurgeryReport
-
-
-def _pairs(items: tuple[str, ...], what: str, option: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        try:
-            key, value = split_assignment(item, what)
-        except GraphkitError as exc:
-            raise click.BadParameter(str(exc), param_hint=option) from None
-        out[key] = value
-    return out
 
 
 def _shared(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,8 +65,8 @@ def prune_cmd(model: str, out: str, outputs: tuple[str, ...], inputs: tuple[str,
 
     with progress("writing", quiet) as bar:
         report = prune(model, out, outputs=list(outputs), inputs=list(inputs),
-                       input_shapes=_pairs(input_shapes, "NAME=DIMS", "--input-shape"), strip_training=strip_training,
-                       tags=list(tags) or None, text=text, progress=bar)
+                       input_shapes=assignments(input_shapes, "NAME=DIMS", "--input-shape"),
+                       strip_training=strip_training, tags=list(tags) or None, text=text, progress=bar)
     _show(report, as_json)
 
 
@@ -106,19 +93,14 @@ def remap_cmd(model: str, out: str, placeholders: tuple[str, ...], maps: tuple[s
     As in TF, a key nothing reads is an error, and so is a replacement whose dtype differs from what the
     old tensor's readers take.
     """
-    import numpy as np
-
+    from graphkit.io.arrays import load_arrays
     from graphkit.surgery import remap_input
 
-    arrays = {}
-    for key, path in _pairs(constants, "OLD=FILE.npy", "--constant").items():
-        try:
-            arrays[key] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise GraphkitError(f"cannot read {path} as a .npy array: {exc}", path) from None
+    arrays = load_arrays([f"{k}={v}" for k, v in assignments(constants, "OLD=FILE.npy", "--constant").items()])
     with progress("writing", quiet) as bar:
-        report = remap_input(model, out, placeholders=_pairs(placeholders, "OLD=NAME:DTYPE[DIMS]", "--placeholder"),
-                             maps=_pairs(maps, "OLD=NEW", "--map"), constants=arrays, outputs=list(outputs),
+        report = remap_input(model, out,
+                             placeholders=assignments(placeholders, "OLD=NAME:DTYPE[DIMS]", "--placeholder"),
+                             maps=assignments(maps, "OLD=NEW", "--map"), constants=arrays, outputs=list(outputs),
                              tags=list(tags) or None, text=text, progress=bar)
     _show(report, as_json)
 
@@ -199,7 +181,7 @@ def splice_cmd(a: str, b: str, out: str, connect: tuple[str, ...], prefix_a: str
     from graphkit.surgery import splice
 
     with progress("writing", quiet) as bar:
-        report = splice(a, b, out, connect=_pairs(connect, "A_TENSOR=B_TENSOR", "--connect"), prefix_a=prefix_a,
+        report = splice(a, b, out, connect=assignments(connect, "A_TENSOR=B_TENSOR", "--connect"), prefix_a=prefix_a,
                         prefix_b=prefix_b, tags=list(tags) or None, text=text, progress=bar)
     _show(report, as_json)
 

@@ -12,13 +12,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
 from graphkit.io.graph import TensorRef
 from graphkit.io.roles import graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, save_saved_model
 from graphkit.io.spec import TensorSpec
-from graphkit.io.tensors import format_shape, shape_proto
+from graphkit.io.tensors import format_shape, from_numpy, shape_proto
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
 
 GRAPH_SUFFIXES = (".pb", ".pbtxt", ".pbtext", ".txt", ".graphdef")
@@ -124,6 +126,15 @@ def placeholder(name: str, code: int, shape: tuple[int, ...] | None) -> node_def
     node = node_def_pb2.NodeDef(name=name, op="Placeholder")
     node.attr["dtype"].type = dtypes.base(code)  # type: ignore[assignment]
     node.attr["shape"].shape.CopyFrom(shape_proto(shape))
+    return node
+
+
+def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
+    """A Const NodeDef holding ``value``."""
+    node = node_def_pb2.NodeDef(name=name, op="Const")
+    tensor = from_numpy(np.asarray(value))
+    node.attr["dtype"].type = tensor.dtype
+    node.attr["value"].tensor.CopyFrom(tensor)
     return node
 
 

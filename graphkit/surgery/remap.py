@@ -13,11 +13,11 @@ from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.io.tensors import from_numpy
 from graphkit.proto import graph_pb2, node_def_pb2
 from graphkit.surgery.core import (
     SurgeryReport,
     check_dtype,
+    const_node,
     default_outputs,
     drop_stale_shapes,
     finish,
@@ -27,14 +27,6 @@ from graphkit.surgery.core import (
     saver_nodes,
     spec_placeholder,
 )
-
-
-def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
-    node = node_def_pb2.NodeDef(name=name, op="Const")
-    tensor = from_numpy(np.asarray(value))
-    node.attr["dtype"].type = tensor.dtype
-    node.attr["value"].tensor.CopyFrom(tensor)
-    return node
 
 
 def remap_input(

@@ -15,7 +15,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import FileSlice
+from graphkit.io.graph import FileSlice, unique_name
 from graphkit.io.save import Spill
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
@@ -71,11 +71,7 @@ class Builder:
         self._layouts: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def unique(self, name: str) -> str:
-        out, k = name, 1
-        while out in self.names:
-            out, k = f"{name}_{k}", k + 1
-        self.names.add(out)
-        return out
+        return unique_name(name, self.names)
 
     def op(self, name: str, op: str, inputs: Sequence[str], dtype: int | None = FLOAT, **attrs: object) -> str:
         node = self.graph.node.add(name=self.unique(name), op=op)
