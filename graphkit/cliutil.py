@@ -142,3 +142,14 @@ def shape_options(items: tuple[str, ...], what: str = "NAME=DIMS",
         except GraphkitError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None
     return out
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

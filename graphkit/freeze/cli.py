@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, progress
+from graphkit.cliutil import common, emit_json, human_bytes, progress
 from graphkit.freeze import freeze
-from graphkit.inspect.render import human_bytes
 
 
 @click.command("freeze", epilog="""\b

@@ -7,18 +7,9 @@ from typing import Any
 import click
 import numpy as np
 
+from graphkit.cliutil import human_bytes
+
 Json = dict[str, Any]
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def shape_text(shape: list[int] | None) -> str:

@@ -2,45 +2,90 @@
 
 from __future__ import annotations
 
-import ml_dtypes
-import numpy as np
+from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 
-# enum value -> (user-facing name as in tf.dtypes, numpy dtype or None when numpy has no equivalent)
-_TABLE: dict[int, tuple[str, np.dtype | None]] = {
-    1: ("float32", np.dtype(np.float32)),
-    2: ("float64", np.dtype(np.float64)),
-    3: ("int32", np.dtype(np.int32)),
-    4: ("uint8", np.dtype(np.uint8)),
-    5: ("int16", np.dtype(np.int16)),
-    6: ("int8", np.dtype(np.int8)),
-    7: ("string", np.dtype(object)),
-    8: ("complex64", np.dtype(np.complex64)),
-    9: ("int64", np.dtype(np.int64)),
-    10: ("bool", np.dtype(np.bool_)),
-    11: ("qint8", np.dtype(np.int8)),
-    12: ("quint8", np.dtype(np.uint8)),
-    13: ("qint32", np.dtype(np.int32)),
-    14: ("bfloat16", np.dtype(ml_dtypes.bfloat16)),
-    15: ("qint16", np.dtype(np.int16)),
-    16: ("quint16", np.dtype(np.uint16)),
-    17: ("uint16", np.dtype(np.uint16)),
-    18: ("complex128", np.dtype(np.complex128)),
-    19: ("float16", np.dtype(np.float16)),
-    20: ("resource", None),
-    21: ("variant", None),
-    22: ("uint32", np.dtype(np.uint32)),
-    23: ("uint64", np.dtype(np.uint64)),
-    24: ("float8_e5m2", np.dtype(ml_dtypes.float8_e5m2)),
-    25: ("float8_e4m3fn", np.dtype(ml_dtypes.float8_e4m3fn)),
-    26: ("float8_e4m3fnuz", np.dtype(ml_dtypes.float8_e4m3fnuz)),
-    27: ("float8_e4m3b11fnuz", np.dtype(ml_dtypes.float8_e4m3b11fnuz)),
-    28: ("float8_e5m2fnuz", np.dtype(ml_dtypes.float8_e5m2fnuz)),
-    29: ("int4", np.dtype(ml_dtypes.int4)),
-    30: ("uint4", np.dtype(ml_dtypes.uint4)),
+if TYPE_CHECKING:
+    import numpy as np
+
+# enum value -> user-facing name as in tf.dtypes
+_NAMES: dict[int, str] = {
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    7: "string",
+    8: "complex64",
+    9: "int64",
+    10: "bool",
+    11: "qint8",
+    12: "quint8",
+    13: "qint32",
+    14: "bfloat16",
+    15: "qint16",
+    16: "quint16",
+    17: "uint16",
+    18: "complex128",
+    19: "float16",
+    20: "resource",
+    21: "variant",
+    22: "uint32",
+    23: "uint64",
+    24: "float8_e5m2",
+    25: "float8_e4m3fn",
+    26: "float8_e4m3fnuz",
+    27: "float8_e4m3b11fnuz",
+    28: "float8_e5m2fnuz",
+    29: "int4",
+    30: "uint4",
 }
-_BY_NAME = {name: code for code, (name, _) in _TABLE.items() if not name.startswith("q")}
+_NUMPY: dict[int, np.dtype] | None = None  # enum value -> numpy dtype, built on first use (importing numpy)
+
+
+def _numpy_table() -> dict[int, np.dtype]:
+    global _NUMPY
+    if _NUMPY is None:
+        import ml_dtypes
+        import numpy as np
+
+        types = {
+            1: np.float32,
+            2: np.float64,
+            3: np.int32,
+            4: np.uint8,
+            5: np.int16,
+            6: np.int8,
+            7: object,
+            8: np.complex64,
+            9: np.int64,
+            10: np.bool_,
+            11: np.int8,
+            12: np.uint8,
+            13: np.int32,
+            14: ml_dtypes.bfloat16,
+            15: np.int16,
+            16: np.uint16,
+            17: np.uint16,
+            18: np.complex128,
+            19: np.float16,
+            22: np.uint32,
+            23: np.uint64,
+            24: ml_dtypes.float8_e5m2,
+            25: ml_dtypes.float8_e4m3fn,
+            26: ml_dtypes.float8_e4m3fnuz,
+            27: ml_dtypes.float8_e4m3b11fnuz,
+            28: ml_dtypes.float8_e5m2fnuz,
+            29: ml_dtypes.int4,
+            30: ml_dtypes.uint4,
+        }
+        _NUMPY = {code: np.dtype(t) for code, t in types.items()}
+    return _NUMPY
+
+
+_BY_NAME = {name: code for code, name in _NAMES.items() if not name.startswith("q")}
 _BY_NAME.update({"float": 1, "double": 2, "half": 19, "str": 7, "bytes": 7})
 REF_OFFSET = 100
 DT_FLOAT = 1
@@ -60,16 +105,15 @@ def base(code: int) -> int:
 
 def name(code: int) -> str:
     """User-facing name: ``float32``, ``int64``, ``float32_ref``."""
-    entry = _TABLE.get(base(code))
-    text = entry[0] if entry else f"dtype_{base(code)}"
+    text = _NAMES.get(base(code), f"dtype_{base(code)}")
     return text + "_ref" if code > REF_OFFSET else text
 
 
 def to_numpy(code: int) -> np.dtype:
-    entry = _TABLE.get(base(code))
-    if entry is None or entry[1] is None:
+    np_dtype = _numpy_table().get(base(code))
+    if np_dtype is None:
         raise GraphkitError(f"tensors of dtype {name(code)} have no numpy equivalent")
-    return entry[1]
+    return np_dtype
 
 
 def from_name(text: str) -> int:
@@ -82,10 +126,12 @@ def from_name(text: str) -> int:
 
 
 def from_numpy(dtype: np.dtype) -> int:
+    import numpy as np
+
     dtype = np.dtype(dtype)
     if dtype.kind in "OSU":
         return DT_STRING
-    for code, (text, np_dtype) in _TABLE.items():
-        if np_dtype == dtype and not text.startswith("q"):
+    for code, np_dtype in _numpy_table().items():
+        if np_dtype == dtype and not _NAMES[code].startswith("q"):
             return code
     raise GraphkitError(f"numpy dtype {dtype} has no TensorFlow equivalent")

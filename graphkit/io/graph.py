@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeVar
 
 from graphkit.errors import GraphkitError
-from graphkit.io import dtypes, tensors
+from graphkit.io import dtypes
 from graphkit.proto import graph_pb2, node_def_pb2
 
+if TYPE_CHECKING:
+    import numpy as np
+
+V = TypeVar("V")
 _REF = re.compile(r"^(\^)?([^:^]+)(?::(\d+))?$")
 
 
@@ -82,6 +85,8 @@ class Graph:
 
     def const(self, node: node_def_pb2.NodeDef) -> np.ndarray:
         """The value of a Const node."""
+        from graphkit.io import tensors
+
         payload = self.external.get(node.name)
         content = payload.read() if isinstance(payload, FileSlice) else payload
         return tensors.to_numpy(node.attr["value"].tensor, content)
@@ -89,10 +94,14 @@ class Graph:
     def const_nbytes(self, node: node_def_pb2.NodeDef) -> int:
         if node.name in self.external:
             return len(self.external[node.name])
+        import numpy as np
+
+        from graphkit.io.shapes import shape_of
+
         tensor = node.attr["value"].tensor
         if tensor.tensor_content:
             return len(tensor.tensor_content)
-        shape = tensors.shape_of(tensor.tensor_shape) or ()
+        shape = shape_of(tensor.tensor_shape) or ()
         code = dtypes.base(tensor.dtype)
         if code == dtypes.DT_STRING:
             return sum(len(s) for s in tensor.string_val)
@@ -114,20 +123,32 @@ def input_node(text: str) -> str:
 
 
 class GraphIndex:
-    """Nodes by name, each node's input nodes, and the consumers of each node, built once over a GraphDef."""
+    """Nodes by name, each node's input strings, ops, colocations and consumers, built once over a GraphDef.
+
+    Passes that edit nodes in place call :meth:`refresh` for the nodes they changed and :meth:`add` for new
+    ones, so one index serves a whole pass. :class:`graphkit.io.scan.TableIndex` is the same index over a
+    binary file's bytes, its nodes parsed only when asked for. ``inputs`` has exactly the node names as keys:
+    the fast membership test for graph-sized loops."""
+
+    graph_def: graph_pb2.GraphDef | None
+    nodes: Mapping[str, node_def_pb2.NodeDef]
 
     def __init__(self, graph_def: graph_pb2.GraphDef) -> None:
         self.graph_def = graph_def
-        self.nodes: dict[str, node_def_pb2.NodeDef] = {}
+        nodes: dict[str, node_def_pb2.NodeDef] = {}
+        self.nodes = nodes
         self.duplicates: list[str] = []
-        self.inputs: dict[str, list[str]] = {}  # each node's input strings
-        nodes, inputs = self.nodes, self.inputs
+        self.inputs: dict[str, Sequence[str]] = {}  # each node's input strings
+        inputs = self.inputs
         for node in graph_def.node:
             name = node.name
             if name in nodes:
                 self.duplicates.append(name)
             nodes[name] = node
             inputs[name] = list(node.input)
+        self._ops: dict[str, str] | None = None
+        self._colocated: dict[str, list[str]] | None = None
+        self._shaped: set[str] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -136,34 +157,105 @@ class GraphIndex:
         self._control_consumers: dict[str, list[str]] | None = None
 
     def refresh(self, names: Iterable[str]) -> None:
-        """Re-read these nodes (changed in place, or appended to the GraphDef) without a full rebuild."""
-        wanted = set(names) - set(self.nodes)
-        if wanted:
-            for node in self.graph_def.node:
-                if node.name in wanted:
-                    self.nodes[node.name] = node
+        """Re-read these nodes after they were changed in place."""
         for name in names:
-            if name in self.nodes:
-                self.inputs[name] = list(self.nodes[name].input)
+            node = self.nodes[name]
+            self.inputs[name] = list(node.input)
+            if self._ops is not None:
+                self._ops[name] = node.op
+            if self._colocated is not None:
+                targets = colocation_targets(node)
+                if targets:
+                    self._colocated[name] = targets
+                else:
+                    self._colocated.pop(name, None)
+            if self._shaped is not None:
+                if "_output_shapes" in node.attr:
+                    self._shaped.add(name)
+                else:
+                    self._shaped.discard(name)
         self._reset()
 
-    def restricted(self, graph_def: graph_pb2.GraphDef) -> GraphIndex:
-        """The index of ``graph_def``, a subset of this index's nodes with unchanged inputs (the result of
-        :func:`extract_subgraph`), without re-reading every node's inputs."""
+    def add(self, new_nodes: list[node_def_pb2.NodeDef]) -> None:
+        """Append nodes to the graph (after the existing ones)."""
+        assert self.graph_def is not None
+        self.graph_def.node.extend(new_nodes)
+        nodes = self.nodes
+        assert isinstance(nodes, dict)
+        added = list(self.graph_def.node)[len(self.graph_def.node) - len(new_nodes):]
+        for node in added:
+            nodes[node.name] = node
+        self.refresh(n.name for n in added)
+
+    def rename_node(self, old: str, new: str) -> None:
+        """Give node ``old`` the name ``new`` (its consumers are rewired separately)."""
+        self._rekey(old, new)
+        self.nodes[new].name = new
+        self.inputs[new] = self.inputs.pop(old)
+        if self._ops is not None:
+            self._ops[new] = self._ops.pop(old)
+        if self._colocated is not None:
+            self._colocated.pop(old, None)
+        if self._shaped is not None:
+            self._shaped.discard(old)
+        self.refresh([new])
+
+    def _rekey(self, old: str, new: str) -> None:
+        nodes = self.nodes
+        assert isinstance(nodes, dict)
+        nodes[new] = nodes.pop(old)
+
+    def restricted(self, keep: Collection[str]) -> GraphIndex:
+        """The subgraph of the ``keep`` nodes (original order; library and versions copied) and its index,
+        without re-reading every node's inputs. A new GraphDef: this index's graph is left as it is."""
+        assert self.graph_def is not None
+        out = graph_header(self.graph_def)
+        out.node.extend(node for name, node in self.nodes.items() if name in keep)  # graph order (dicts keep it)
         sub = GraphIndex.__new__(GraphIndex)
-        sub.graph_def = graph_def
-        sub.nodes = {n.name: n for n in graph_def.node}
-        sub.duplicates = []
-        sub.inputs = {name: self.inputs[name] for name in sub.nodes}
-        sub._reset()
+        sub.graph_def = out
+        sub.nodes = {n.name: n for n in out.node}
+        sub._restrict_from(self, [name for name in self.inputs if name not in keep])
         return sub
+
+    def _restrict_from(self, full: GraphIndex, gone: list[str]) -> None:
+        """Fill inputs and the computed tables from ``full``'s, without the ``gone`` nodes (copying a dict and
+        deleting the few gone is several times faster than building the many kept)."""
+        self.duplicates = []
+        self.inputs = _without(full.inputs, gone)
+        self._ops = _without(full._ops, gone) if full._ops is not None else None
+        inputs = self.inputs
+        self._colocated = ({k: v for k, v in full._colocated.items() if k in inputs}
+                           if full._colocated is not None else None)
+        self._shaped = {k for k in full._shaped if k in inputs} if full._shaped is not None else None
+        self._reset()
+
+    @property
+    def ops(self) -> dict[str, str]:
+        """Each node's op."""
+        if self._ops is None:
+            self._ops = {name: node.op for name, node in self.nodes.items()}
+        return self._ops
+
+    @property
+    def colocated(self) -> dict[str, list[str]]:
+        """node -> the nodes its ``_class`` attr colocates it with (``loc:@X``); only nodes that have some."""
+        if self._colocated is None:
+            self._colocated = {name: targets for name, node in self.nodes.items()
+                               if "_class" in node.attr and (targets := colocation_targets(node))}
+        return self._colocated
+
+    @property
+    def shaped(self) -> set[str]:
+        """Nodes that record ``_output_shapes``."""
+        if self._shaped is None:
+            self._shaped = {name for name, node in self.nodes.items() if "_output_shapes" in node.attr}
+        return self._shaped
 
     @property
     def deps(self) -> dict[str, list[str]]:
         """Each node's input nodes (data and control), in order."""
         if self._deps is None:
-            self._deps = {name: [t[1:] if t.startswith("^") else t.partition(":")[0] for t in texts]
-                          for name, texts in self.inputs.items()}
+            self._deps = {name: [input_node(t) for t in texts] for name, texts in self.inputs.items()}
         return self._deps
 
     @property
@@ -194,7 +286,7 @@ class GraphIndex:
         self._consumers, self._control_consumers = consumers, control
 
     def __contains__(self, name: object) -> bool:
-        return name in self.nodes
+        return name in self.inputs
 
     def node(self, name: str) -> node_def_pb2.NodeDef:
         try:
@@ -210,25 +302,41 @@ class GraphIndex:
 
     def colocations(self, node: node_def_pb2.NodeDef) -> list[str]:
         """Nodes named in the ``_class`` colocation attr (``loc:@X``)."""
-        if "_class" not in node.attr:
-            return []
-        return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
+        return colocation_targets(node)
 
 
-def topological_order(graph_def: graph_pb2.GraphDef, index: GraphIndex | None = None) -> list[str]:
+def _without(table: dict[str, V], gone: list[str]) -> dict[str, V]:
+    out = table.copy()
+    for name in gone:
+        out.pop(name, None)
+    return out
+
+
+def colocation_targets(node: node_def_pb2.NodeDef) -> list[str]:
+    """Nodes named in a node's ``_class`` colocation attr (``loc:@X``)."""
+    if "_class" not in node.attr:
+        return []
+    return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
+
+
+def _index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
+    return graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
+
+
+def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
     as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
-    index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
+    index = _index(graph)
     pending: dict[str, int] = {}
     users: dict[str, list[str]] = defaultdict(list)
-    nodes = index.nodes
+    nodes, ops = index.nodes, index.ops
     for name, deps_of in index.deps.items():
-        merge = nodes[name].op in ("Merge", "RefMerge")
+        merge = ops[name] in ("Merge", "RefMerge")
         deps = 0
         for src in deps_of:
             if src not in nodes:
                 continue
-            if merge and nodes[src].op in ("NextIteration", "RefNextIteration"):
+            if merge and ops[src] in ("NextIteration", "RefNextIteration"):
                 continue
             deps += 1
             users[src].append(name)
@@ -248,28 +356,48 @@ def topological_order(graph_def: graph_pb2.GraphDef, index: GraphIndex | None = 
     return order
 
 
-def validate(graph_def: graph_pb2.GraphDef, index: GraphIndex | None = None) -> list[str]:
+def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Problems that stop TF from importing a graph: duplicate names, dangling inputs, bad colocations."""
-    index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
-    names = index.nodes
+    index = _index(graph)
+    names = index.inputs  # its keys are the node names
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
     for name, texts in index.inputs.items():
         for text in texts:
-            if (text[1:] if text.startswith("^") else text.partition(":")[0]) not in names:
+            if text not in names and input_node(text) not in names:
                 problems.append(f"node '{name}' reads '{text}', which is not in the graph")
-    for node in graph_def.node:
-        if not node.op:
-            problems.append(f"node '{node.name}' has no op")
-        if "_class" in node.attr:
-            for entry in node.attr["_class"].list.s:
-                if entry.startswith(b"loc:@") and entry[5:].decode() not in names:
-                    problems.append(f"node '{node.name}' is colocated with '{entry[5:].decode()}', "
-                                    "which is not in the graph")
+    problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
+    for name, targets in index.colocated.items():
+        problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
+                     if t not in names]
     return problems
 
 
 def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
     return (n.name for n in graph_def.node)
+
+
+def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = True) -> set[str]:
+    """The nodes ``outputs`` need through data inputs, control inputs and (unless ``colocations`` is
+    false) ``_class`` colocations: TF's extract_sub_graph. An unknown output is an error naming the closest."""
+    stack: list[str] = []
+    for name in outputs:
+        index.node(name)
+        stack.append(name)
+    keep = set(stack)
+    inputs = index.inputs  # its keys are the node names
+    colocated = index.colocated if colocations else {}
+    while stack:
+        name = stack.pop()
+        for text in inputs[name]:
+            dep = text if text in inputs else (text[1:] if text.startswith("^") else text.partition(":")[0])
+            if dep not in keep and dep in inputs:
+                keep.add(dep)
+                stack.append(dep)
+        for dep in colocated.get(name, ()):
+            if dep not in keep and dep in inputs:
+                keep.add(dep)
+                stack.append(dep)
+    return keep
 
 
 def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str], colocations: bool = True,
@@ -280,24 +408,9 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str], colo
     With ``colocations=False`` colocation targets do not keep nodes alive (a cut graph's upstream goes away);
     call :func:`drop_dangling_colocations` on the result."""
     index = index if index is not None and index.graph_def is graph_def else GraphIndex(graph_def)
-    queue: deque[str] = deque()
-    for name in outputs:
-        index.node(name)  # a clear error naming the closest node
-        queue.append(name)
-    keep = set(queue)
-    nodes, all_deps = index.nodes, index.deps
-    while queue:
-        name = queue.popleft()
-        deps = all_deps[name]
-        if colocations and "_class" in nodes[name].attr:
-            deps = deps + index.colocations(nodes[name])
-        for dep in deps:
-            if dep not in keep and dep in index.nodes:
-                keep.add(dep)
-                queue.append(dep)
-    out = graph_header(graph_def)
-    out.node.extend(node for name, node in nodes.items() if name in keep)  # graph order (dicts keep it)
-    return out
+    result = index.restricted(reachable(index, outputs, colocations)).graph_def
+    assert result is not None
+    return result
 
 
 def unique_name(base: str, taken: set[str]) -> str:
@@ -309,22 +422,25 @@ def unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def drop_dangling_colocations(graph_def: graph_pb2.GraphDef) -> list[str]:
-    """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place); returns the nodes changed."""
-    names = {n.name for n in graph_def.node}
+def drop_dangling_colocations(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place; an index is refreshed);
+    returns the nodes changed."""
+    index = _index(graph)
+    names = index.nodes
     changed = []
-    for node in graph_def.node:
-        if "_class" not in node.attr:
+    for name, targets in list(index.colocated.items()):
+        if all(t in names for t in targets):
             continue
+        node = index.nodes[name]
         entries = list(node.attr["_class"].list.s)
         kept = [e for e in entries if not e.startswith(b"loc:@") or e[5:].decode() in names]
-        if len(kept) != len(entries):
-            changed.append(node.name)
-            if kept:
-                del node.attr["_class"].list.s[:]
-                node.attr["_class"].list.s.extend(kept)
-            else:
-                del node.attr["_class"]
+        changed.append(name)
+        if kept:
+            del node.attr["_class"].list.s[:]
+            node.attr["_class"].list.s.extend(kept)
+        else:
+            del node.attr["_class"]
+    index.refresh(changed)
     return changed
 
 

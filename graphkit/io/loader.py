@@ -11,12 +11,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from google.protobuf import message, text_format
 
 from graphkit.errors import GraphkitError
-from graphkit.io.checkpoint import Checkpoint, open_checkpoint, v1_shards
 from graphkit.io.graph import FileSlice, Graph
 from graphkit.io.protofile import strip_payloads
 from graphkit.io.sstable import has_table_magic
@@ -32,6 +31,9 @@ _META_KEYS = {"meta_info_def", "graph_def", "saver_def", "collection_def", "sign
               "object_graph_def"}
 _SAVED_MODEL_KEYS = {"saved_model_schema_version", "meta_graphs"}
 _CAFFE_KEYS = {"layer", "layers", "input", "input_dim", "input_shape", "force_backward"}
+
+if TYPE_CHECKING:
+    from graphkit.io.checkpoint import Checkpoint
 
 Kind = str  # "GraphDef" | "MetaGraphDef" | "SavedModel"
 
@@ -61,6 +63,8 @@ def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) 
     if p.is_dir():
         return _load_dir(p, tags, verify)
     if not p.exists():
+        from graphkit.io.checkpoint import v1_shards
+
         if Path(f"{p}.index").is_file() or v1_shards(p):
             return _load_checkpoint(p, verify)
         raise GraphkitError("no such file, directory or checkpoint prefix", p)
@@ -103,6 +107,8 @@ def _is_state_file(p: Path) -> bool:
 
 
 def _prefix_from_state(state: Path) -> Path:
+    from graphkit.io.checkpoint import v1_shards
+
     text = state.read_text(errors="replace")
     match = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
     if not match:
@@ -119,6 +125,8 @@ def _prefix_from_state(state: Path) -> Path:
 
 
 def _load_checkpoint(prefix: Path, verify: bool) -> Model:
+    from graphkit.io.checkpoint import open_checkpoint
+
     ckpt = open_checkpoint(prefix, verify)
     model = Model(path=prefix, format="checkpoint", checkpoint=ckpt, files=list(ckpt.files))
     meta_path = Path(f"{prefix}.meta")
@@ -133,6 +141,8 @@ def _load_checkpoint(prefix: Path, verify: bool) -> Model:
 
 def _load_saved_model(pb: Path, tags: list[str] | None, verify: bool, parsed: _Parsed | None = None,
                       text: bool = False) -> Model:
+    from graphkit.io.checkpoint import open_checkpoint
+
     if parsed is None:
         parsed, text = _parse_file(pb, "SavedModel")
     saved: saved_model_pb2.SavedModel = parsed.message  # type: ignore[assignment]
@@ -194,16 +204,16 @@ def _parse_file(p: Path, kind: Kind | None) -> tuple[_Parsed, bool]:
         raise GraphkitError(f"cannot read: {exc.strerror}", p) from exc
     if size == 0:
         raise GraphkitError("empty file", p)
-    if _looks_like_text(head):
+    if looks_like_text(head):
         return _parse_text(p, kind), True
     with open(p, "rb") as fh:
         buf: mmap.mmap | bytes = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > STRIP_ABOVE else fh.read()
     if kind is None:
-        kind = _sniff_binary(memoryview(buf), p)
+        kind = sniff_binary(memoryview(buf), p)
     return _parse_binary(buf, kind, p), False
 
 
-def _looks_like_text(head: bytes) -> bool:
+def looks_like_text(head: bytes) -> bool:
     if any(b < 0x20 and b not in (9, 10, 13) for b in head):
         return False
     try:
@@ -253,7 +263,7 @@ def _new(kind: Kind) -> message.Message:
             "SavedModel": saved_model_pb2.SavedModel}[kind]()
 
 
-def _sniff_binary(view: memoryview, p: Path) -> Kind:
+def sniff_binary(view: memoryview, p: Path) -> Kind:
     """Tell GraphDef, MetaGraphDef and SavedModel apart from their top-level fields."""
     if p.name.startswith("saved_model"):
         return "SavedModel"

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
-from graphkit.io import dtypes, tensors
+from graphkit.io import dtypes
 from graphkit.io.graph import GraphIndex, parse_ref
+from graphkit.io.shapes import shape_of
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
 
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable"})
@@ -110,25 +112,26 @@ def output_shape(node: node_def_pb2.NodeDef, port: int = 0) -> tuple[int, ...] |
     """Output ``port``'s shape from ``_output_shapes`` (or a Placeholder's/Const's own), None when unknown."""
     shapes = node.attr["_output_shapes"].list.shape if "_output_shapes" in node.attr else []
     if port < len(shapes):
-        return tensors.shape_of(shapes[port])
+        return shape_of(shapes[port])
     return node_shape(node) if port == 0 else None
 
 
 def node_shape(node: node_def_pb2.NodeDef) -> tuple[int, ...] | None:
     if "shape" in node.attr and node.attr["shape"].HasField("shape"):
-        return tensors.shape_of(node.attr["shape"].shape)
+        return shape_of(node.attr["shape"].shape)
     if "_output_shapes" in node.attr and node.attr["_output_shapes"].list.shape:
-        return tensors.shape_of(node.attr["_output_shapes"].list.shape[0])
+        return shape_of(node.attr["_output_shapes"].list.shape[0])
     if node.op == "Const":
-        return tensors.shape_of(node.attr["value"].tensor.tensor_shape)
+        return shape_of(node.attr["value"].tensor.tensor_shape)
     return None
 
 
-def graph_inputs(graph_def: graph_pb2.GraphDef) -> list[Input]:
+def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef]) -> list[Input]:
     """Placeholders, in graph order (PlaceholderWithDefault ones are optional)."""
+    nodes = graph.node if isinstance(graph, graph_pb2.GraphDef) else graph
     return [
         Input(n.name, n.op, dtypes.name(node_dtype(n)), node_shape(n), n.op == "PlaceholderWithDefault")
-        for n in graph_def.node if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
+        for n in nodes if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
     ]
 
 
@@ -259,8 +262,11 @@ def variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.
 def _saver_variables(index: GraphIndex) -> dict[str, Variable]:
     """Keys from a TF1 saver subgraph: SaveV2(prefix, tensor_names, shape_and_slices, *tensors)."""
     found: dict[str, Variable] = {}
-    for node in index.graph_def.node:
-        if node.op != "SaveV2" or len(node.input) < 3:
+    for name, op in index.ops.items():
+        if op != "SaveV2":
+            continue
+        node = index.nodes[name]
+        if len(node.input) < 3:
             continue
         names_node = index.nodes.get(parse_ref(node.input[1]).node)
         specs_node = index.nodes.get(parse_ref(node.input[2]).node)
@@ -314,7 +320,7 @@ def _object_graph_variables(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Var
         if node.WhichOneof("kind") == "variable" and i in paths:
             var = node.variable
             key = f"{paths[i]}/.ATTRIBUTES/VARIABLE_VALUE"
-            out.append(Variable(key, var.dtype, tensors.shape_of(var.shape), [var.name] if var.name else []))
+            out.append(Variable(key, var.dtype, shape_of(var.shape), [var.name] if var.name else []))
     return sorted(out, key=lambda v: v.key)
 
 

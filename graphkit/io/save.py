@@ -66,7 +66,7 @@ def atomic_write(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLik
         raise
 
 
-def _len_field(number: int, length: int) -> bytes:
+def len_field(number: int, length: int) -> bytes:
     return tag(number, LEN) + encode_varint(length)
 
 
@@ -76,13 +76,13 @@ def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview | FileSlice) ->
     head.CopyFrom(node)
     del head.attr["value"]
     tensor = node.attr["value"].tensor.SerializeToString()
-    content = _len_field(4, len(payload))
+    content = len_field(4, len(payload))
     tensor_len = len(tensor) + len(content) + len(payload)
-    attr_value = _len_field(8, tensor_len)
-    key = _len_field(1, 5) + b"value"
-    entry_value = _len_field(2, len(attr_value) + tensor_len)
+    attr_value = len_field(8, tensor_len)
+    key = len_field(1, 5) + b"value"
+    entry_value = len_field(2, len(attr_value) + tensor_len)
     entry_len = len(key) + len(entry_value) + len(attr_value) + tensor_len
-    return [head.SerializeToString(), _len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
+    return [head.SerializeToString(), len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
 
 
 def graph_chunks(graph: Graph) -> list[Chunk]:
@@ -96,10 +96,10 @@ def graph_chunks(graph: Graph) -> list[Chunk]:
         payload = external.get(node.name)
         if payload is None or node.attr["value"].tensor.tensor_content:
             data = node.SerializeToString()
-            out += [_len_field(1, len(data)), data]
+            out += [len_field(1, len(data)), data]
         else:
             parts = _node_chunks(node, payload)
-            out.append(_len_field(1, sum(len(c) for c in parts)))
+            out.append(len_field(1, sum(len(c) for c in parts)))
             out += parts
     out.append(graph_header(gd).SerializeToString())
     return out
@@ -149,7 +149,7 @@ def save_graph(
             fh.write(data)
             return len(data)
         chunks = graph_chunks(graph) if meta_graph is None else meta_graph_chunks(meta_graph, graph)
-        return _write_chunks(chunks, fh, progress)
+        return write_chunks(chunks, fh, progress)
 
 
 def meta_graph_chunks(meta_graph: meta_graph_pb2.MetaGraphDef, graph: Graph) -> list[Chunk]:
@@ -158,10 +158,10 @@ def meta_graph_chunks(meta_graph: meta_graph_pb2.MetaGraphDef, graph: Graph) -> 
     wrapper.CopyFrom(meta_graph)
     wrapper.ClearField("graph_def")
     chunks = graph_chunks(graph)
-    return [wrapper.SerializeToString(), _len_field(2, sum(len(c) for c in chunks)), *chunks]
+    return [wrapper.SerializeToString(), len_field(2, sum(len(c) for c in chunks)), *chunks]
 
 
-def _write_chunks(chunks: list[Chunk], fh: IO[bytes], progress: Progress | None) -> int:
+def write_chunks(chunks: list[Chunk], fh: IO[bytes], progress: Progress | None) -> int:
     written, total = 0, sum(len(c) for c in chunks)
     for chunk in chunks:
         if isinstance(chunk, FileSlice):
@@ -202,9 +202,9 @@ def save_saved_model(
                 _link_tree(src / sub, tmp / sub)
         header = saved_model_pb2.SavedModel(saved_model_schema_version=1)
         inner = meta_graph_chunks(meta_graph, graph)
-        body = [header.SerializeToString(), _len_field(2, sum(len(c) for c in inner)), *inner]
+        body = [header.SerializeToString(), len_field(2, sum(len(c) for c in inner)), *inner]
         with open(tmp / "saved_model.pb", "wb") as fh:
-            written = _write_chunks(body, fh, progress)
+            written = write_chunks(body, fh, progress)
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o755)
         os.rename(tmp, out)

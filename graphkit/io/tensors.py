@@ -6,7 +6,10 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.proto import tensor_pb2, tensor_shape_pb2
+from graphkit.io.shapes import format_shape, shape_of, shape_proto
+from graphkit.proto import tensor_pb2
+
+__all__ = ["format_shape", "from_numpy", "shape_of", "shape_proto", "to_numpy"]
 
 # dtype -> the repeated field TensorFlow stores values in when tensor_content is empty
 _FIELD = {
@@ -15,29 +18,6 @@ _FIELD = {
     14: "half_val", 15: "int_val", 16: "int_val", 17: "int_val", 18: "dcomplex_val", 19: "half_val",
     22: "uint32_val", 23: "uint64_val", 24: "float8_val", 25: "float8_val", 29: "int_val", 30: "int_val",
 }
-
-
-def shape_of(proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...] | None:
-    """Dimensions of a shape proto (-1 for unknown dims); None for unknown rank."""
-    if proto.unknown_rank:
-        return None
-    return tuple(int(d.size) for d in proto.dim)
-
-
-def shape_proto(shape: tuple[int, ...] | list[int] | None) -> tensor_shape_pb2.TensorShapeProto:
-    proto = tensor_shape_pb2.TensorShapeProto()
-    if shape is None:
-        proto.unknown_rank = True
-    else:
-        for size in shape:
-            proto.dim.add().size = int(size)
-    return proto
-
-
-def format_shape(shape: tuple[int, ...] | list[int] | None) -> str:
-    if shape is None:
-        return "<unknown>"
-    return "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
 
 
 def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None = None) -> np.ndarray:

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from graphkit.cliutil import assignments, common, emit_json, progress
-from graphkit.inspect.render import human_bytes
+from graphkit.cliutil import assignments, common, emit_json, human_bytes, progress
 from graphkit.surgery.core import SurgeryReport
 
 

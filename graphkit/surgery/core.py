@@ -11,17 +11,21 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import numpy as np
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
 from graphkit.io.graph import TensorRef
-from graphkit.io.roles import graph_inputs, likely_outputs, output_dtype
-from graphkit.io.save import Progress, save_saved_model
+from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
+from graphkit.io.save import Progress, is_text_path, save_saved_model
+from graphkit.io.scan import TableIndex, scan_graph_file, write_table
+from graphkit.io.shapes import format_shape, shape_proto
 from graphkit.io.spec import TensorSpec
-from graphkit.io.tensors import format_shape, from_numpy, shape_proto
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GRAPH_SUFFIXES = (".pb", ".pbtxt", ".pbtext", ".txt", ".graphdef")
 
@@ -61,23 +65,25 @@ def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
         return list(index.control_consumers.get(ref.node, []))
     users = []
     for user, i in index.consumers.get(ref.node, []):
-        if parse_ref(index.nodes[user].input[i]).port == ref.port:
+        if parse_ref(index.inputs[user][i]).port == ref.port:
             users.append(user)
     return users
 
 
-def rewire(gd: graph_pb2.GraphDef, mapping: dict[TensorRef, TensorRef]) -> set[str]:
-    """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place;
-    duplicate control inputs are dropped. Returns the names of the nodes changed."""
+def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, TensorRef]) -> set[str]:
+    """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place (an index
+    is refreshed); duplicate control inputs are dropped. Returns the names of the nodes changed."""
+    index = graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
     changed: set[str] = set()
-    keys = {k.node for k in mapping}
-    for node in gd.node:
-        if not any((t[1:] if t.startswith("^") else t.partition(":")[0]) in keys for t in node.input):
-            continue
+    readers: dict[str, None] = {}  # the nodes with an input from a key's node, in graph order
+    for key in {k.node for k in mapping}:
+        readers.update((user, None) for user, _ in index.consumers.get(key, []))
+        readers.update((user, None) for user in index.control_consumers.get(key, []))
+    for name in readers:
         new_inputs = []
         seen_control: set[str] = set()
         touched = False
-        for text in node.input:
+        for text in index.inputs[name]:
             ref = parse_ref(text)
             target = mapping.get(ref)
             if target is not None:
@@ -89,9 +95,11 @@ def rewire(gd: graph_pb2.GraphDef, mapping: dict[TensorRef, TensorRef]) -> set[s
                 seen_control.add(ref.node)
             new_inputs.append(str(ref))
         if touched:
+            node = index.nodes[name]
             del node.input[:]
             node.input.extend(_data_first(new_inputs))
-            changed.add(node.name)
+            changed.add(name)
+    index.refresh(changed)
     return changed
 
 
@@ -131,6 +139,10 @@ def placeholder(name: str, code: int, shape: tuple[int, ...] | None) -> node_def
 
 def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
     """A Const NodeDef holding ``value``."""
+    import numpy as np
+
+    from graphkit.io.tensors import from_numpy
+
     node = node_def_pb2.NodeDef(name=name, op="Const")
     tensor = from_numpy(np.asarray(value))
     node.attr["dtype"].type = tensor.dtype
@@ -150,25 +162,27 @@ def spec_placeholder(spec: TensorSpec, index: GraphIndex, old: TensorRef, name: 
     return placeholder(name, code, shape)
 
 
-def drop_stale_shapes(gd: graph_pb2.GraphDef, changed: Iterable[str], index: GraphIndex | None = None) -> int:
+def drop_stale_shapes(graph: graph_pb2.GraphDef | GraphIndex, changed: Iterable[str]) -> int:
     """Delete ``_output_shapes`` on ``changed`` nodes and everything downstream of them (TF re-infers shapes
-    and only validates recorded ones). Returns how many nodes lost the attr."""
-    if not any("_output_shapes" in n.attr for n in gd.node):
+    and only validates recorded ones), in place (an index is refreshed). Returns how many nodes lost it."""
+    index = graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
+    if not index.shaped:
         return 0
-    index = index if index is not None and index.graph_def is gd else GraphIndex(gd)
     queue = deque(n for n in changed if n in index.nodes)
     seen = set(queue)
-    count = 0
+    stale = []
     while queue:
-        node = index.nodes[queue.popleft()]
-        if "_output_shapes" in node.attr:
-            del node.attr["_output_shapes"]
-            count += 1
-        for user in [u for u, _ in index.consumers.get(node.name, [])]:
+        name = queue.popleft()
+        if name in index.shaped:
+            stale.append(name)
+        for user, _ in index.consumers.get(name, []):
             if user not in seen:
                 seen.add(user)
                 queue.append(user)
-    return count
+    for name in stale:
+        del index.nodes[name].attr["_output_shapes"]
+    index.refresh(stale)
+    return len(stale)
 
 
 def sinks(gd: graph_pb2.GraphDef) -> list[str]:
@@ -202,35 +216,70 @@ def saver_nodes(model: Model, out: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def finish(model: Model, graph: Graph, out: str | os.PathLike[str], report: SurgeryReport, *,
-           text: bool | None = None, progress: Progress | None = None,
-           rename: Callable[[str], str] | None = None, index: GraphIndex | None = None) -> SurgeryReport:
-    """Validate, fill the report, and write ``graph`` in the input's kind (see the module docstring).
-    ``index``: an up-to-date index of ``graph``, if the caller has one."""
+def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str | os.PathLike[str], *,
+                 text: bool | None, fast: bool, copy: bool = False) -> tuple[Model, GraphIndex]:
+    """The model and an index over its graph (over a copy with ``copy``, for passes that edit in place).
+
+    ``fast``: the caller's pass runs on any index. Then a binary GraphDef file written to a binary GraphDef
+    is indexed by the compiled scanner (:mod:`graphkit.io.scan`): nodes are parsed only when a pass asks for
+    them and unchanged ones are copied as bytes. Anything else, or no scanner, takes the protobuf path."""
+    binary_out = not is_text_path(out) if text is None else not text
+    if fast and binary_out and not str(out).endswith(".meta"):
+        table = scan_graph_file(path)
+        if table is not None and not table.has_library:  # the library path prunes unused functions
+            return Model(path=Path(path), format="graphdef", files=[Path(path)]), TableIndex(table)
+    model = open_graph(path, tags)
     assert model.graph is not None
-    gd = graph.graph_def
-    problems = validate(gd, index)
+    gd = model.graph.graph_def
+    if copy:
+        gd = graph_pb2.GraphDef()
+        gd.CopyFrom(model.graph.graph_def)
+    return model, GraphIndex(gd)
+
+
+def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str], report: SurgeryReport, *,
+           text: bool | None = None, progress: Progress | None = None,
+           rename: Callable[[str], str] | None = None) -> SurgeryReport:
+    """Validate, fill the report, and write the result in the input's kind (see the module docstring).
+    ``result``: a graph (its payloads still in the input files), or an up-to-date index of one."""
+    if isinstance(result, TableIndex):
+        index: GraphIndex = result
+        before = result.table.names
+    else:
+        assert model.graph is not None
+        if isinstance(result, GraphIndex):
+            assert result.graph_def is not None
+            index, graph = result, Graph(result.graph_def, dict(model.graph.external))
+        else:
+            index, graph = GraphIndex(result.graph_def), result
+        before = [n.name for n in model.graph.graph_def.node]
+    problems = validate(index)
     if problems:
         raise GraphkitError("the result would not import in TensorFlow: " + "; ".join(problems[:5]), out)
-    before = [n.name for n in model.graph.graph_def.node]
-    rename = rename or (lambda name: name)
-    after = {n.name for n in gd.node}
+    after = index.inputs  # keys: the node names
     report.nodes_before = len(before)
-    report.nodes_after = len(gd.node)
-    renamed_before = {rename(n) for n in before}
-    report.removed = [n for n in before if rename(n) not in after]
-    report.added = [n.name for n in gd.node if n.name not in renamed_before]
-    report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": format_shape(i.shape)} for i in graph_inputs(gd)]
+    report.nodes_after = len(after)
+    renamed = before if rename is None else [rename(n) for n in before]
+    report.removed = [n for n, new in zip(before, renamed, strict=True) if new not in after]
+    renamed_before = set(renamed)
+    report.added = [n for n in after if n not in renamed_before]
+    placeholders = [index.nodes[n] for n, op in index.ops.items() if op in PLACEHOLDER_OPS]
+    report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": format_shape(i.shape)}
+                     for i in graph_inputs(placeholders)]
+    report.output_path = os.fspath(out)
+    if isinstance(result, TableIndex):  # open_indexed took the scanner only for a binary GraphDef output
+        report.bytes_written = write_table(result, out, progress=progress)
+        return report
+    gd = graph.graph_def
     if not report.outputs:
         report.outputs = [o.name for o in likely_outputs(gd)][:10]
-    report.output_path = os.fspath(out)
     meta = model.meta_graph
     target = str(out)
     if writes_meta(model, out):
         if meta is None:
             raise GraphkitError("a .meta output needs a MetaGraphDef, SavedModel or checkpoint input; "
                                 "write a .pb instead", out)
-        new_meta = retarget_meta(meta, after, rename, report)
+        new_meta = retarget_meta(meta, set(after), rename or (lambda name: name), report)
         if target.endswith(".meta"):
             report.bytes_written = save_graph(graph, out, inputs=model.files, meta_graph=new_meta,
                                               text=False if text is None else text, progress=progress)

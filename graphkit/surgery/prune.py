@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 
 from graphkit.errors import GraphkitError, about
-from graphkit.io import Graph, GraphIndex, parse_ref
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, drop_unused_library, extract_subgraph
+from graphkit.io import GraphIndex, parse_ref
+from graphkit.io.graph import (
+    TensorRef,
+    drop_dangling_colocations,
+    drop_unused_library,
+    extract_subgraph,
+    reachable,
+)
 from graphkit.io.save import Progress
 from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
 from graphkit.io.spec import split_names as names
@@ -17,7 +23,7 @@ from graphkit.surgery.core import (
     default_outputs,
     drop_stale_shapes,
     finish,
-    open_graph,
+    open_indexed,
     rewire,
     saver_nodes,
     spec_placeholder,
@@ -44,42 +50,42 @@ def prune(
     fed it goes (strip_unused). ``strip_training`` also removes CheckNumerics, Identity-like pass-throughs
     and Assert/Print chains (remove_training_nodes, without its bugs)."""
     with about(model_path):
-        model = open_graph(model_path, tags)
-        assert model.graph is not None
-        wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+        wanted = [parse_ref(n).node for n in names(outputs)]
+        specs = [parse_spec(s) for s in names(inputs)]
+        model, index = open_indexed(model_path, tags, out, text=text,
+                                    fast=bool(wanted) and not specs and not strip_training)
+        wanted = wanted or default_outputs(model)
         report = SurgeryReport("prune", outputs=wanted)
-        gd = model.graph.graph_def
-        index = GraphIndex(gd)
         for name in wanted:
             index.node(name)
         wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
-        specs = [parse_spec(s) for s in names(inputs)]
         shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
-        result_index = None
         if specs:
-            gd, changed = _cut(gd, index, specs, shapes, report)
-            gd = extract_subgraph(gd, wanted, colocations=False)
-            drop_dangling_colocations(gd)
-            drop_stale_shapes(gd, changed)
+            gd, changed = _cut(index, specs, shapes, report)
+            cut = GraphIndex(gd)
+            result = cut.restricted(reachable(cut, wanted, colocations=False))
+            drop_dangling_colocations(result)
+            drop_stale_shapes(result, changed)
         else:
-            gd = extract_subgraph(gd, wanted, index=index)
-            result_index = index.restricted(gd)
+            result = index.restricted(reachable(index, wanted))
         if strip_training:
-            gd, result_index = _strip_training(gd, wanted, report), None
-        dropped = drop_unused_library(gd)
-        if dropped:
-            report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
-        graph = Graph(gd, dict(model.graph.external))
-        return finish(model, graph, out, report, text=text, progress=progress, index=result_index)
+            assert result.graph_def is not None
+            result = GraphIndex(_strip_training(result.graph_def, wanted, report))
+        if result.graph_def is not None:
+            dropped = drop_unused_library(result.graph_def)
+            if dropped:
+                report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
+        return finish(model, result, out, report, text=text, progress=progress)
 
 
-def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],
+def _cut(index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],
          report: SurgeryReport) -> tuple[graph_pb2.GraphDef, set[str]]:
-    """Replace each input tensor by a Placeholder. Port 0 of a node whose other outputs are unused: the
-    Placeholder takes the node's name (strip_unused); otherwise it is named NODE_PORT and consumers are
-    rewired."""
+    """A copy of the graph with each input tensor replaced by a Placeholder (listed in the report as
+    rewritten), and the nodes changed. Port 0 of a node whose other outputs are unused: the Placeholder
+    takes the node's name (strip_unused); otherwise it is named NODE_PORT and consumers are rewired."""
+    assert index.graph_def is not None
     out = graph_pb2.GraphDef()
-    out.CopyFrom(gd)
+    out.CopyFrom(index.graph_def)
     mapping: dict[TensorRef, TensorRef] = {}
     replaced: dict[str, node_def_pb2.NodeDef] = {}
     for spec in specs:
@@ -87,7 +93,7 @@ def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], sha
         node = index.node(ref.node)
         if not consumers_of(index, ref) and node.op not in ("Placeholder",):
             raise GraphkitError(f"nothing reads '{ref}'; cut at a tensor the outputs use")
-        ports = {parse_ref(index.nodes[u].input[i]).port for u, i in index.consumers.get(ref.node, [])}
+        ports = {parse_ref(index.inputs[u][i]).port for u, i in index.consumers.get(ref.node, [])}
         other_ports = ports - {ref.port}
         in_place = ref.port == 0 and not other_ports
         name = ref.node if in_place else f"{ref.node}_{ref.port}"
@@ -101,13 +107,11 @@ def _cut(gd: graph_pb2.GraphDef, index: GraphIndex, specs: list[TensorSpec], sha
             mapping[ref] = TensorRef(name)
         report.rewritten.append(name)
     changed = rewire(out, mapping) if mapping else set()
+    changed.update(report.rewritten)
     for node in out.node:
         if node.name in replaced:
             node.CopyFrom(replaced.pop(node.name))
-            changed.add(node.name)
-    for new in replaced.values():
-        out.node.append(new)
-        changed.add(new.name)
+    out.node.extend(replaced.values())
     unknown = [k for k in shapes if parse_ref(k).node not in {s.ref.node for s in specs}]
     if unknown:
         raise GraphkitError(f"--input-shape names {', '.join(unknown)}, which is not among --inputs")

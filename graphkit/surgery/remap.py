@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError, about
-from graphkit.io import Graph, GraphIndex, dtypes, parse_ref
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, topological_order
+from graphkit.io import GraphIndex, dtypes, parse_ref
+from graphkit.io.graph import TensorRef, drop_dangling_colocations, reachable, topological_order
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.proto import node_def_pb2
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from graphkit.surgery.core import (
     SurgeryReport,
     check_dtype,
@@ -21,7 +24,7 @@ from graphkit.surgery.core import (
     default_outputs,
     drop_stale_shapes,
     finish,
-    open_graph,
+    open_indexed,
     require_used,
     rewire,
     saver_nodes,
@@ -50,13 +53,10 @@ def remap_input(
     What only fed the replaced tensors is removed (the graph is pruned to ``outputs``, default: the original's
     likely outputs). Unused keys and dtype mismatches are errors, as in TF."""
     with about(model_path):
-        model = open_graph(model_path, tags)
-        assert model.graph is not None
-        wanted = [parse_ref(n).node for n in names(outputs)] or default_outputs(model)
+        wanted = [parse_ref(n).node for n in names(outputs)]
+        model, index = open_indexed(model_path, tags, out, text=text, fast=bool(wanted), copy=True)
+        wanted = wanted or default_outputs(model)
         report = SurgeryReport("remap-input", outputs=wanted)
-        gd = graph_pb2.GraphDef()
-        gd.CopyFrom(model.graph.graph_def)
-        index = GraphIndex(gd)
         for name in wanted:
             index.node(name)
         wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
@@ -83,6 +83,8 @@ def remap_input(
         for old_text, value in (constants or {}).items():
             old = _key(index, old_text)
             name = old.node if old.port == 0 else f"{old.node}_{old.port}"
+            import numpy as np
+
             value = np.asarray(value)
             check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
             new_nodes.append(const_node(name, value))
@@ -93,31 +95,24 @@ def remap_input(
         for node in new_nodes:
             node.name = temp.get(node.name, node.name)
         mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
-        changed = rewire(gd, mapping)
-        gd.node.extend(new_nodes)
-        index.refresh(changed | {n.name for n in new_nodes})
-        gd = extract_subgraph(gd, wanted, colocations=False, index=index)
-        existing = {n.name for n in gd.node}
-        clashes = [final for final, tmp in temp.items() if final in existing]
+        changed = rewire(index, mapping)
+        index.add(new_nodes)
+        result = index.restricted(reachable(index, wanted, colocations=False))
+        clashes = [final for final, tmp in temp.items() if final in result.nodes]
         if clashes:
             raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
                                 "choose another name")
         if temp:
-            rewire(gd, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
-            back = {tmp: final for final, tmp in temp.items()}
-            for node in gd.node:
-                if node.name in back:
-                    node.name = back[node.name]
-            index = GraphIndex(gd)
-        else:
-            index = index.restricted(gd)
-        drop_dangling_colocations(gd)
-        drop_stale_shapes(gd, changed & set(index.nodes), index)
+            rewire(result, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
+            for final, tmp in temp.items():
+                if tmp in result.nodes:
+                    result.rename_node(tmp, final)
+        drop_dangling_colocations(result)
+        drop_stale_shapes(result, [n for n in changed if n in result.nodes])
         if maps:
-            topological_order(gd, index)  # a --map that made a cycle is an error here (new nodes have no inputs)
-        report.rewritten = sorted(changed & {n.name for n in gd.node})
-        graph = Graph(gd, dict(model.graph.external))
-        return finish(model, graph, out, report, text=text, progress=progress, index=index)
+            topological_order(result)  # a --map that made a cycle is an error here (new nodes have no inputs)
+        report.rewritten = sorted(n for n in changed if n in result.nodes)
+        return finish(model, result, out, report, text=text, progress=progress)
 
 
 def _key(index: GraphIndex, text: str) -> TensorRef:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, progress, shape_options
-from graphkit.inspect.render import human_bytes
+from graphkit.cliutil import common, emit_json, human_bytes, progress, shape_options
 
 
 @click.command("caffe2tf", epilog="""\b

@@ -1,0 +1,444 @@
+/* graphkit.io._wirescan: one pass over a binary GraphDef's bytes, without building protobuf messages.
+ *
+ * scan_graph(buffer) -> (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header)
+ *   names        list[str]              each node's name, in file order
+ *   positions    dict[str, int]         name -> node number         (a name given twice: the last node,
+ *   inputs       dict[str, tuple[str]]  name -> input strings        at the first one's place, as a
+ *   ops          dict[str, str]         name -> op (interned)        Python dict does)
+ *   duplicates   list[str]              names given to more than one node
+ *   spans        bytes                  3 native int64 per node: field start, payload start, field end
+ *   shaped       set[str]               nodes with attr _output_shapes
+ *   colocated    dict[str, list[str]]   name -> X of each "loc:@X" entry of attr _class (when it has some)
+ *   header       list[tuple[int, int, int]]  (field number, start, end) of every top-level non-node field
+ *
+ * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
+ * order, the last _class map entry wins, a repeated embedded `list` merges, and another AttrValue oneof
+ * member after it clears it. Anything that is not valid wire format raises ValueError; the caller then
+ * takes the protobuf path, which reports the problem. Only the Python C API and the C library are used.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef const unsigned char *ptr_t;
+
+static int read_varint(ptr_t *pp, ptr_t end, uint64_t *out)
+{
+    ptr_t p = *pp;
+    uint64_t value = 0;
+    int shift;
+    for (shift = 0; shift < 64 && p < end; shift += 7) {
+        unsigned char byte = *p++;
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (byte < 0x80) {
+            *pp = p;
+            *out = value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Read one field at *pp; for LEN fields set *val and *len to the payload. Returns -1 on bad wire format. */
+static int read_field(ptr_t *pp, ptr_t end, uint64_t *number, int *wire, ptr_t *val, size_t *len)
+{
+    uint64_t key, n;
+    if (read_varint(pp, end, &key) < 0)
+        return -1;
+    *number = key >> 3;
+    *wire = (int)(key & 7);
+    if (*number == 0 || *number > 0x1fffffff)
+        return -1;
+    switch (*wire) {
+    case 0:
+        return read_varint(pp, end, &n);
+    case 1:
+        if (end - *pp < 8)
+            return -1;
+        *pp += 8;
+        return 0;
+    case 5:
+        if (end - *pp < 4)
+            return -1;
+        *pp += 4;
+        return 0;
+    case 2:
+        if (read_varint(pp, end, &n) < 0 || n > (uint64_t)(end - *pp))
+            return -1;
+        *val = *pp;
+        *len = (size_t)n;
+        *pp += n;
+        return 0;
+    default: /* groups never occur in TF graphs */
+        return -1;
+    }
+}
+
+/* The fields of one message, in order: `while ((rc = next_field(&f)) > 0) { use f.number, f.wire, f.val,
+ * f.len }`; rc is 0 at the end and -1 on bad wire format. f.start is where the current field begins. */
+typedef struct {
+    ptr_t p, end, start, val;
+    uint64_t number;
+    int wire;
+    size_t len;
+} fields_t;
+
+static fields_t fields(ptr_t p, ptr_t end)
+{
+    fields_t f = {p, end, p, NULL, 0, 0, 0};
+    return f;
+}
+
+static int next_field(fields_t *f)
+{
+    if (f->p >= f->end)
+        return 0;
+    f->start = f->p;
+    f->val = NULL;
+    f->len = 0;
+    return read_field(&f->p, f->end, &f->number, &f->wire, &f->val, &f->len) < 0 ? -1 : 1;
+}
+
+static int bad(const char *what)
+{
+    PyErr_SetString(PyExc_ValueError, what);
+    return -1;
+}
+
+/* Append each "loc:@X" of an AttrValue's list.s to `out` (cleared when another oneof member follows). */
+static int scan_class(ptr_t p, ptr_t end, PyObject *out)
+{
+    fields_t attr = fields(p, end);
+    int rc;
+    while ((rc = next_field(&attr)) > 0) {
+        if (attr.number == 1 && attr.wire == 2) {
+            fields_t list = fields(attr.val, attr.val + attr.len);
+            while ((rc = next_field(&list)) > 0) {
+                if (list.number == 2 && list.wire == 2 && list.len >= 5 && memcmp(list.val, "loc:@", 5) == 0) {
+                    PyObject *name = PyUnicode_DecodeUTF8((const char *)list.val + 5, (Py_ssize_t)list.len - 5,
+                                                          "strict");
+                    if (name == NULL)
+                        return -1;
+                    int appended = PyList_Append(out, name);
+                    Py_DECREF(name);
+                    if (appended < 0)
+                        return -1;
+                }
+            }
+            if (rc < 0)
+                return bad("bad _class list");
+        } else if (attr.number >= 2 && attr.number <= 10) {
+            if (PyList_SetSlice(out, 0, PyList_GET_SIZE(out), NULL) < 0)
+                return -1;
+        }
+    }
+    return rc < 0 ? bad("bad _class attr") : 0;
+}
+
+/* One attr map entry: key (1) and value (2), in either order. `*colocated` is made on the first _class. */
+static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **colocated)
+{
+    ptr_t key = NULL, value = NULL;
+    size_t key_len = 0, value_len = 0;
+    fields_t entry = fields(p, end);
+    int rc;
+    while ((rc = next_field(&entry)) > 0) {
+        if (entry.number == 1 && entry.wire == 2) {
+            key = entry.val;
+            key_len = entry.len;
+        } else if (entry.number == 2 && entry.wire == 2) {
+            value = entry.val; /* a repeated value field would merge; not seen in TF graphs */
+            value_len = entry.len;
+        }
+    }
+    if (rc < 0)
+        return bad("bad attr entry");
+    if (key_len == 14 && memcmp(key, "_output_shapes", 14) == 0) {
+        *flags |= 1;
+    } else if (key_len == 6 && memcmp(key, "_class", 6) == 0) {
+        *flags |= 2;
+        if (*colocated == NULL && (*colocated = PyList_New(0)) == NULL)
+            return -1;
+        if (PyList_SetSlice(*colocated, 0, PyList_GET_SIZE(*colocated), NULL) < 0)
+            return -1;
+        if (value != NULL && scan_class(value, value + value_len, *colocated) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *decode(ptr_t s, size_t len)
+{
+    return PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)len, "strict");
+}
+
+/* Strings seen so far, by their bytes: each op is decoded once and shared by its nodes. (Names and inputs
+ * are decoded directly: a table of 100,000s of them misses the cache more than decoding costs.) */
+typedef struct {
+    ptr_t bytes;
+    size_t len;
+    uint64_t hash;
+    PyObject *obj; /* a reference owned by the table */
+} slot_t;
+
+typedef struct {
+    slot_t *slots;
+    size_t capacity, used; /* capacity: a power of two */
+} strings_t;
+
+static uint64_t fnv1a(ptr_t s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int strings_grow(strings_t *t)
+{
+    size_t capacity = t->capacity ? t->capacity * 2 : 256;
+    slot_t *slots = PyMem_Calloc(capacity, sizeof(slot_t));
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < t->capacity; i++) {
+        slot_t *old = &t->slots[i];
+        if (old->obj == NULL)
+            continue;
+        size_t j = (size_t)old->hash & (capacity - 1);
+        while (slots[j].obj != NULL)
+            j = (j + 1) & (capacity - 1);
+        slots[j] = *old;
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->capacity = capacity;
+    return 0;
+}
+
+static void strings_free(strings_t *t)
+{
+    for (size_t i = 0; i < t->capacity; i++)
+        Py_XDECREF(t->slots[i].obj);
+    PyMem_Free(t->slots);
+}
+
+/* A new reference to the str of these UTF-8 bytes, shared with earlier equal ones. */
+static PyObject *string(strings_t *t, ptr_t s, size_t len)
+{
+    if (2 * (t->used + 1) > t->capacity && strings_grow(t) < 0)
+        return PyErr_NoMemory();
+    uint64_t h = fnv1a(s, len);
+    size_t j = (size_t)h & (t->capacity - 1);
+    for (;; j = (j + 1) & (t->capacity - 1)) {
+        slot_t *slot = &t->slots[j];
+        if (slot->obj == NULL)
+            break;
+        if (slot->hash == h && slot->len == len && memcmp(slot->bytes, s, len) == 0) {
+            Py_INCREF(slot->obj);
+            return slot->obj;
+        }
+    }
+    PyObject *obj = decode(s, len);
+    if (obj == NULL)
+        return NULL;
+    slot_t *slot = &t->slots[j];
+    slot->bytes = s;
+    slot->len = len;
+    slot->hash = h;
+    slot->obj = obj;
+    Py_INCREF(obj);
+    t->used++;
+    return obj;
+}
+
+typedef struct {
+    PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header;
+    int64_t *spans; /* 3 per node */
+    Py_ssize_t count, capacity;
+    strings_t ops_seen;
+    ptr_t *input_at; /* one node's input strings: pointer and length pairs, reused */
+    size_t input_capacity;
+} result_t;
+
+static int grow(result_t *r)
+{
+    if (r->count < r->capacity)
+        return 0;
+    Py_ssize_t cap = r->capacity ? r->capacity * 2 : 1024;
+    int64_t *spans = PyMem_Realloc(r->spans, (size_t)cap * 3 * sizeof(int64_t));
+    if (spans == NULL)
+        return -1;
+    r->spans = spans;
+    r->capacity = cap;
+    return 0;
+}
+
+/* dict[key] = value, or del dict[key] when value is NULL */
+static int set_or_del(PyObject *dict, PyObject *key, PyObject *value)
+{
+    if (value != NULL)
+        return PyDict_SetItem(dict, key, value);
+    int has = PyDict_Contains(dict, key);
+    return has <= 0 ? has : PyDict_DelItem(dict, key);
+}
+
+static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t *r)
+{
+    ptr_t name = (ptr_t) "", op = (ptr_t) "";
+    size_t name_len = 0, op_len = 0, n_inputs = 0;
+    unsigned char flags = 0;
+    PyObject *inputs = NULL, *colocated = NULL, *name_obj = NULL, *op_obj = NULL, *position = NULL;
+    fields_t f = fields(p, end);
+    int ok = -1, rc;
+    while ((rc = next_field(&f)) > 0) {
+        if (f.number <= 5 && f.wire != 2) {
+            bad("NodeDef field with the wrong wire type");
+            goto done;
+        }
+        if (f.number == 1) {
+            name = f.val;
+            name_len = f.len;
+        } else if (f.number == 2) {
+            op = f.val;
+            op_len = f.len;
+        } else if (f.number == 3) {
+            if (2 * (n_inputs + 1) > r->input_capacity) {
+                size_t capacity = r->input_capacity ? r->input_capacity * 2 : 64;
+                ptr_t *grown = PyMem_Realloc(r->input_at, capacity * sizeof(ptr_t));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                r->input_at = grown;
+                r->input_capacity = capacity;
+            }
+            r->input_at[2 * n_inputs] = f.val;
+            r->input_at[2 * n_inputs + 1] = f.val + f.len;
+            n_inputs++;
+        } else if (f.number == 5) {
+            if (scan_attr(f.val, f.val + f.len, &flags, &colocated) < 0)
+                goto done;
+        }
+    }
+    if (rc < 0) {
+        bad("bad NodeDef");
+        goto done;
+    }
+    name_obj = decode(name, name_len);
+    op_obj = name_obj ? string(&r->ops_seen, op, op_len) : NULL;
+    inputs = op_obj ? PyTuple_New((Py_ssize_t)n_inputs) : NULL;
+    if (inputs == NULL)
+        goto done;
+    for (size_t i = 0; i < n_inputs; i++) {
+        ptr_t at = r->input_at[2 * i];
+        PyObject *text = decode(at, (size_t)(r->input_at[2 * i + 1] - at));
+        if (text == NULL)
+            goto done;
+        PyTuple_SET_ITEM(inputs, (Py_ssize_t)i, text);
+    }
+    /* A tuple of str cannot be part of a cycle: untracked, the 100,000s of them cost the cyclic GC nothing
+     * (and the dict holding them stays untracked too). */
+    if (PyObject_GC_IsTracked(inputs))
+        PyObject_GC_UnTrack(inputs);
+    if (grow(r) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if ((position = PyLong_FromSsize_t(r->count)) == NULL)
+        goto done;
+    int seen = PyDict_Contains(r->positions, name_obj);
+    int has_colocations = colocated != NULL && PyList_GET_SIZE(colocated) > 0;
+    if (seen < 0 || (seen && PyList_Append(r->duplicates, name_obj) < 0) ||
+        PyDict_SetItem(r->positions, name_obj, position) < 0 || PyList_Append(r->names, name_obj) < 0 ||
+        PyDict_SetItem(r->inputs, name_obj, inputs) < 0 || PyDict_SetItem(r->ops, name_obj, op_obj) < 0 ||
+        ((has_colocations || seen) && set_or_del(r->colocated, name_obj, has_colocations ? colocated : NULL) < 0) ||
+        ((flags & 1) ? PySet_Add(r->shaped, name_obj) : (seen ? PySet_Discard(r->shaped, name_obj) : 0)) < 0)
+        goto done;
+    r->spans[r->count * 3] = field_start - base;
+    r->spans[r->count * 3 + 1] = p - base;
+    r->spans[r->count * 3 + 2] = end - base;
+    r->count++;
+    ok = 0;
+done:
+    Py_XDECREF(inputs);
+    Py_XDECREF(colocated);
+    Py_XDECREF(name_obj);
+    Py_XDECREF(op_obj);
+    Py_XDECREF(position);
+    return ok;
+}
+
+static PyObject *scan_graph(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *out = NULL;
+    result_t r;
+    memset(&r, 0, sizeof r);
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*:scan_graph", &view))
+        return NULL;
+    ptr_t base = (ptr_t)view.buf;
+    r.names = PyList_New(0);
+    r.positions = PyDict_New();
+    r.inputs = PyDict_New();
+    r.ops = PyDict_New();
+    r.duplicates = PyList_New(0);
+    r.shaped = PySet_New(NULL);
+    r.colocated = PyDict_New();
+    r.header = PyList_New(0);
+    if (!r.names || !r.positions || !r.inputs || !r.ops || !r.duplicates || !r.shaped || !r.colocated || !r.header)
+        goto done;
+    fields_t f = fields(base, base + view.len);
+    int rc;
+    while ((rc = next_field(&f)) > 0) {
+        if (f.number == 1) {
+            if (f.wire != 2) {
+                bad("GraphDef node field with the wrong wire type");
+                goto done;
+            }
+            if (scan_node(base, f.start, f.val, f.val + f.len, &r) < 0)
+                goto done;
+        } else {
+            PyObject *item = Py_BuildValue("(Knn)", (unsigned long long)f.number, (Py_ssize_t)(f.start - base),
+                                           (Py_ssize_t)(f.p - base));
+            if (item == NULL)
+                goto done;
+            int appended = PyList_Append(r.header, item);
+            Py_DECREF(item);
+            if (appended < 0)
+                goto done;
+        }
+    }
+    if (rc < 0) {
+        bad("not a valid GraphDef (truncated or corrupt)");
+        goto done;
+    }
+    out = Py_BuildValue("(OOOOOy#OOO)", r.names, r.positions, r.inputs, r.ops, r.duplicates,
+                        r.spans ? (const char *)r.spans : "", r.count * 3 * (Py_ssize_t)sizeof(int64_t), r.shaped,
+                        r.colocated, r.header);
+done:
+    PyBuffer_Release(&view);
+    Py_XDECREF(r.names);
+    Py_XDECREF(r.positions);
+    Py_XDECREF(r.inputs);
+    Py_XDECREF(r.ops);
+    Py_XDECREF(r.duplicates);
+    Py_XDECREF(r.shaped);
+    Py_XDECREF(r.colocated);
+    Py_XDECREF(r.header);
+    PyMem_Free(r.spans);
+    PyMem_Free(r.input_at);
+    strings_free(&r.ops_seen);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
+                                             "duplicates, spans, shaped, colocated, header."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_wirescan", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__wirescan(void) { return PyModule_Create(&module); }

@@ -1,0 +1,203 @@
+"""Binary GraphDefs as a table of nodes read straight from the file's bytes, and written back by copying.
+
+Graph-only passes (prune, remap-input) need each node's name, op, inputs and colocations, and rewrite a
+handful of nodes. On a 100,000-node graph building 100,000 protobuf messages and reading their fields from
+Python costs most of the time, so a compiled scanner (``_wirescan.c``, optional at install) reads those
+fields from the wire format in one pass; a node becomes a NodeDef only when a pass asks for it, and the
+result is written as the input's bytes, unchanged nodes copied, changed ones re-serialized.
+
+Without the compiled scanner (no C compiler at install) :func:`scan_graph_file` returns None and callers use
+the protobuf path: same results, slower on big graphs.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphkit.io.graph import FileSlice, GraphIndex, _without
+from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
+from graphkit.proto import node_def_pb2
+
+try:
+    from graphkit.io import _wirescan
+except ImportError:  # built without a C compiler
+    _wirescan = None
+
+_MMAP_ABOVE = 16 << 20  # larger files are mapped, and their long runs copied file to file
+_SLICE_ABOVE = 1 << 20
+_PLAUSIBLE_OP = re.compile(r"^[A-Za-z_][A-Za-z0-9_>.]*$")
+
+
+def available() -> bool:
+    """Whether the compiled scanner was built (``pip install`` with a C compiler)."""
+    return _wirescan is not None
+
+
+@dataclass
+class NodeTable:
+    """What the scanner read: the nodes' names in file order, by name their position, input strings, op,
+    ``_output_shapes`` presence and ``_class`` colocations, and each node's byte span."""
+
+    path: Path
+    data: bytes | mmap.mmap
+    names: list[str]
+    positions: dict[str, int]  # a name given twice: the last node, at the first one's place (dict semantics)
+    inputs: dict[str, Sequence[str]]
+    ops: dict[str, str]
+    duplicates: list[str]
+    spans: memoryview  # int64 triples: field start, payload start, field end
+    shaped: set[str]
+    colocated: dict[str, list[str]]  # loc:@ targets, for nodes that have some
+    header: list[tuple[int, int, int]]  # (field number, start, end) of every top-level non-node field
+
+    def node(self, i: int) -> node_def_pb2.NodeDef:
+        spans = self.spans
+        return node_def_pb2.NodeDef.FromString(self.data[spans[3 * i + 1]:spans[3 * i + 2]])
+
+    @property
+    def has_library(self) -> bool:
+        """A function library with something in it (an empty one, ``12 00``, is common in frozen graphs)."""
+        return any(number == 2 and end - start > 2 for number, start, end in self.header)
+
+
+def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
+    """The node table of a binary GraphDef file, or None when the scanner is not built or the file is
+    anything else (text, MetaGraphDef, SavedModel, not valid): the protobuf path then handles it, and
+    reports what is wrong."""
+    from graphkit.errors import GraphkitError
+    from graphkit.io.loader import looks_like_text, sniff_binary
+
+    if _wirescan is None:
+        return None
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size == 0:
+            return None
+        with open(p, "rb") as fh:
+            data: bytes | mmap.mmap = (mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                                       if p.stat().st_size > _MMAP_ABOVE else fh.read())
+        if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
+            return None
+        names, positions, inputs, ops, duplicates, spans, shaped, colocated, header = _wirescan.scan_graph(data)
+    except (OSError, ValueError, GraphkitError):
+        return None
+    if "" in positions or not all(_PLAUSIBLE_OP.match(op) for op in set(ops.values())):
+        return None  # the loader's message says what is wrong
+    return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
+                     colocated, header)
+
+
+class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
+    """name -> NodeDef, parsed from the table on first access; new nodes (position -1) live in the cache."""
+
+    def __init__(self, table: NodeTable, positions: dict[str, int], cache: dict[str, node_def_pb2.NodeDef]) -> None:
+        self.table, self.positions, self.cache = table, positions, cache
+
+    def __getitem__(self, name: str) -> node_def_pb2.NodeDef:
+        node = self.cache.get(name)
+        if node is None:
+            node = self.cache[name] = self.table.node(self.positions[name])
+        return node
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.positions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+class TableIndex(GraphIndex):
+    """A :class:`GraphIndex` over a :class:`NodeTable`: the same passes run on it, and :func:`write_table`
+    writes the result. Nodes changed through :meth:`refresh` or added are re-serialized; the rest are
+    copied as bytes."""
+
+    table: NodeTable
+    nodes: _LazyNodes
+
+    def __init__(self, table: NodeTable) -> None:  # no super(): nothing to read from a GraphDef
+        self.table = table
+        self.graph_def = None
+        self.nodes = _LazyNodes(table, table.positions, {})
+        self.duplicates = list(table.duplicates)
+        self.inputs = table.inputs
+        self._ops = table.ops
+        self._colocated = table.colocated
+        self._shaped = table.shaped
+        self.modified: set[str] = set()
+        self._reset()
+
+    def refresh(self, names: Iterable[str]) -> None:
+        names = list(names)
+        self.modified.update(names)
+        super().refresh(names)
+
+    def add(self, new_nodes: list[node_def_pb2.NodeDef]) -> None:
+        for node in new_nodes:
+            copy = node_def_pb2.NodeDef()
+            copy.CopyFrom(node)
+            self.nodes.positions[node.name] = -1
+            self.nodes.cache[node.name] = copy
+        self.refresh(n.name for n in new_nodes)
+
+    def restricted(self, keep: Collection[str]) -> TableIndex:
+        sub = TableIndex.__new__(TableIndex)
+        sub.table, sub.graph_def = self.table, None
+        gone = [name for name in self.inputs if name not in keep]
+        sub.nodes = _LazyNodes(self.table, _without(self.nodes.positions, gone), self.nodes.cache)
+        sub._restrict_from(self, gone)
+        sub.modified = {n for n in self.modified if n in keep}
+        return sub
+
+    def _rekey(self, old: str, new: str) -> None:
+        self.nodes[old]  # parsed into the cache
+        self.nodes.positions[new] = self.nodes.positions.pop(old)
+        self.nodes.cache[new] = self.nodes.cache.pop(old)
+        self.modified.discard(old)
+
+
+def write_table(index: TableIndex, path: str | os.PathLike[str], *, progress: Progress | None = None) -> int:
+    """Write ``index``'s nodes as a binary GraphDef: the input's bytes with the spans of nodes no longer in
+    the graph cut out and of changed nodes re-serialized in place (so top-level fields such as versions and
+    the node order stay as they were), new nodes at the end. Atomic, and never over the input. Returns
+    bytes written."""
+    table = index.table
+    spans = table.spans
+    positions = index.nodes.positions
+    kept = set(positions.values())
+    changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
+    cuts = [p for p in range(len(table.names)) if p not in kept or p in changed]  # the few spans not copied as is
+    chunks: list[Chunk] = []
+    at = 0
+    for p in cuts:
+        start, end = spans[3 * p], spans[3 * p + 2]
+        if start > at:
+            chunks.append(_source_chunk(table, at, start))
+        if p in changed:
+            chunks += _node_field(index.nodes[changed[p]])
+        at = end
+    if at < len(table.data):
+        chunks.append(_source_chunk(table, at, len(table.data)))
+    for name, p in positions.items():
+        if p < 0:
+            chunks += _node_field(index.nodes[name])
+    with atomic_write(path, [table.path]) as fh:
+        return write_chunks(chunks, fh, progress)
+
+
+def _node_field(node: node_def_pb2.NodeDef) -> list[Chunk]:
+    data = node.SerializeToString()
+    return [len_field(1, len(data)), data]
+
+
+def _source_chunk(table: NodeTable, start: int, end: int) -> Chunk:
+    if isinstance(table.data, mmap.mmap) and end - start >= _SLICE_ABOVE:
+        return FileSlice(str(table.path), start, end - start)  # a kernel copy; the pages are never mapped in
+    return memoryview(table.data)[start:end]
