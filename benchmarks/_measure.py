@@ -66,4 +66,16 @@ def bench_args(doc: str | None, repeat: int = 2, extra: Callable[[argparse.Argum
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(exist_ok=True)
+    _compile_bytecode()
     return args, work
+
+
+def _compile_bytecode() -> None:
+    """Write graphkit's .pyc files, as ``pip install`` of a wheel does (TF's are written at install too):
+    with PYTHONDONTWRITEBYTECODE set, an editable install would otherwise compile every module on every
+    run and the benchmark would time the compiler."""
+    import compileall
+
+    import graphkit
+
+    compileall.compile_dir(str(Path(graphkit.__file__).parent), quiet=1)

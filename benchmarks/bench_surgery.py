@@ -3,9 +3,10 @@ graph.
 
     python benchmarks/bench_surgery.py [--nodes 100000] [--gb 1.0] [--workdir bench-out]
 
-TF way, prune: parse + tf.compat.v1.graph_util.extract_sub_graph + write.
-TF way, remap-input: parse + import_graph_def(input_map={OLD: placeholder}) + as_graph_def + extract_sub_graph
-(import_graph_def keeps the mapped node's upstream) + write.
+graphkit runs with its compiled scanner (graphkit.io._wirescan) when it was built; one row repeats the
+100,000-node prune on the protobuf path. The TF way, prune: parse + extract_sub_graph + write (TF's own
+graph_util, in Python). TF way, remap-input: parse + import_graph_def(input_map={OLD: placeholder}) +
+as_graph_def + extract_sub_graph (import_graph_def keeps the mapped node's upstream) + write.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def main() -> None:
     rows.append((f"prune {args.nodes:,}-node graph",
                  measure([*gk, "prune", str(wide), str(work / "p_gk.pb"), "--outputs", "output", "-q"], args.repeat),
                  measure([PY, "-c", TF_PRUNE, str(wide), str(work / "p_tf.pb"), "output"], args.repeat, TF_ENV)))
+    rows.append(("  same, protobuf path (GRAPHKIT_NO_SCANNER=1)",
+                 measure([*gk, "prune", str(wide), str(work / "p_gk_pb.pb"), "--outputs", "output", "-q"], args.repeat,
+                         {"GRAPHKIT_NO_SCANNER": "1"}),
+                 rows[-1][2]))
     rows.append((f"remap-input {args.nodes:,}-node graph",
                  measure([*gk, "remap-input", str(wide), str(work / "r_gk.pb"), "--placeholder",
                           f"{front}:0=feat:float32[?,16]", "--outputs", "output", "-q"], args.repeat),
@@ -135,7 +140,10 @@ def main() -> None:
                          args.repeat),
                  measure([PY, "-c", TF_REMAP, str(big), str(work / "br_tf.pb"), f"layer{half - 1}/Relu:0", str(width),
                           "output"], args.repeat, TF_ENV)))
+    from graphkit.io.scan import available
+
     print(table(rows))
+    print(f"compiled scanner: {'built' if available() else 'NOT built: graphkit rows are the protobuf path'}")
     for a, b in (("p_gk.pb", "p_tf.pb"), ("r_gk.pb", "r_tf.pb"), ("bp_gk.pb", "bp_tf.pb"), ("br_gk.pb", "br_tf.pb")):
         print(f"output sizes {a}: {(work / a).stat().st_size:,} vs {b}: {(work / b).stat().st_size:,} bytes")
 

@@ -6,8 +6,8 @@ Python costs most of the time, so a compiled scanner (``_wirescan.c``, optional 
 fields from the wire format in one pass; a node becomes a NodeDef only when a pass asks for it, and the
 result is written as the input's bytes, unchanged nodes copied, changed ones re-serialized.
 
-Without the compiled scanner (no C compiler at install) :func:`scan_graph_file` returns None and callers use
-the protobuf path: same results, slower on big graphs.
+Without the compiled scanner (no C compiler at install, or ``GRAPHKIT_NO_SCANNER=1``) :func:`scan_graph_file`
+returns None and callers use the protobuf path: the same results, slower on big graphs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from graphkit.proto import node_def_pb2
 try:
     from graphkit.io import _wirescan
 except ImportError:  # built without a C compiler
+    _wirescan = None
+if os.environ.get("GRAPHKIT_NO_SCANNER"):  # the protobuf path only: to compare, or to rule the scanner out
     _wirescan = None
 
 _MMAP_ABOVE = 16 << 20  # larger files are mapped, and their long runs copied file to file

@@ -135,3 +135,20 @@ def test_the_fast_path_never_parses_the_whole_graph(monkeypatch, tmp_path, graph
     assert report.nodes_after < report.nodes_before
     with pytest.raises(AssertionError):  # text output, .meta output and no --outputs take the protobuf path
         prune(graphs["mlp_ref"], tmp_path / "p.pbtxt", outputs=["output"])
+
+
+def test_prune_and_remap_import_neither_numpy_nor_tensorflow(tmp_path, graphs):
+    """The start-up cost is part of the speed: a graph-only command on a binary GraphDef loads no numpy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from graphkit.surgery import prune, remap_input\n"
+        f"prune({str(graphs['mlp_ref'])!r}, {str(tmp_path / 'p.pb')!r}, outputs=['output'])\n"
+        f"remap_input({str(graphs['mlp_ref'])!r}, {str(tmp_path / 'r.pb')!r}, outputs=['output'],"
+        " placeholders={'x:0': 'feat:float32[?,8]'})\n"
+        "print(sorted(m for m in ('numpy', 'tensorflow', 'ml_dtypes') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
