@@ -319,14 +319,15 @@ def colocation_targets(node: node_def_pb2.NodeDef) -> list[str]:
     return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
 
 
-def _index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
+def as_index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
+    """The graph's index (built when given a GraphDef)."""
     return graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
 
 
 def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
     as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
-    index = _index(graph)
+    index = as_index(graph)
     pending: dict[str, int] = {}
     users: dict[str, list[str]] = defaultdict(list)
     nodes, ops = index.nodes, index.ops
@@ -358,7 +359,7 @@ def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
 
 def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Problems that stop TF from importing a graph: duplicate names, dangling inputs, bad colocations."""
-    index = _index(graph)
+    index = as_index(graph)
     names = index.inputs  # its keys are the node names
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
     for name, texts in index.inputs.items():
@@ -425,7 +426,7 @@ def unique_name(base: str, taken: set[str]) -> str:
 def drop_dangling_colocations(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place; an index is refreshed);
     returns the nodes changed."""
-    index = _index(graph)
+    index = as_index(graph)
     names = index.nodes
     changed = []
     for name, targets in list(index.colocated.items()):

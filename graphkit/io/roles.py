@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import GraphIndex, parse_ref
+from graphkit.io.graph import GraphIndex, as_index, parse_ref
 from graphkit.io.shapes import shape_of
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
 
@@ -135,15 +135,14 @@ def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef]) -> 
     ]
 
 
-def _is_training_only(node: node_def_pb2.NodeDef) -> bool:
-    name = node.name
-    return (node.op in _NOT_OUTPUT_OPS or name.startswith(_NOT_OUTPUT_PREFIXES)
+def _is_training_only(name: str, op: str) -> bool:
+    return (op in _NOT_OUTPUT_OPS or name.startswith(_NOT_OUTPUT_PREFIXES)
             or bool(_NOT_OUTPUT_NAMES.search(name)) or bool(_OPTIMIZER.search(name))
-            or node.op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")))
+            or op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")))
 
 
 def likely_outputs(
-    graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None
+    graph: graph_pb2.GraphDef | GraphIndex, meta_graph: meta_graph_pb2.MetaGraphDef | None = None
 ) -> list[Output]:
     """Nodes that are probably the graph's outputs, best first, each with the reason.
 
@@ -151,7 +150,8 @@ def likely_outputs(
     optimizer nodes, ranked up for output-like ops (Softmax, ArgMax...) and names, down when they
     depend on no placeholder.
     """
-    index = GraphIndex(graph_def)
+    index = as_index(graph)
+    ops = index.ops
     found: dict[str, Output] = {}
     if meta_graph is not None:
         for key, sig in sorted(meta_graph.signature_def.items()):
@@ -159,31 +159,30 @@ def likely_outputs(
                 if info.name:
                     target = parse_ref(info.name).node
                     if target in index.nodes and target not in found:
-                        found[target] = Output(target, index.nodes[target].op,
-                                             f"signature '{key}' output '{out_key}'", 100)
-    fed = _fed_by_placeholder(graph_def, index)
-    for node in graph_def.node:
-        if node.name in found or index.is_consumed(node.name) or _is_training_only(node):
+                        found[target] = Output(target, ops[target], f"signature '{key}' output '{out_key}'", 100)
+    fed = _fed_by_placeholder(index)
+    for name, op in ops.items():
+        if name in found or index.is_consumed(name) or _is_training_only(name, op):
             continue
         score = 10
         reasons = ["nothing consumes it"]
-        if node.op in _HEAD_OPS:
+        if op in _HEAD_OPS:
             score += 3
-            reasons.append(f"{node.op} is a typical output op")
-        if _HEAD_NAME.search(node.name.rsplit("/", 1)[-1]):
+            reasons.append(f"{op} is a typical output op")
+        if _HEAD_NAME.search(name.rsplit("/", 1)[-1]):
             score += 2
             reasons.append("output-like name")
-        if fed is not None and node.name not in fed:
+        if fed is not None and name not in fed:
             score -= 5
             reasons.append("depends on no placeholder")
-        found[node.name] = Output(node.name, node.op, "; ".join(reasons), score)
-    order = {n.name: i for i, n in enumerate(graph_def.node)}
+        found[name] = Output(name, op, "; ".join(reasons), score)
+    order = {name: i for i, name in enumerate(ops)}
     return sorted(found.values(), key=lambda o: (-o.score, order.get(o.name, 0)))
 
 
-def _fed_by_placeholder(graph_def: graph_pb2.GraphDef, index: GraphIndex) -> set[str] | None:
+def _fed_by_placeholder(index: GraphIndex) -> set[str] | None:
     """Nodes downstream of a placeholder (None if the graph has no placeholder)."""
-    queue = deque(n.name for n in graph_def.node if n.op in PLACEHOLDER_OPS)
+    queue = deque(name for name, op in index.ops.items() if op in PLACEHOLDER_OPS)
     if not queue:
         return None
     seen = set(queue)

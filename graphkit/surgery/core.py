@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
-from graphkit.io.graph import TensorRef
+from graphkit.io.graph import TensorRef, as_index
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table
@@ -185,15 +185,15 @@ def drop_stale_shapes(graph: graph_pb2.GraphDef | GraphIndex, changed: Iterable[
     return len(stale)
 
 
-def sinks(gd: graph_pb2.GraphDef) -> list[str]:
+def sinks(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Nodes nothing reads: the outputs to keep when the user names none."""
-    index = GraphIndex(gd)
-    return [n.name for n in gd.node if not index.is_consumed(n.name)]
+    index = as_index(graph)
+    return [name for name in index.inputs if not index.is_consumed(name)]
 
 
-def default_outputs(model: Model) -> list[str]:
-    assert model.graph is not None
-    return [o.name for o in likely_outputs(model.graph.graph_def, model.meta_graph)] or sinks(model.graph.graph_def)
+def default_outputs(model: Model, index: GraphIndex) -> list[str]:
+    """The outputs to keep when the user names none: the likely outputs, else every sink."""
+    return [o.name for o in likely_outputs(index, model.meta_graph)] or sinks(index)
 
 
 def writes_meta(model: Model, out: str | os.PathLike[str]) -> bool:

@@ -52,18 +52,17 @@ def prune(
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
         specs = [parse_spec(s) for s in names(inputs)]
-        model, index = open_indexed(model_path, tags, out, text=text,
-                                    fast=bool(wanted) and not specs and not strip_training)
-        wanted = wanted or default_outputs(model)
+        model, index = open_indexed(model_path, tags, out, text=text, fast=not strip_training,
+                                    copy=bool(specs))
+        wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("prune", outputs=wanted)
         for name in wanted:
             index.node(name)
         wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
         shapes = {parse_ref(k).tensor: parse_dims(v) for k, v in (input_shapes or {}).items()}
         if specs:
-            gd, changed = _cut(index, specs, shapes, report)
-            cut = GraphIndex(gd)
-            result = cut.restricted(reachable(cut, wanted, colocations=False))
+            changed = _cut(index, specs, shapes, report)
+            result = index.restricted(reachable(index, wanted, colocations=False))
             drop_dangling_colocations(result)
             drop_stale_shapes(result, changed)
         else:
@@ -79,13 +78,10 @@ def prune(
 
 
 def _cut(index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],
-         report: SurgeryReport) -> tuple[graph_pb2.GraphDef, set[str]]:
-    """A copy of the graph with each input tensor replaced by a Placeholder (listed in the report as
-    rewritten), and the nodes changed. Port 0 of a node whose other outputs are unused: the Placeholder
-    takes the node's name (strip_unused); otherwise it is named NODE_PORT and consumers are rewired."""
-    assert index.graph_def is not None
-    out = graph_pb2.GraphDef()
-    out.CopyFrom(index.graph_def)
+         report: SurgeryReport) -> set[str]:
+    """Replace each input tensor by a Placeholder, in the index's graph (listed in the report as rewritten);
+    returns the nodes changed. Port 0 of a node whose other outputs are unused: the Placeholder takes the
+    node's name (strip_unused); otherwise it is named NODE_PORT and consumers are rewired."""
     mapping: dict[TensorRef, TensorRef] = {}
     replaced: dict[str, node_def_pb2.NodeDef] = {}
     for spec in specs:
@@ -106,16 +102,16 @@ def _cut(index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int
         if not in_place:
             mapping[ref] = TensorRef(name)
         report.rewritten.append(name)
-    changed = rewire(out, mapping) if mapping else set()
-    changed.update(report.rewritten)
-    for node in out.node:
-        if node.name in replaced:
-            node.CopyFrom(replaced.pop(node.name))
-    out.node.extend(replaced.values())
     unknown = [k for k in shapes if parse_ref(k).node not in {s.ref.node for s in specs}]
     if unknown:
         raise GraphkitError(f"--input-shape names {', '.join(unknown)}, which is not among --inputs")
-    return out, changed
+    changed = rewire(index, mapping) if mapping else set()
+    in_place_names = [name for name in replaced if name in index.nodes]
+    for name in in_place_names:
+        index.nodes[name].CopyFrom(replaced.pop(name))
+    index.refresh(in_place_names)
+    index.add(list(replaced.values()))
+    return changed | set(report.rewritten)
 
 
 def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: SurgeryReport) -> graph_pb2.GraphDef:

@@ -54,8 +54,8 @@ def remap_input(
     likely outputs). Unused keys and dtype mismatches are errors, as in TF."""
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
-        model, index = open_indexed(model_path, tags, out, text=text, fast=bool(wanted), copy=True)
-        wanted = wanted or default_outputs(model)
+        model, index = open_indexed(model_path, tags, out, text=text, fast=True, copy=True)
+        wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("remap-input", outputs=wanted)
         for name in wanted:
             index.node(name)

@@ -64,10 +64,34 @@ def _both(monkeypatch, tmp_path, fn, src, **options):
     ("mlp_ref", ["output"]), ("mlp_ref", ["train"]), ("batch_norm", ["init", "save/restore_all"]),
     ("control_flow", None), ("sigmoid", None)])
 def test_prune_equals_the_protobuf_path(monkeypatch, tmp_path, graphs, name, outputs):
-    src = graphs[name]
-    outputs = outputs or [o.name for o in likely_outputs(load(src).graph.graph_def)][:2]
-    gd, report = _both(monkeypatch, tmp_path, prune, src, outputs=outputs)
+    """``outputs=None``: the likely outputs, found on the table as on the GraphDef."""
+    gd, report = _both(monkeypatch, tmp_path, prune, graphs[name], outputs=outputs)
     assert report["removed"] or name == "sigmoid"
+    assert report["outputs"] == (outputs or [o.name for o in likely_outputs(load(graphs[name]).graph.graph_def)])
+
+
+@pytest.mark.parametrize("inputs", [["hidden"], ["MatMul_1:0:float32[?,4]", "x"]], ids=["in-place", "two"])
+def test_prune_cut_equals_the_protobuf_path(monkeypatch, tmp_path, graphs, inputs):
+    gd, report = _both(monkeypatch, tmp_path, prune, graphs["mlp_ref"], outputs=["output"], inputs=inputs)
+    assert {n.name: n.op for n in gd.node}[inputs[0].split(":")[0]] == "Placeholder"
+    assert "MatMul" not in {n.name for n in gd.node}
+
+
+def test_prune_cut_at_a_second_output_equals_the_protobuf_path(monkeypatch, tmp_path):
+    gd = graph_pb2.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    gd.node.add(name="axis", op="Const").attr["dtype"].type = 3
+    split = gd.node.add(name="split", op="Split", input=["axis", "x"])
+    split.attr["T"].type = 1
+    split.attr["num_split"].i = 2
+    both = gd.node.add(name="both", op="ConcatV2", input=["split", "split:1", "axis"])
+    both.attr["T"].type = 1
+    src = tmp_path / "split.pb"
+    src.write_bytes(gd.SerializeToString())
+    out, report = _both(monkeypatch, tmp_path, prune, src, outputs=["both"], inputs=["split:1"])
+    assert report["rewritten"] == ["split_1"]
+    assert [list(n.input) for n in out.node if n.name == "both"] == [["split", "split_1", "axis"]]
 
 
 def test_prune_on_real_models_equals_the_protobuf_path(monkeypatch, tmp_path):
@@ -75,15 +99,19 @@ def test_prune_on_real_models_equals_the_protobuf_path(monkeypatch, tmp_path):
         src = shared(rel)
         outputs = [o.name for o in likely_outputs(load(src).graph.graph_def)][:3]
         _both(monkeypatch, tmp_path, prune, src, outputs=outputs)
+    cut, pred = "rnet/cond/CropAndResize", "rnet/Greater"  # a cut inside a tf.cond, with stale shapes
+    _both(monkeypatch, tmp_path, prune, shared("tf_mtcnn_blaueck/mtcnn.pb"), outputs=["rnet/cond/prob1"],
+          inputs=[f"{cut}:0", pred], input_shapes={cut: "?,24,24,3"})
 
 
 @pytest.mark.parametrize("options", [
-    {"placeholders": {"x:0": "feat:float32[?,8]"}},
+    {"placeholders": {"x:0": "feat:float32[?,8]"}, "outputs": None},
     {"maps": {"dense1/weights/read:0": "dense1/weights/Momentum/read:0"}},
     {"constants": {"x": np.ones((2, 8), np.float32)}},  # the new Const takes the freed name 'x'
 ], ids=["placeholder", "map", "constant"])
 def test_remap_equals_the_protobuf_path(monkeypatch, tmp_path, graphs, options):
-    gd, report = _both(monkeypatch, tmp_path, remap_input, graphs["mlp_ref"], outputs=["output"], **options)
+    options = {"outputs": ["output"], **options}
+    gd, report = _both(monkeypatch, tmp_path, remap_input, graphs["mlp_ref"], **options)
     assert report["rewritten"] and report["removed"]
 
 
@@ -133,7 +161,11 @@ def test_the_fast_path_never_parses_the_whole_graph(monkeypatch, tmp_path, graph
     monkeypatch.setattr(core, "open_graph", refuse)
     report = prune(graphs["mlp_ref"], tmp_path / "p.pb", outputs=["output"])
     assert report.nodes_after < report.nodes_before
-    with pytest.raises(AssertionError):  # text output, .meta output and no --outputs take the protobuf path
+    prune(graphs["mlp_ref"], tmp_path / "c.pb", outputs=["output"], inputs=["hidden"])
+    prune(graphs["mlp_ref"], tmp_path / "d.pb")
+    with pytest.raises(AssertionError):  # --strip-training takes the protobuf path
+        prune(graphs["mlp_ref"], tmp_path / "p.pb", outputs=["output"], strip_training=True)
+    with pytest.raises(AssertionError):  # and so does text output
         prune(graphs["mlp_ref"], tmp_path / "p.pbtxt", outputs=["output"])
 
 
