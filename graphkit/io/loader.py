@@ -68,16 +68,28 @@ def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) 
         if Path(f"{p}.index").is_file() or v1_shards(p):
             return _load_checkpoint(p, verify)
         raise GraphkitError("no such file, directory or checkpoint prefix", p)
-    if p.name.endswith(".index"):
-        return _load_checkpoint(Path(str(p)[: -len(".index")]), verify)
-    data_match = _DATA_FILE.match(str(p))
-    if data_match:
-        return _load_checkpoint(Path(data_match.group(1)), verify)
+    prefix = _checkpoint_part(p)
+    if prefix is not None:
+        return _load_checkpoint(prefix, verify)
     if p.name == "checkpoint" and _is_state_file(p):
         return _load_dir(p.parent, tags, verify)
-    if has_table_magic(p):
-        return _load_checkpoint(p, verify)
     return _load_proto_file(p, tags)
+
+
+def is_proto_file(p: Path) -> bool:
+    """Whether :func:`load` reads ``p`` as one protobuf file (GraphDef, MetaGraphDef, SavedModel), not as a
+    part of a checkpoint or a checkpoint state file."""
+    return p.is_file() and _checkpoint_part(p) is None and not (p.name == "checkpoint" and _is_state_file(p))
+
+
+def _checkpoint_part(p: Path) -> Path | None:
+    """The checkpoint prefix when the file ``p`` is a checkpoint's .index or data file (or a V1 table)."""
+    if p.name.endswith(".index"):
+        return Path(str(p)[: -len(".index")])
+    data_match = _DATA_FILE.match(str(p))
+    if data_match:
+        return Path(data_match.group(1))
+    return p if has_table_magic(p) else None
 
 
 # ---- directories and checkpoints ------------------------------------------------------------------

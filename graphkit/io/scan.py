@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphkit.io.graph import FileSlice, GraphIndex, _without
+from graphkit.io.graph import FileSlice, GraphIndex, without_keys
 from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
 from graphkit.proto import node_def_pb2
 
@@ -72,13 +72,13 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
     anything else (text, MetaGraphDef, SavedModel, not valid): the protobuf path then handles it, and
     reports what is wrong."""
     from graphkit.errors import GraphkitError
-    from graphkit.io.loader import looks_like_text, sniff_binary
+    from graphkit.io.loader import is_proto_file, looks_like_text, sniff_binary
 
     if _wirescan is None:
         return None
     p = Path(path)
     try:
-        if not p.is_file() or p.stat().st_size == 0:
+        if not is_proto_file(p) or p.stat().st_size == 0:
             return None
         with open(p, "rb") as fh:
             data: bytes | mmap.mmap = (mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -119,7 +119,7 @@ class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
 class TableIndex(GraphIndex):
     """A :class:`GraphIndex` over a :class:`NodeTable`: the same passes run on it, and :func:`write_table`
     writes the result. Nodes changed through :meth:`refresh` or added are re-serialized; the rest are
-    copied as bytes."""
+    copied as bytes. The index takes the table's dicts over (passes change them in place)."""
 
     table: NodeTable
     nodes: _LazyNodes
@@ -153,7 +153,7 @@ class TableIndex(GraphIndex):
         sub = TableIndex.__new__(TableIndex)
         sub.table, sub.graph_def = self.table, None
         gone = [name for name in self.inputs if name not in keep]
-        sub.nodes = _LazyNodes(self.table, _without(self.nodes.positions, gone), self.nodes.cache)
+        sub.nodes = _LazyNodes(self.table, without_keys(self.nodes.positions, gone), self.nodes.cache)
         sub._restrict_from(self, gone)
         sub.modified = {n for n in self.modified if n in keep}
         return sub

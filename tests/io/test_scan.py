@@ -143,6 +143,8 @@ def test_corrupt_bytes_are_refused_never_crash(tmp_path):
     assert scan_graph_file(path) is None
     path.write_text('node { name: "x" op: "Const" }\n')
     assert scan_graph_file(path) is None  # text: the protobuf path reads it
+    for other in ("mlp_ref/model.ckpt-3.index", "mlp_ref/model.ckpt-3.meta", "saved_model_tf1/saved_model.pb"):
+        assert scan_graph_file(FIXTURES / other) is None, other  # what load() does not read as a GraphDef
     with pytest.raises(TypeError):
         _wirescan.scan_graph("not bytes")
 
