@@ -14,13 +14,13 @@ from graphkit.io.scan import TableIndex, available, scan_graph_file, write_table
 from graphkit.io.wire import LEN, encode_varint, tag
 from graphkit.proto import graph_pb2, node_def_pb2
 
-needs_scanner = pytest.mark.skipif(not available(), reason="graphkit.io._wirescan was not compiled (no C compiler "
-                                                            "at install); the protobuf path serves instead")
+needs_scanner = pytest.mark.skipif(not available(), reason="the compiled scanner is not in use (not built, or "
+                                                            "GRAPHKIT_NO_SCANNER is set); the protobuf path serves")
 
 
 def test_the_scanner_was_built_where_it_is_required():
     """CI sets GRAPHKIT_REQUIRE_SCANNER: a broken C build must fail there, not fall back unnoticed."""
-    if os.environ.get("GRAPHKIT_REQUIRE_SCANNER"):
+    if os.environ.get("GRAPHKIT_REQUIRE_SCANNER") and not os.environ.get("GRAPHKIT_NO_SCANNER"):
         assert available()
 
 

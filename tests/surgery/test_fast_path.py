@@ -15,7 +15,8 @@ from graphkit.io.roles import likely_outputs
 from graphkit.proto import graph_pb2
 from graphkit.surgery import core, prune, remap_input
 
-pytestmark = pytest.mark.skipif(not scan.available(), reason="graphkit.io._wirescan was not compiled")
+pytestmark = pytest.mark.skipif(not scan.available(), reason="the compiled scanner is not in use (not built, or "
+                                                              "GRAPHKIT_NO_SCANNER is set)")
 
 
 @pytest.fixture(scope="module")
