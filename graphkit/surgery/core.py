@@ -73,9 +73,9 @@ def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
 def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, TensorRef]) -> set[str]:
     """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place (an index
     is refreshed); duplicate control inputs are dropped. Returns the names of the nodes changed."""
-    index = graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
+    index = as_index(graph)
     changed: set[str] = set()
-    readers: dict[str, None] = {}  # the nodes with an input from a key's node, in graph order
+    readers: dict[str, None] = {}  # the nodes with an input from a key's node (a dict: no repeats)
     for key in {k.node for k in mapping}:
         readers.update((user, None) for user, _ in index.consumers.get(key, []))
         readers.update((user, None) for user in index.control_consumers.get(key, []))
@@ -165,7 +165,7 @@ def spec_placeholder(spec: TensorSpec, index: GraphIndex, old: TensorRef, name: 
 def drop_stale_shapes(graph: graph_pb2.GraphDef | GraphIndex, changed: Iterable[str]) -> int:
     """Delete ``_output_shapes`` on ``changed`` nodes and everything downstream of them (TF re-infers shapes
     and only validates recorded ones), in place (an index is refreshed). Returns how many nodes lost it."""
-    index = graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
+    index = as_index(graph)
     if not index.shaped:
         return 0
     queue = deque(n for n in changed if n in index.nodes)
