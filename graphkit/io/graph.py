@@ -301,10 +301,6 @@ class GraphIndex:
     def is_consumed(self, name: str) -> bool:
         return bool(self.consumers.get(name) or self.control_consumers.get(name))
 
-    def colocations(self, node: node_def_pb2.NodeDef) -> list[str]:
-        """Nodes named in the ``_class`` colocation attr (``loc:@X``)."""
-        return colocation_targets(node)
-
 
 def without_keys(table: dict[str, V], gone: list[str]) -> dict[str, V]:
     """A copy of ``table`` without the ``gone`` keys (in order; fast when few go)."""
@@ -392,7 +388,7 @@ def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = Tru
     while stack:
         name = stack.pop()
         for text in inputs[name]:
-            dep = text if text in inputs else (text[1:] if text.startswith("^") else text.partition(":")[0])
+            dep = text if text in inputs else input_node(text)
             if dep not in keep and dep in inputs:
                 keep.add(dep)
                 stack.append(dep)

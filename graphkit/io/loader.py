@@ -327,11 +327,11 @@ def _check_graphs(msg: message.Message, p: Path) -> list[Graph]:
         defs = [msg]  # type: ignore[list-item]
     for gd in defs:
         for i, node in enumerate(gd.node):
-            if not node.name or not node.op or not _PLAUSIBLE.match(node.op):
+            if not node.name or not node.op or not PLAUSIBLE_OP.match(node.op):
                 raise GraphkitError(
                     f"does not look like a TensorFlow graph: node #{i} has {'no name' if not node.name else 'a bad op'}"
                     " (wrong file type, or corrupt?)", p)
     return [Graph(gd) for gd in defs]
 
 
-_PLAUSIBLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_>.]*$")
+PLAUSIBLE_OP = re.compile(r"^[A-Za-z_][A-Za-z0-9_>.]*$")  # what a TF op name looks like

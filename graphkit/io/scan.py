@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,6 @@ if os.environ.get("GRAPHKIT_NO_SCANNER"):  # the protobuf path only: to compare,
 
 _MMAP_ABOVE = 16 << 20  # larger files are mapped, and their long runs copied file to file
 _SLICE_ABOVE = 1 << 20
-_PLAUSIBLE_OP = re.compile(r"^[A-Za-z_][A-Za-z0-9_>.]*$")
 
 
 def available() -> bool:
@@ -72,23 +70,24 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
     anything else (text, MetaGraphDef, SavedModel, not valid): the protobuf path then handles it, and
     reports what is wrong."""
     from graphkit.errors import GraphkitError
-    from graphkit.io.loader import is_proto_file, looks_like_text, sniff_binary
+    from graphkit.io.loader import PLAUSIBLE_OP, is_proto_file, looks_like_text, sniff_binary
 
     if _wirescan is None:
         return None
     p = Path(path)
     try:
-        if not is_proto_file(p) or p.stat().st_size == 0:
+        size = p.stat().st_size if is_proto_file(p) else 0
+        if size == 0:
             return None
         with open(p, "rb") as fh:
-            data: bytes | mmap.mmap = (mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-                                       if p.stat().st_size > _MMAP_ABOVE else fh.read())
+            data: bytes | mmap.mmap = (mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > _MMAP_ABOVE
+                                       else fh.read())
         if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
             return None
         names, positions, inputs, ops, duplicates, spans, shaped, colocated, header = _wirescan.scan_graph(data)
     except (OSError, ValueError, GraphkitError):
         return None
-    if "" in positions or not all(_PLAUSIBLE_OP.match(op) for op in set(ops.values())):
+    if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):
         return None  # the loader's message says what is wrong
     return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
                      colocated, header)

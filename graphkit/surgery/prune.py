@@ -8,6 +8,7 @@ from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, parse_ref
 from graphkit.io.graph import (
     TensorRef,
+    colocation_targets,
     drop_dangling_colocations,
     drop_unused_library,
     extract_subgraph,
@@ -142,7 +143,7 @@ def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: Surger
     going = dropped_controls | {k.node for k in mapping}
     for node in gd.node:
         if node.name not in going:
-            for target in index.colocations(node):
+            for target in colocation_targets(node):
                 mapping.pop(TensorRef(target), None)
     # resolve chains: a pass-through of a pass-through
     for key, value in list(mapping.items()):
