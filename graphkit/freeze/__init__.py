@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphkit.errors import GraphkitError
+from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
@@ -34,8 +35,6 @@ from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
 
 PROTOBUF_LIMIT = (1 << 31) - 1
-_PASS_THROUGH = frozenset({"Identity", "Enter", "Exit", "NextIteration", "Switch", "_SwitchN", "Merge", "RefIdentity",
-                           "RefEnter", "RefExit", "RefNextIteration", "RefSwitch", "RefMerge"})
 _UPDATE_OPS = re.compile(r"^(Assign|AssignAdd|AssignSub|ScatterU?[A-Za-z]*|Apply[A-Za-z]+|ResourceApply[A-Za-z]+|"
                          r"AssignVariableOp|AssignAddVariableOp|AssignSubVariableOp|ResourceScatter[A-Za-z]+)$")
 
@@ -51,6 +50,7 @@ class FreezeReport:
     frozen: list[str] = field(default_factory=list)  # checkpoint keys turned into constants
     kept_variables: list[str] = field(default_factory=list)
     dropped_updates: list[str] = field(default_factory=list)  # update ops removed with their control edges
+    specialized: list[str] = field(default_factory=list)  # "function -> its copy for the frozen arguments"
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
@@ -146,7 +146,7 @@ def freeze(
     _refuse_training_outputs(full, wanted, model.path)
     pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
     frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables))
-    report.dropped_updates = dropped
+    report.dropped_updates = dropped + report.dropped_updates
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
@@ -234,9 +234,13 @@ def _convert(
         where = f" ({ckpt.prefix})" if ckpt is not None else ""
         raise GraphkitError(f"cannot freeze{where}: " + "; ".join(problems))
     graph = Graph(pruned)
+    handles = {name for name, (node, *_) in values.items() if node.op == "VarHandleOp"}
     for node, value, code, shape in values.values():
         report.weight_bytes += _to_const(graph, node, value, code, shape)
-    _propagate(graph.graph_def, {n: v[2] for n, v in values.items()})
+    result = freeze_resources_in_place(graph.graph_def, {n: (dtypes.base(v[2]), v[3]) for n, v in values.items()},
+                                       handles)
+    report.dropped_updates += result.dropped
+    report.specialized = [f"{a} -> {b}" for a, b in result.specialized]
     return graph, report
 
 
@@ -294,52 +298,6 @@ def _to_const(graph: Graph, node: node_def_pb2.NodeDef, value: np.ndarray | File
     else:
         node.attr["value"].tensor.CopyFrom(from_numpy(array))
     return int(array.nbytes)
-
-
-def _propagate(gd: graph_pb2.GraphDef, converted: dict[str, int]) -> None:
-    """Follow data edges from converted variables: resource/ref reads become value reads (FORMATS 3.3)."""
-    index = GraphIndex(gd)
-    queue = list(converted.items())
-    seen: set[str] = set()
-    while queue:
-        name, code = queue.pop()
-        for user, _ in index.consumers.get(name, []):
-            node = index.nodes[user]
-            if node.op == "ReadVariableOp":
-                node.op = "Identity"
-                node.attr["T"].type = dtypes.base(code)  # type: ignore[assignment]
-                del node.attr["dtype"]
-            elif node.op == "ResourceGather":
-                _gather(gd, node, code)
-            elif node.op == "ResourceGatherNd":
-                node.op = "GatherNd"
-                node.attr["Tparams"].type = dtypes.base(code)  # type: ignore[assignment]
-                del node.attr["dtype"]
-            elif node.op in _PASS_THROUGH:
-                if node.op.startswith("Ref"):
-                    node.op = node.op[3:]
-                node.attr["T"].type = dtypes.base(code)  # type: ignore[assignment]
-            else:
-                continue
-            node.attr.pop("_output_shapes", None)
-            if user not in seen:
-                seen.add(user)
-                queue.append((user, code))
-
-
-def _gather(gd: graph_pb2.GraphDef, node: node_def_pb2.NodeDef, code: int) -> None:
-    if node.attr["batch_dims"].i != 0:
-        raise GraphkitError(f"node '{node.name}': ResourceGather with batch_dims != 0 cannot be frozen")
-    axis = gd.node.add(name=f"{node.name}/axis", op="Const")
-    index_type = node.attr["Tindices"].type
-    axis.attr["dtype"].type = index_type
-    axis.attr["value"].tensor.CopyFrom(from_numpy(np.array(0, dtype=dtypes.to_numpy(index_type))))
-    node.op = "GatherV2"
-    node.input.insert(2, axis.name)
-    node.attr["Tparams"].type = dtypes.base(code)  # type: ignore[assignment]
-    node.attr["Taxis"].type = index_type
-    for attr in ("dtype", "batch_dims", "validate_indices"):
-        node.attr.pop(attr, None)
 
 
 def _refuse_training_outputs(gd: graph_pb2.GraphDef, outputs: list[str], path: object) -> None:
@@ -400,7 +358,7 @@ def _rewrite_value_updates(gd: graph_pb2.GraphDef, variables: set[str]) -> list[
 def _source_variable(index: GraphIndex, ref: str) -> str | None:
     """The variable a ref input comes from, through Ref/Identity/Switch pass-throughs."""
     name = parse_ref(ref).node
-    while name in index.nodes and index.nodes[name].op in _PASS_THROUGH and index.nodes[name].input:
+    while name in index.nodes and index.nodes[name].op in PASS_THROUGH and index.nodes[name].input:
         name = parse_ref(index.nodes[name].input[0]).node
     node = index.nodes.get(name)
     return name if node is not None and node.op in VARIABLE_OPS else None

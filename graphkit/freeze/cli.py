@@ -55,6 +55,8 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     click.echo(f"  outputs: {', '.join(report.outputs)}")
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after}")
     click.echo(f"  variables frozen: {len(report.frozen)} ({human_bytes(report.weight_bytes)})")
+    if report.specialized:
+        click.echo(f"  functions specialized: {', '.join(report.specialized)}")
     if report.dropped_updates:
         click.echo(f"  training updates dropped: {', '.join(report.dropped_updates)} (a frozen graph has no state)")
     for d in report.verified:

@@ -11,11 +11,11 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,29 +126,48 @@ class GraphIndex:
     """Nodes by name, each node's input strings, ops, colocations and consumers, built once over a GraphDef.
 
     Passes that edit nodes in place call :meth:`refresh` for the nodes they changed and :meth:`add` for new
-    ones, so one index serves a whole pass. :class:`graphkit.io.scan.TableIndex` is the same index over a
-    binary file's bytes, its nodes parsed only when asked for. ``inputs`` has exactly the node names as keys:
+    ones, so one index serves a whole pass. The same index serves a FunctionDef's body (whose inputs may
+    name its ``arguments`` too); :class:`graphkit.io.scan.TableIndex` is the same index over a binary file's
+    bytes, its nodes parsed only when asked for. ``inputs`` has exactly the node names as keys:
     the fast membership test for graph-sized loops."""
 
     graph_def: graph_pb2.GraphDef | None
+    function: function_pb2.FunctionDef | None
     nodes: Mapping[str, node_def_pb2.NodeDef]
 
-    def __init__(self, graph_def: graph_pb2.GraphDef) -> None:
-        self.graph_def = graph_def
+    def __init__(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef) -> None:
+        """Index a GraphDef, or a FunctionDef's body (whose inputs may also name its ``arguments``)."""
         nodes: dict[str, node_def_pb2.NodeDef] = {}
-        self.nodes = nodes
-        self.duplicates: list[str] = []
-        self.inputs: dict[str, Sequence[str]] = {}  # each node's input strings
-        inputs = self.inputs
-        for node in graph_def.node:
+        duplicates: list[str] = []
+        inputs: dict[str, Sequence[str]] = {}
+        for node in self._container(graph):
             name = node.name
             if name in nodes:
-                self.duplicates.append(name)
+                duplicates.append(name)
             nodes[name] = node
             inputs[name] = list(node.input)
-        self._ops: dict[str, str] | None = None
-        self._colocated: dict[str, list[str]] | None = None
-        self._shaped: set[str] | None = None
+        self._init_tables(graph, nodes, inputs, duplicates)
+
+    @staticmethod
+    def _container(graph: graph_pb2.GraphDef | function_pb2.FunctionDef) -> Any:
+        return graph.node_def if isinstance(graph, function_pb2.FunctionDef) else graph.node
+
+    def _init_tables(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef | None,
+                     nodes: Mapping[str, node_def_pb2.NodeDef], inputs: dict[str, Sequence[str]],
+                     duplicates: list[str], ops: dict[str, str] | None = None,
+                     colocated: dict[str, list[str]] | None = None, shaped: set[str] | None = None) -> None:
+        """The index's whole state, in one place: what it indexes (a GraphDef, a FunctionDef, or None for a
+        file's node table), the node mapping, the input strings, and the tables computed on demand."""
+        self.function = graph if isinstance(graph, function_pb2.FunctionDef) else None
+        self.graph_def = graph if isinstance(graph, graph_pb2.GraphDef) else None
+        self.arguments: frozenset[str] = frozenset(
+            a.name for a in self.function.signature.input_arg) if self.function is not None else frozenset()
+        self.nodes = nodes
+        self.inputs = inputs  # each node's input strings
+        self.duplicates = duplicates
+        self._ops: dict[str, str] | None = ops
+        self._colocated: dict[str, list[str]] | None = colocated
+        self._shaped: set[str] | None = shaped
         self._reset()
 
     def _reset(self) -> None:
@@ -178,12 +197,14 @@ class GraphIndex:
 
     def add(self, new_nodes: list[node_def_pb2.NodeDef]) -> None:
         """Append nodes to the graph (after the existing ones)."""
-        assert self.graph_def is not None
-        self.graph_def.node.extend(new_nodes)
+        graph = self.graph_def if self.graph_def is not None else self.function
+        assert graph is not None
+        container = self._container(graph)
+        container.extend(new_nodes)
         nodes = self.nodes
         assert isinstance(nodes, dict)
-        total = len(self.graph_def.node)
-        added = [self.graph_def.node[i] for i in range(total - len(new_nodes), total)]
+        total = len(container)
+        added = [container[i] for i in range(total - len(new_nodes), total)]
         for node in added:
             nodes[node.name] = node
         self.refresh(n.name for n in added)
@@ -213,22 +234,18 @@ class GraphIndex:
         out = graph_header(self.graph_def)
         out.node.extend(node for name, node in self.nodes.items() if name in keep)  # graph order (dicts keep it)
         sub = GraphIndex.__new__(GraphIndex)
-        sub.graph_def = out
-        sub.nodes = {n.name: n for n in out.node}
-        sub._restrict_from(self, [name for name in self.inputs if name not in keep])
+        sub._restrict_from(self, out, {n.name: n for n in out.node}, [name for name in self.inputs if name not in keep])
         return sub
 
-    def _restrict_from(self, full: GraphIndex, gone: list[str]) -> None:
-        """Fill inputs and the computed tables from ``full``'s, without the ``gone`` nodes (copying a dict and
-        deleting the few gone is several times faster than building the many kept)."""
-        self.duplicates = []
-        self.inputs = without_keys(full.inputs, gone)
-        self._ops = without_keys(full._ops, gone) if full._ops is not None else None
-        inputs = self.inputs
-        self._colocated = ({k: v for k, v in full._colocated.items() if k in inputs}
-                           if full._colocated is not None else None)
-        self._shaped = {k for k in full._shaped if k in inputs} if full._shaped is not None else None
-        self._reset()
+    def _restrict_from(self, full: GraphIndex, graph: graph_pb2.GraphDef | None,
+                       nodes: Mapping[str, node_def_pb2.NodeDef], gone: list[str]) -> None:
+        """Fill this index from ``full``'s tables without the ``gone`` nodes (copying a dict and deleting the
+        few gone is several times faster than building the many kept)."""
+        inputs = without_keys(full.inputs, gone)
+        self._init_tables(
+            graph, nodes, inputs, [], without_keys(full._ops, gone) if full._ops is not None else None,
+            {k: v for k, v in full._colocated.items() if k in inputs} if full._colocated is not None else None,
+            {k for k in full._shaped if k in inputs} if full._shaped is not None else None)
 
     @property
     def ops(self) -> dict[str, str]:
@@ -360,14 +377,15 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     index = as_index(graph)
     names = index.inputs  # its keys are the node names
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
+    arguments = index.arguments
     for name, texts in index.inputs.items():
         for text in texts:
-            if text not in names and input_node(text) not in names:
+            if text not in names and input_node(text) not in names and input_node(text) not in arguments:
                 problems.append(f"node '{name}' reads '{text}', which is not in the graph")
     problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
     for name, targets in index.colocated.items():
         problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
-                     if t not in names]
+                     if t not in names and t not in arguments]
     return problems
 
 
@@ -422,17 +440,19 @@ def unique_name(base: str, taken: set[str]) -> str:
 
 
 def drop_dangling_colocations(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
-    """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (in place; an index is refreshed);
-    returns the nodes changed."""
+    """Remove ``_class`` ``loc:@X`` entries whose X is not in the graph (nor an argument of the function
+    indexed) in place; an index is refreshed; returns the nodes changed. Function bodies often carry
+    tracing-time names that exist nowhere (``loc:@embedding_lookup/91``)."""
     index = as_index(graph)
-    names = index.nodes
+    names, arguments = index.nodes, index.arguments
     changed = []
     for name, targets in list(index.colocated.items()):
-        if all(t in names for t in targets):
+        if all(t in names or t in arguments for t in targets):
             continue
         node = index.nodes[name]
         entries = list(node.attr["_class"].list.s)
-        kept = [e for e in entries if not e.startswith(b"loc:@") or e[5:].decode() in names]
+        kept = [e for e in entries if not e.startswith(b"loc:@") or e[5:].decode() in names
+                or e[5:].decode() in arguments]
         changed.append(name)
         if kept:
             del node.attr["_class"].list.s[:]

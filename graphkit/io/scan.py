@@ -123,17 +123,11 @@ class TableIndex(GraphIndex):
     table: NodeTable
     nodes: _LazyNodes
 
-    def __init__(self, table: NodeTable) -> None:  # no super(): nothing to read from a GraphDef
+    def __init__(self, table: NodeTable) -> None:
         self.table = table
-        self.graph_def = None
-        self.nodes = _LazyNodes(table, table.positions, {})
-        self.duplicates = list(table.duplicates)
-        self.inputs = table.inputs
-        self._ops = table.ops
-        self._colocated = table.colocated
-        self._shaped = table.shaped
+        self._init_tables(None, _LazyNodes(table, table.positions, {}), table.inputs, list(table.duplicates),
+                          table.ops, table.colocated, table.shaped)
         self.modified: set[str] = set()
-        self._reset()
 
     def refresh(self, names: Iterable[str]) -> None:
         names = list(names)
@@ -150,10 +144,10 @@ class TableIndex(GraphIndex):
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
         sub = TableIndex.__new__(TableIndex)
-        sub.table, sub.graph_def = self.table, None
+        sub.table = self.table
         gone = [name for name in self.inputs if name not in keep]
-        sub.nodes = _LazyNodes(self.table, without_keys(self.nodes.positions, gone), self.nodes.cache)
-        sub._restrict_from(self, gone)
+        sub._restrict_from(self, None, _LazyNodes(self.table, without_keys(self.nodes.positions, gone),
+                                                  self.nodes.cache), gone)
         sub.modified = {n for n in self.modified if n in keep}
         return sub
 
