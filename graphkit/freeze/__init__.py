@@ -16,6 +16,7 @@ bytes stream from the mmapped checkpoint to the output file.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphkit.errors import GraphkitError
+from graphkit.freeze import tf2
 from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, graph_variables, pick_signature, the_output
 from graphkit.io.save import Progress, serialized_size
+from graphkit.io.savedmodel import is_tf2
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
@@ -51,6 +54,11 @@ class FreezeReport:
     kept_variables: list[str] = field(default_factory=list)
     dropped_updates: list[str] = field(default_factory=list)  # update ops removed with their control edges
     specialized: list[str] = field(default_factory=list)  # "function -> its copy for the frozen arguments"
+    signature: str = ""  # TF2 SavedModels: the signature frozen, and its ends by key
+    input_names: dict[str, str] = field(default_factory=dict)  # input key -> Placeholder
+    output_names: dict[str, str] = field(default_factory=dict)  # output key -> node
+    inlined: list[str] = field(default_factory=list)  # "caller (function)"
+    kept_calls: list[str] = field(default_factory=list)  # calls left in place, with why
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
@@ -129,6 +137,7 @@ def freeze(
     batch: int = 1,
     inputs: dict[str, np.ndarray] | None = None,
     rtol: float = 1e-6,
+    inline: bool = True,
     progress: Progress | None = None,
 ) -> FreezeReport:
     """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done.
@@ -136,17 +145,25 @@ def freeze(
     ``progress(done, total)`` is called as the output's bytes are written."""
     model = resolve_source(src, graph, checkpoint, tags)
     assert model.graph is not None
-    if model.meta_graph is not None and len(model.meta_graph.object_graph_def.nodes) > 1 and any(
-            n.op == "StatefulPartitionedCall" for n in model.graph.graph_def.node):
-        raise GraphkitError(
-            "this is a TF2 SavedModel (variables captured by functions); graphkit freezes TF1 graphs only for now. "
-            "Use TF's convert_variables_to_constants_v2, or export a TF1-style graph", model.path)
-    wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
     full = model.graph.graph_def
-    _refuse_training_outputs(full, wanted, model.path)
+    ends = tf2.endpoints(model, signature, _names(outputs)) if is_tf2(model.meta_graph) else None
+    if ends is not None:
+        wanted = [ends.call.node]
+    else:
+        wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
+        _refuse_training_outputs(full, wanted, model.path)
     pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
-    frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables))
+    frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables), ends)
     report.dropped_updates = dropped + report.dropped_updates
+    if ends is not None:
+        frozen_graph, report.input_names, report.output_names, inlined = tf2.finish(frozen_graph, ends, inline)
+        report.signature = ends.key
+        report.outputs = list(report.output_names.values())
+        report.inlined = inlined.inlined if inlined is not None else []
+        report.kept_calls = inlined.kept if inlined is not None else []
+        problems = tf2.resource_problems(frozen_graph, model.path)
+        if problems:
+            raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
@@ -176,9 +193,17 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
 
     if model.checkpoint is None or model.checkpoint.version != 2:
         raise GraphkitError("--verify needs a V2 checkpoint to restore the original graph", model.path)
-    feeds = runtime.random_feeds(graph_inputs(frozen.graph_def), batch, 0, given)
-    original = runtime.run_with_checkpoint(runtime.meta_graph_bytes(model), str(model.checkpoint.prefix), feeds,
-                                           report.outputs, str(model.path))
+    inputs = graph_inputs(frozen.graph_def)
+    if report.signature:  # a signature is called with every input, defaults or not
+        inputs = [dataclasses.replace(i, has_default=False) for i in inputs]
+    feeds = runtime.random_feeds(inputs, batch, 0, given)
+    if report.signature:  # a TF2 SavedModel: its signature, called the TF2 way
+        by_node = {node: key for key, node in report.input_names.items()}
+        original = runtime.run_signature(str(model.path), report.signature,
+                                         {by_node[k[:-2]]: v for k, v in feeds.items()}, list(report.output_names))
+    else:
+        original = runtime.run_with_checkpoint(runtime.meta_graph_bytes(model), str(model.checkpoint.prefix),
+                                               feeds, report.outputs, str(model.path))
     result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
                                    report.output_path)
     report.verified = [runtime.difference(o, a, o, b, rtol, 1e-6)
@@ -192,7 +217,8 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
 
 
 def _convert(
-    model: Model, pruned: graph_pb2.GraphDef, outputs: list[str], keep: list[str], skip: list[str]
+    model: Model, pruned: graph_pb2.GraphDef, outputs: list[str], keep: list[str], skip: list[str],
+    ends: tf2.Endpoints | None = None,
 ) -> tuple[Graph, FreezeReport]:
     assert model.graph is not None
     ckpt = model.checkpoint
@@ -228,6 +254,8 @@ def _convert(
         if key not in report.frozen:
             report.frozen.append(key)
     problems += _rewrite_value_updates(pruned, set(values))
+    if ends is not None:
+        problems += tf2.key_problems(model, ends, {n: k for n, (k, _) in by_node.items()})
     missing = ckpt.missing_files() if ckpt is not None else []
     problems += [f"data file {f.name} is missing" for f in missing]
     if problems:

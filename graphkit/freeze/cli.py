@@ -14,6 +14,8 @@ Examples:
   graphkit freeze train_dir/ frozen.pbtxt                      outputs from inspect's ranking
   graphkit freeze --graph graph.pbtxt --checkpoint model.ckpt-1000 frozen.pb --outputs logits
   graphkit freeze saved_model/ frozen.pb --signature serving_default
+  graphkit freeze keras_export/ frozen.pb --verify             TF2 SavedModel: inputs/outputs named by key
+  graphkit freeze saved_model/ frozen.pb --outputs y --no-inline
   graphkit freeze model.ckpt frozen.pb --outputs out --skip-variables 'embedding/*'
 """)
 @click.argument("src", required=False, type=click.Path())
@@ -22,6 +24,9 @@ Examples:
 @click.option("--graph", "graph", type=click.Path(), help="GraphDef/MetaGraphDef to freeze (with --checkpoint).")
 @click.option("--checkpoint", type=click.Path(), help="Checkpoint holding the variables' values.")
 @click.option("--signature", help="SavedModel signature whose outputs are the outputs (default serving_default).")
+@click.option("--inline/--no-inline", default=True, show_default=True,
+              help="TF2 SavedModels: inline (Stateful)PartitionedCall into a flat graph, as TF's "
+                   "convert_variables_to_constants_v2 does; If/While/Case and _implements calls stay functions.")
 @click.option("--tag", "tags", multiple=True, help="SavedModel meta graph tags (default: serve).")
 @click.option("--keep-variables", multiple=True, metavar="GLOB", help="Freeze only these variables (names or globs).")
 @click.option("--skip-variables", multiple=True, metavar="GLOB", help="Leave these variables as variables.")
@@ -36,23 +41,37 @@ Examples:
 def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
                signature: str | None, tags: tuple[str, ...], keep_variables: tuple[str, ...],
                skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, verify: bool, batch: int,
-               input_files: tuple[str, ...], rtol: float, as_json: bool, quiet: bool) -> None:
+               input_files: tuple[str, ...], rtol: float, inline: bool, as_json: bool, quiet: bool) -> None:
     """Turn a checkpoint-backed graph into a frozen GraphDef (variables become constants), without TensorFlow.
 
     SRC is a checkpoint (prefix, .index, or folder with a 'checkpoint' file) with its .meta, a .meta file,
-    or a TF1 SavedModel folder; or give --graph and --checkpoint. Like TF's freeze_graph, the graph is first
-    pruned to what the outputs need, and devices are cleared.
+    or a SavedModel folder (TF1, or TF2: tf.saved_model.save, Keras model.export); or give --graph and
+    --checkpoint. Like TF's freeze_graph, the graph is first pruned to what the outputs need, and devices
+    are cleared. Variables read inside tf.cond/tf.while_loop functions are frozen there too.
+
+    A TF2 SavedModel's signature (--signature) becomes a graph whose Placeholders are named by its input
+    keys and whose outputs are Identity nodes named by its output keys (--outputs picks some of those keys).
     """
     with progress("freezing", quiet) as bar:
         report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                         tags=list(tags) or None, keep_variables=list(keep_variables),
                         skip_variables=list(skip_variables), keep_devices=keep_devices, text=text or None,
-                        verify=verify, batch=batch, inputs=_load_inputs(input_files), rtol=rtol, progress=bar)
+                        verify=verify, batch=batch, inputs=_load_inputs(input_files), rtol=rtol, inline=inline,
+                        progress=bar)
     if as_json:
         emit_json(report.__dict__)
         return
     click.echo(f"wrote {report.output_path} ({human_bytes(report.bytes_written)})")
-    click.echo(f"  outputs: {', '.join(report.outputs)}")
+    if report.signature:
+        click.echo(f"  signature {report.signature}: inputs "
+                   + ", ".join(f"{k} -> {v}" if k != v else k for k, v in report.input_names.items())
+                   + "; outputs " + ", ".join(f"{k} -> {v}" if k != v else k for k, v in report.output_names.items()))
+        if report.inlined:
+            click.echo(f"  calls inlined: {len(report.inlined)}")
+        for kept in report.kept_calls:
+            click.echo(f"  call kept: {kept}")
+    else:
+        click.echo(f"  outputs: {', '.join(report.outputs)}")
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after}")
     click.echo(f"  variables frozen: {len(report.frozen)} ({human_bytes(report.weight_bytes)})")
     if report.specialized:

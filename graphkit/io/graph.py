@@ -430,6 +430,55 @@ def extract_subgraph(graph_def: graph_pb2.GraphDef, outputs: Iterable[str], colo
     return result
 
 
+def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
+    """Nodes that read tensor ``ref`` (or, for ``^name``, take it as a control input)."""
+    if ref.control:
+        return list(index.control_consumers.get(ref.node, []))
+    users = []
+    for user, i in index.consumers.get(ref.node, []):
+        if parse_ref(index.inputs[user][i]).port == ref.port:
+            users.append(user)
+    return users
+
+
+def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, TensorRef]) -> set[str]:
+    """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place (an index
+    is refreshed); duplicate control inputs are dropped. Returns the names of the nodes changed."""
+    index = as_index(graph)
+    changed: set[str] = set()
+    readers: dict[str, None] = {}  # the nodes with an input from a key's node (a dict: no repeats)
+    for key in {k.node for k in mapping}:
+        readers.update((user, None) for user, _ in index.consumers.get(key, []))
+        readers.update((user, None) for user in index.control_consumers.get(key, []))
+    for name in readers:
+        new_inputs = []
+        seen_control: set[str] = set()
+        touched = False
+        for text in index.inputs[name]:
+            ref = parse_ref(text)
+            target = mapping.get(ref)
+            if target is not None:
+                ref, touched = target, True
+            if ref.control:
+                if ref.node in seen_control:
+                    touched = True
+                    continue
+                seen_control.add(ref.node)
+            new_inputs.append(str(ref))
+        if touched:
+            node = index.nodes[name]
+            del node.input[:]
+            node.input.extend(data_first(new_inputs))
+            changed.add(name)
+    index.refresh(changed)
+    return changed
+
+
+def data_first(inputs: list[str]) -> list[str]:
+    """TF requires control inputs after data inputs."""
+    return [i for i in inputs if not i.startswith("^")] + [i for i in inputs if i.startswith("^")]
+
+
 def unique_name(base: str, taken: set[str]) -> str:
     """``base``, or ``base_1``, ``base_2``... -- the first not in ``taken`` (which it is added to)."""
     name, k = base, 1

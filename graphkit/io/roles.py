@@ -65,6 +65,7 @@ class Variable:
     shape: tuple[int, ...] | None
     nodes: list[str] = field(default_factory=list)
     slices: dict[str, str] = field(default_factory=dict)  # part node -> slice spec, for partitioned variables
+    label: str = ""  # TF2 SavedModels: a readable name (``dense/kernel``) where the key is an object path
 
 
 def node_dtype(node: node_def_pb2.NodeDef) -> int:
@@ -216,7 +217,7 @@ def graph_variables(
 ) -> list[Variable]:
     """The graph's variables keyed as its checkpoint keys them (FORMATS.md 2.1-2.2)."""
     if meta_graph is not None and len(meta_graph.object_graph_def.nodes) > 1:
-        return _object_graph_variables(meta_graph)
+        return _object_graph_variables(graph_def, meta_graph)
     index = GraphIndex(graph_def)
     found: dict[str, Variable] = {}
     defs = variable_defs(meta_graph) if meta_graph is not None else []
@@ -303,24 +304,25 @@ def _escape(name: str) -> str:
     return name.replace(".", "..").replace("/", ".S")
 
 
-def _object_graph_variables(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Variable]:
-    """TF2 SavedModel: variables of the SavedObjectGraph, keyed by their shortest child path."""
-    nodes = meta_graph.object_graph_def.nodes
-    paths: dict[int, str] = {0: ""}
-    queue = deque([0])
-    while queue:
-        i = queue.popleft()
-        for child in nodes[i].children:
-            if child.node_id not in paths:
-                paths[child.node_id] = (paths[i] + "/" if paths[i] else "") + _escape(child.local_name)
-                queue.append(child.node_id)
-    out = []
-    for i, node in enumerate(nodes):
-        if node.WhichOneof("kind") == "variable" and i in paths:
-            var = node.variable
-            key = f"{paths[i]}/.ATTRIBUTES/VARIABLE_VALUE"
-            out.append(Variable(key, var.dtype, shape_of(var.shape), [var.name] if var.name else []))
-    return sorted(out, key=lambda v: v.key)
+def _object_graph_variables(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Variable]:
+    """TF2 SavedModel: each main-graph handle keyed by the restore function (io/savedmodel.py), labelled
+    with a readable name from the object graph."""
+    from graphkit.io.savedmodel import object_paths, readable_names, restore_keys
+
+    index = GraphIndex(graph_def)
+    paths = {"/".join(_escape(part) for part in path.split("/")): i
+             for i, path in object_paths(meta_graph).items() if path}
+    labels = readable_names(meta_graph)
+    found: dict[str, Variable] = {}
+    for handle, key in sorted(restore_keys(graph_def, meta_graph).items()):
+        node = index.nodes.get(handle)
+        if node is None:
+            continue
+        var = found.setdefault(key, Variable(key, node_dtype(node), node_shape(node)))
+        var.nodes.append(handle)
+        obj = paths.get(key.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"))
+        var.label = labels.get(obj, "") if obj is not None else ""
+    return sorted(found.values(), key=lambda v: v.key)
 
 
 def pick_signature(meta_graph: meta_graph_pb2.MetaGraphDef, signature: str | None,

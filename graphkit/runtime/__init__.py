@@ -136,6 +136,22 @@ def session_run(sess: Any, outputs: list[str], feeds: dict[str, np.ndarray], pat
         raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", path) from None
 
 
+def run_signature(path: str, key: str, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+    """A TF2 SavedModel's signature ``key`` called with ``feeds`` by input key; ``outputs`` by output key.
+    The loaded object is held while the function runs (TF drops the variables of a signature whose
+    object was collected: "Called a function referencing variables which have been deleted")."""
+    tf = import_tf()
+    loaded = tf.saved_model.load(path)
+    fn = loaded.signatures[key]
+    try:
+        result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
+    except (tf.errors.OpError, TypeError, ValueError) as exc:
+        raise GraphkitError(f"TensorFlow could not run signature '{key}': {str(exc).splitlines()[0]}", path) from None
+    values = [result[o].numpy() for o in outputs]
+    del loaded
+    return values
+
+
 def meta_graph_bytes(model: Model) -> bytes:
     """The model's MetaGraphDef (or an empty one) holding its graph, weights included, serialized for TF."""
     from graphkit.io.save import materialize

@@ -171,10 +171,9 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
     tensor_feeds = {runnable.feed_names.get(k, f"{k}:0"): v for k, v in feeds.items()}
     fetches = [runnable.fetch_names[o] for o in outputs]
     if runnable.kind == "savedmodel-tf2":
-        loaded = tf.saved_model.load(runnable.path)
-        fn = loaded.signatures[runnable.signature]
-        result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
-        return {o: result[o].numpy() for o in outputs}
+        assert runnable.signature is not None
+        return dict(zip(outputs, runtime.run_signature(runnable.path, runnable.signature, feeds, outputs),
+                        strict=True))
     from graphkit.io.save import materialize
 
     assert runnable.model is not None and runnable.model.graph is not None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
-from graphkit.io.graph import TensorRef, as_index
+from graphkit.io.graph import TensorRef, as_index, consumers_of
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table
@@ -57,55 +57,6 @@ def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None) -> M
 
 def ref_dtype(index: GraphIndex, ref: TensorRef) -> int | None:
     return output_dtype(index.node(ref.node), ref.port)
-
-
-def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
-    """Nodes that read tensor ``ref`` (or, for ``^name``, take it as a control input)."""
-    if ref.control:
-        return list(index.control_consumers.get(ref.node, []))
-    users = []
-    for user, i in index.consumers.get(ref.node, []):
-        if parse_ref(index.inputs[user][i]).port == ref.port:
-            users.append(user)
-    return users
-
-
-def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, TensorRef]) -> set[str]:
-    """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place (an index
-    is refreshed); duplicate control inputs are dropped. Returns the names of the nodes changed."""
-    index = as_index(graph)
-    changed: set[str] = set()
-    readers: dict[str, None] = {}  # the nodes with an input from a key's node (a dict: no repeats)
-    for key in {k.node for k in mapping}:
-        readers.update((user, None) for user, _ in index.consumers.get(key, []))
-        readers.update((user, None) for user in index.control_consumers.get(key, []))
-    for name in readers:
-        new_inputs = []
-        seen_control: set[str] = set()
-        touched = False
-        for text in index.inputs[name]:
-            ref = parse_ref(text)
-            target = mapping.get(ref)
-            if target is not None:
-                ref, touched = target, True
-            if ref.control:
-                if ref.node in seen_control:
-                    touched = True
-                    continue
-                seen_control.add(ref.node)
-            new_inputs.append(str(ref))
-        if touched:
-            node = index.nodes[name]
-            del node.input[:]
-            node.input.extend(_data_first(new_inputs))
-            changed.add(name)
-    index.refresh(changed)
-    return changed
-
-
-def _data_first(inputs: list[str]) -> list[str]:
-    """TF requires control inputs after data inputs."""
-    return [i for i in inputs if not i.startswith("^")] + [i for i in inputs if i.startswith("^")]
 
 
 def check_dtype(index: GraphIndex, old: TensorRef, new_dtype: int | None, what: str) -> None:

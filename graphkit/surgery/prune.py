@@ -9,10 +9,12 @@ from graphkit.io import GraphIndex, parse_ref
 from graphkit.io.graph import (
     TensorRef,
     colocation_targets,
+    consumers_of,
     drop_dangling_colocations,
     drop_unused_library,
     extract_subgraph,
     reachable,
+    rewire,
 )
 from graphkit.io.save import Progress
 from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
@@ -20,12 +22,10 @@ from graphkit.io.spec import split_names as names
 from graphkit.proto import graph_pb2, node_def_pb2
 from graphkit.surgery.core import (
     SurgeryReport,
-    consumers_of,
     default_outputs,
     drop_stale_shapes,
     finish,
     open_indexed,
-    rewire,
     saver_nodes,
     spec_placeholder,
 )

@@ -17,6 +17,7 @@ from graphkit.proto import node_def_pb2
 if TYPE_CHECKING:
     import numpy as np
 
+from graphkit.io.graph import rewire
 from graphkit.surgery.core import (
     SurgeryReport,
     check_dtype,
@@ -26,7 +27,6 @@ from graphkit.surgery.core import (
     finish,
     open_indexed,
     require_used,
-    rewire,
     saver_nodes,
     spec_placeholder,
 )

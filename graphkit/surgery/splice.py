@@ -6,11 +6,11 @@ import os
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, parse_ref
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph
+from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, rewire
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
-from graphkit.surgery.core import SurgeryReport, check_dtype, finish, open_graph, require_used, rewire, sinks
+from graphkit.surgery.core import SurgeryReport, check_dtype, finish, open_graph, require_used, sinks
 from graphkit.surgery.rename import rename_graph, renamer
 
 _MARK = "\x00a/"

@@ -252,11 +252,6 @@ def test_shared_half_plus_two(tf, tmp_path):
     np.testing.assert_allclose(got[0], [2.5, 3.5])
 
 
-def test_tf2_saved_model_stops_clearly(tmp_path):
-    with pytest.raises(GraphkitError, match="TF2 SavedModel"):
-        freeze(shared("tfserving/saved_model_half_plus_two_tf2_cpu/00000123"), tmp_path / "f.pb")
-
-
 def test_cli(runner, tmp_path):
     out = tmp_path / "f.pb"
     result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(out), "--outputs", "output",

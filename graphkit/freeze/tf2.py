@@ -1,0 +1,123 @@
+"""Freezing a TF2 object-graph SavedModel's signature (Keras ``model.export``, ``tf.saved_model.save``).
+
+The SavedModel's main graph is frozen like a TF1 graph (the handles become constants, the signature's
+function chain is specialized, io/savedmodel.py maps handles to keys), then the calls are inlined into a
+flat graph and the ends are named for people: Placeholders by the signature's input keys (``x``, not
+``serving_default_x``), outputs by its output keys (``output_0``, not ``StatefulPartitionedCall:0`` or
+TF's ``Identity``), so users and tools can address them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from graphkit.errors import GraphkitError
+from graphkit.freeze.inline import InlineReport, inline_calls_in_place
+from graphkit.io import Graph, Model, dtypes
+from graphkit.io.functions import OpDefs
+from graphkit.io.graph import GraphIndex, TensorRef, extract_subgraph, parse_ref, rewire, unique_name
+from graphkit.io.roles import VARIABLE_OPS, pick_signature
+from graphkit.io.savedmodel import OBJECT_GRAPH_KEY, SignatureCall, object_graph_keys, signature_call
+from graphkit.proto import node_def_pb2
+
+
+@dataclass
+class Endpoints:
+    """A TF2 signature's ends: its call node, inputs (key -> Placeholder) and outputs (key -> tensor)."""
+
+    key: str
+    call: SignatureCall
+    inputs: dict[str, str]
+    outputs: dict[str, TensorRef]
+    output_dtypes: dict[str, int] = field(default_factory=dict)
+
+
+def endpoints(model: Model, signature: str | None, wanted: list[str]) -> Endpoints:
+    """The signature to freeze and, with ``wanted``, only those of its output keys."""
+    meta = model.meta_graph
+    assert meta is not None and model.graph is not None
+    key = pick_signature(meta, signature, model.path)
+    sig = meta.signature_def[key]
+    unknown = [w for w in wanted if w not in sig.outputs]
+    if unknown:
+        raise GraphkitError(f"signature '{key}' has no output {', '.join(unknown)} (it has: "
+                            f"{', '.join(sorted(sig.outputs))}); --outputs takes its output keys", model.path)
+    keys = wanted or sorted(sig.outputs)
+    call = signature_call(model.graph.graph_def, meta, key, model.path)
+    return Endpoints(key, call, {k: parse_ref(v.name).node for k, v in sorted(sig.inputs.items())},
+                     {k: parse_ref(sig.outputs[k].name) for k in keys},
+                     {k: int(sig.outputs[k].dtype) for k in keys})
+
+
+def key_problems(model: Model, ends: Endpoints, keys_by_node: dict[str, str]) -> list[str]:
+    """Cross-check the restore function's keys with the object graph's for the handles the signature
+    captures: a different key must hold the same value (Keras 3 writes each weight twice)."""
+    ckpt, meta = model.checkpoint, model.meta_graph
+    if ckpt is None or meta is None or OBJECT_GRAPH_KEY not in ckpt:
+        return []
+    graph_keys = object_graph_keys(meta, bytes(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0]))
+    problems = []
+    for handle, obj in ends.call.captured.items():
+        restored, bound = keys_by_node.get(handle), graph_keys.get(obj) if obj is not None else None
+        if restored is None or bound is None or restored == bound or bound not in ckpt or restored not in ckpt:
+            continue
+        if not ckpt.same_value(restored, bound):
+            problems.append(f"variable '{handle}' is restored from '{restored}' but the object graph binds "
+                            f"'{bound}' to signature '{ends.key}', and their values differ")
+    return problems
+
+
+def finish(graph: Graph, ends: Endpoints, inline: bool) -> tuple[Graph, dict[str, str], dict[str, str],
+                                                                  InlineReport | None]:
+    """Inline the calls (unless ``inline`` is false), name inputs and outputs by the signature's keys, and
+    prune to the outputs. Returns the new graph, input key -> node, output key -> node, what was inlined."""
+    gd = graph.graph_def
+    report = inline_calls_in_place(gd) if inline else None
+    moved = report.moved if report is not None else {}
+    index = GraphIndex(gd)
+    taken = set(index.nodes)
+    inputs: dict[str, str] = {}
+    for key, name in ends.inputs.items():
+        if name not in index.nodes:
+            continue  # an input the kept outputs do not need
+        target = key if key == name or key not in taken else unique_name(key, taken)
+        if target != name:
+            taken.add(target)
+            index.rename_node(name, target)
+            rewire(index, {TensorRef(name): TensorRef(target), TensorRef(name, control=True):
+                           TensorRef(target, control=True)})
+        inputs[key] = target
+    outputs: dict[str, str] = {}
+    added = []
+    for key, ref in ends.outputs.items():
+        source = moved.get(ref, ref)
+        name = key if key not in taken else unique_name(key, taken)
+        taken.add(name)
+        node = node_def_pb2.NodeDef(name=name, op="Identity", input=[str(source)])
+        node.attr["T"].type = ends.output_dtypes[key] or dtypes.DT_FLOAT  # type: ignore[assignment]
+        added.append(node)
+        outputs[key] = name
+    index.add(added)
+    pruned = extract_subgraph(gd, list(outputs.values()), index=index)
+    kept = {n.name for n in pruned.node}
+    return (Graph(pruned, {k: v for k, v in graph.external.items() if k in kept}), inputs, outputs, report)
+
+
+def resource_problems(graph: Graph, path: str | os.PathLike[str] | None) -> list[str]:
+    """Non-variable resources (hash tables, iterators...) left on the output path: refused for now, since
+    the frozen graph would need their initializer run first."""
+    gd = graph.graph_def
+    op_defs = OpDefs(gd)
+    found = []
+    for node in gd.node:
+        op_def = op_defs.get(node.op)
+        if node.op in VARIABLE_OPS or op_def is None:
+            continue
+        if any(a.type == dtypes.DT_RESOURCE for a in op_def.output_arg) and not op_def.input_arg:
+            found.append(f"{node.name} ({node.op})")
+    if not found:
+        return []
+    return [f"the outputs use {', '.join(found[:4])}, a resource that is not a variable (a lookup table?); "
+            "graphkit cannot freeze its contents yet -- choose --outputs that do not use it"]
+

@@ -1,0 +1,152 @@
+"""freeze of TF2 object-graph SavedModels (tf.saved_model.save of a tf.Module, Keras 3 model.export), against
+TensorFlow: the frozen graph must equal the loaded SavedModel's signature, with its ends named by key."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import FIXTURES, shared
+
+from graphkit.cli import cli
+from graphkit.errors import GraphkitError
+from graphkit.freeze import freeze
+from graphkit.io import load, validate
+from graphkit.io.roles import graph_variables
+from graphkit.io.savedmodel import object_graph_keys, restore_keys, signature_call
+
+RNG = np.random.RandomState(3)
+FEEDS = {
+    "tf2_module": {"ids": np.array([1, 5, 11, 0, 7], np.int32), "x": RNG.randn(5, 4).astype(np.float32)},
+    "keras_cnn": {"image": RNG.randn(3, 8, 8, 3).astype(np.float32)},
+}
+_LEFT = {"VarHandleOp", "ReadVariableOp", "ResourceGather", "StatefulPartitionedCall", "PartitionedCall"}
+
+
+def _signature(tf, path, feeds, key="serving_default"):
+    loaded = tf.saved_model.load(str(path))
+    result = loaded.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
+    return {k: v.numpy() for k, v in result.items()}
+
+
+def _run(tf, path, feeds, outputs):
+    gd = tf.compat.v1.GraphDef.FromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
+    with tf.compat.v1.Session(graph=graph) as sess:
+        values = sess.run([f"{o}:0" for o in outputs], {f"{k}:0": v for k, v in feeds.items()})
+    return dict(zip(outputs, values, strict=True)), gd
+
+
+@pytest.mark.parametrize("name", sorted(FEEDS))
+def test_frozen_signature_equals_the_saved_model(tf, tmp_path, name):
+    out = tmp_path / "frozen.pb"
+    report = freeze(FIXTURES / name, out)
+    expected = _signature(tf, FIXTURES / name, FEEDS[name])
+    got, gd = _run(tf, out, FEEDS[name], sorted(expected))
+    for key, want in expected.items():
+        np.testing.assert_allclose(got[key], want, rtol=1e-6, atol=1e-7)
+    assert report.signature == "serving_default"
+    assert report.input_names == {k: k for k in FEEDS[name]}
+    assert report.output_names == {k: k for k in expected} and sorted(report.outputs) == sorted(expected)
+    assert not {n.op for n in gd.node} & _LEFT
+    for fdef in gd.library.function:  # only the bodies of If/While remain, frozen
+        assert not {n.op for n in fdef.node_def} & _LEFT, fdef.signature.name
+    assert validate(load(out).graph.graph_def) == []
+
+
+def test_keras_export_takes_the_copies_the_signature_reads(tmp_path):
+    """Keras 3 writes each weight twice; the restore function says which key feeds the signature's handles,
+    and the object graph's other key must hold the same value."""
+    model = load(FIXTURES / "keras_cnn")
+    keys = restore_keys(model.graph.graph_def, model.meta_graph)
+    call = signature_call(model.graph.graph_def, model.meta_graph, "serving_default")
+    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH")
+                                   .reshape(-1)[0])
+    assert all(keys[h].startswith("_all_variables/") for h in call.captured)
+    assert all(graph_keys[i].startswith("variables/") for i in call.captured.values())
+    assert all(model.checkpoint.same_value(keys[h], graph_keys[i]) for h, i in call.captured.items())
+    labels = {v.key: v.label for v in graph_variables(model.graph.graph_def, model.meta_graph)}
+    assert labels["_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE"] == "sequential/conv2d/kernel"
+
+
+def test_tf_module_variables_all_named_variable_are_keyed_by_the_restore_function():
+    model = load(FIXTURES / "tf2_module")
+    assert {n.variable.name for n in model.meta_graph.object_graph_def.nodes if n.WhichOneof("kind") == "variable"} \
+        == {"Variable"}
+    by_key = {v.key: (v.nodes, v.label) for v in graph_variables(model.graph.graph_def, model.meta_graph)}
+    call = signature_call(model.graph.graph_def, model.meta_graph, "serving_default")
+    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH")
+                                   .reshape(-1)[0])
+    for handle, obj in call.captured.items():  # two independent answers agree
+        assert by_key[graph_keys[obj]][0] == [handle]
+    assert sorted(label for _, label in by_key.values()) == ["b", "emb", "steps", "w"]
+
+
+def test_a_key_whose_two_copies_differ_is_refused_before_writing(tf, tmp_path):
+    src = tmp_path / "export"
+    shutil.copytree(FIXTURES / "keras_cnn", src)
+    prefix = str(src / "variables" / "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    names = sorted(reader.get_variable_to_shape_map())
+    values = [reader.get_tensor(n) for n in names]
+    values[names.index("variables/0/.ATTRIBUTES/VARIABLE_VALUE")] += 1.0
+    for f in (src / "variables").iterdir():
+        f.unlink()
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(v) for v in values])
+    out = tmp_path / "f.pb"
+    with pytest.raises(GraphkitError, match=r"restored from '_all_variables/0/.*'variables/0/.* values differ"):
+        freeze(src, out)
+    assert not out.exists()
+
+
+def test_no_inline_keeps_the_calls_and_still_runs(tf, tmp_path):
+    out = tmp_path / "f.pb"
+    report = freeze(FIXTURES / "tf2_module", out, inline=False, outputs=["y"])
+    assert report.inlined == [] and report.output_names == {"y": "y"}
+    expected = _signature(tf, FIXTURES / "tf2_module", FEEDS["tf2_module"])
+    got, gd = _run(tf, out, FEEDS["tf2_module"], ["y"])
+    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-6)
+    assert "StatefulPartitionedCall" in {n.op for n in gd.node}
+    assert not {n.op for n in gd.node} & {"VarHandleOp", "ReadVariableOp"}
+
+
+def test_unknown_output_key_names_the_keys(tmp_path):
+    with pytest.raises(GraphkitError, match=r"no output z \(it has: e, y\)"):
+        freeze(FIXTURES / "tf2_module", tmp_path / "f.pb", outputs=["z"])
+
+
+def test_tf_own_v2_freezer_agrees(tf, tmp_path):
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(FIXTURES / "keras_cnn"))
+    theirs = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    want = theirs(image=tf.constant(FEEDS["keras_cnn"]["image"]))
+    freeze(FIXTURES / "keras_cnn", tmp_path / "f.pb")
+    got, _ = _run(tf, tmp_path / "f.pb", FEEDS["keras_cnn"], ["output_0"])
+    want = want["output_0"] if isinstance(want, dict) else want[0]  # the frozen function returns a list
+    np.testing.assert_array_equal(got["output_0"], want.numpy())
+
+
+def test_shared_half_plus_two_tf2(tf, tmp_path):
+    src = shared("tfserving/saved_model_half_plus_two_tf2_cpu/00000123")
+    report = freeze(src, tmp_path / "f.pb", verify=True)
+    assert report.output_names == {"y": "y"} and report.verified[0]["ok"]
+    got, _ = _run(tf, tmp_path / "f.pb", {"x": np.array([3.0], np.float32)}, ["y"])
+    np.testing.assert_array_equal(got["y"], [3.5])  # y = 0.5 x + 2
+    other = freeze(src, tmp_path / "g.pb", signature="regress_x2_to_y3", verify=True)
+    assert other.output_names == {"outputs": "outputs"} and other.input_names == {"inputs": "inputs"}
+
+
+def test_cli_json_reports_the_key_mapping(runner, tmp_path):
+    import json
+
+    result = runner.invoke(cli, ["freeze", str(FIXTURES / "tf2_module"), str(tmp_path / "f.pb"), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["input_names"] == {"ids": "ids", "x": "x"} and data["output_names"] == {"e": "e", "y": "y"}
+    assert len(data["inlined"]) == 3  # the signature wrapper, __call__, and layer inside the while body
+    assert any(i.startswith("while_body_") and "__inference_layer_" in i for i in data["inlined"])
