@@ -21,6 +21,7 @@ expect), and so do calls of functions marked ``_implements``/``api_implements``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
@@ -142,18 +143,7 @@ def _inline_body(outer: function_pb2.FunctionDef, node: node_def_pb2.NodeDef,
         raise GraphkitError(f"cannot inline '{node.name}' ({signature.name}): reference '{text}' names neither a "
                             "node nor an argument")
 
-    for inner in callee.node_def:
-        copy = node_def_pb2.NodeDef()
-        copy.CopyFrom(inner)
-        copy.name = prefix + inner.name
-        del copy.input[:]
-        copy.input.extend(translate(t) for t in inner.input)
-        if not copy.input and control_node:
-            copy.input.append(f"^{control_node}")
-        if "_class" in copy.attr:
-            _move_colocations(copy, {n.name: n for n in callee.node_def},
-                                {k: v.split(":")[0] for k, v in arg_ref.items()}, prefix)
-        new.append(copy)
+    new += _copy_body(callee, prefix, translate, control_node, {k: v.split(":")[0] for k, v in arg_ref.items()})
     moved: dict[str, str] = {}
     outputs = []
     out_arg = _output_arg_names(node, callee)
@@ -252,20 +242,9 @@ def _inline(index: GraphIndex, node: node_def_pb2.NodeDef, fdef: function_pb2.Fu
         port = op_defs.flat_port(body[ref.node], ref.out_arg, ref.index)
         return f"{prefix}{ref.node}" + (f":{port}" if port else "")
 
-    for inner in fdef.node_def:
-        copy = node_def_pb2.NodeDef()
-        copy.CopyFrom(inner)
-        copy.name = prefix + inner.name
-        del copy.input[:]
-        copy.input.extend(translate(t) for t in inner.input)
-        if not copy.input and control_node:
-            copy.input.append(f"^{control_node}")
-        if "_class" in copy.attr:
-            _move_colocations(copy, body, arg_ref, prefix)
-        if copy.op in ("Enter", "RefEnter"):
-            copy.attr["frame_name"].s = (prefix + copy.attr["frame_name"].s.decode()).encode()
-        taken.add(copy.name)
-        new.append(copy)
+    copies = _copy_body(fdef, prefix, translate, control_node, arg_ref)
+    taken.update(c.name for c in copies)
+    new += copies
     moved: dict[TensorRef, TensorRef] = {}
     outputs = []
     for k, out in enumerate(signature.output_arg):
@@ -281,6 +260,28 @@ def _inline(index: GraphIndex, node: node_def_pb2.NodeDef, fdef: function_pb2.Fu
     index.add(new)
     rewire(index, moved)
     return moved
+
+
+def _copy_body(fdef: function_pb2.FunctionDef, prefix: str, translate: Callable[[str], str],
+               control_node: str | None, arg_nodes: dict[str, str]) -> list[node_def_pb2.NodeDef]:
+    """The body's nodes under ``prefix``, inputs translated; input-less ones after ``control_node``;
+    colocations and TF1 frame names moved along."""
+    body = {n.name: n for n in fdef.node_def}
+    copies = []
+    for inner in fdef.node_def:
+        copy = node_def_pb2.NodeDef()
+        copy.CopyFrom(inner)
+        copy.name = prefix + inner.name
+        del copy.input[:]
+        copy.input.extend(translate(t) for t in inner.input)
+        if not copy.input and control_node:
+            copy.input.append(f"^{control_node}")
+        if "_class" in copy.attr:
+            _move_colocations(copy, body, arg_nodes, prefix)
+        if copy.op in ("Enter", "RefEnter"):
+            copy.attr["frame_name"].s = (prefix + copy.attr["frame_name"].s.decode()).encode()
+        copies.append(copy)
+    return copies
 
 
 def _prefix(caller: str, fdef: function_pb2.FunctionDef, taken: set[str]) -> str:
