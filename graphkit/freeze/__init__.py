@@ -59,6 +59,7 @@ class FreezeReport:
     output_names: dict[str, str] = field(default_factory=dict)  # output key -> node
     inlined: list[str] = field(default_factory=list)  # "caller (function)"
     kept_calls: list[str] = field(default_factory=list)  # calls left in place, with why
+    init_op: str = ""  # a NoOp to run once before inference (it fills the hash tables), or ""
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
@@ -148,7 +149,10 @@ def freeze(
     full = model.graph.graph_def
     ends = tf2.endpoints(model, signature, _names(outputs)) if is_tf2(model.meta_graph) else None
     if ends is not None:
-        wanted = [ends.call.node]
+        problems = tf2.resource_problems(ends, model.path)
+        if problems:
+            raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
+        wanted = ends.nodes
     else:
         wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
         _refuse_training_outputs(full, wanted, model.path)
@@ -156,14 +160,13 @@ def freeze(
     frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables), ends)
     report.dropped_updates = dropped + report.dropped_updates
     if ends is not None:
-        frozen_graph, report.input_names, report.output_names, inlined = tf2.finish(frozen_graph, ends, inline)
+        done = tf2.finish(frozen_graph, ends, inline)
+        frozen_graph, report.input_names, report.output_names = done.graph, done.inputs, done.outputs
         report.signature = ends.key
         report.outputs = list(report.output_names.values())
-        report.inlined = inlined.inlined if inlined is not None else []
-        report.kept_calls = inlined.kept if inlined is not None else []
-        problems = tf2.resource_problems(frozen_graph, model.path)
-        if problems:
-            raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
+        report.inlined = done.inlined.inlined if done.inlined is not None else []
+        report.kept_calls = done.inlined.kept if done.inlined is not None else []
+        report.init_op = done.init_op or ""
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
@@ -205,7 +208,7 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
         original = runtime.run_with_checkpoint(runtime.meta_graph_bytes(model), str(model.checkpoint.prefix),
                                                feeds, report.outputs, str(model.path))
     result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
-                                   report.output_path)
+                                   report.output_path, init=[report.init_op] if report.init_op else None)
     report.verified = [runtime.difference(o, a, o, b, rtol, 1e-6)
                        for o, a, b in zip(report.outputs, original, result, strict=True)]
     bad = [d for d in report.verified if not d["ok"]]

@@ -68,6 +68,8 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
                    + "; outputs " + ", ".join(f"{k} -> {v}" if k != v else k for k, v in report.output_names.items()))
         if report.inlined:
             click.echo(f"  calls inlined: {len(report.inlined)}")
+        if report.init_op:
+            click.echo(f"  hash tables kept: run '{report.init_op}' once before inference")
         for kept in report.kept_calls:
             click.echo(f"  call kept: {kept}")
     else:
@@ -77,7 +79,7 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     if report.specialized:
         click.echo(f"  functions specialized: {', '.join(report.specialized)}")
     if report.dropped_updates:
-        click.echo(f"  training updates dropped: {', '.join(report.dropped_updates)} (a frozen graph has no state)")
+        click.echo(f"  state updates dropped: {', '.join(report.dropped_updates)} (a frozen graph has no state)")
     for d in report.verified:
         click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:

@@ -5,6 +5,10 @@ function chain is specialized, io/savedmodel.py maps handles to keys), then the 
 flat graph and the ends are named for people: Placeholders by the signature's input keys (``x``, not
 ``serving_default_x``), outputs by its output keys (``output_0``, not ``StatefulPartitionedCall:0`` or
 TF's ``Identity``), so users and tools can address them.
+
+Hash tables (``tf.lookup.StaticHashTable``) are kept with what the SavedModel's init op runs to fill them,
+behind one NoOp, ``init_all_tables``: run it once before inference, as TF1 programs did. A table nothing
+fills is refused.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from graphkit.errors import GraphkitError
 from graphkit.freeze.inline import InlineReport, inline_calls_in_place
 from graphkit.io import Graph, Model, dtypes
 from graphkit.io.functions import OpDefs
-from graphkit.io.graph import GraphIndex, TensorRef, extract_subgraph, parse_ref, rewire, unique_name
+from graphkit.io.graph import GraphIndex, TensorRef, extract_subgraph, parse_ref, reachable, rewire, unique_name
 from graphkit.io.roles import VARIABLE_OPS, pick_signature
 from graphkit.io.savedmodel import OBJECT_GRAPH_KEY, SignatureCall, object_graph_keys, signature_call
 from graphkit.proto import node_def_pb2
+
+INIT_OP = "init_all_tables"  # the TF1 convention: run it once before inference
 
 
 @dataclass
@@ -31,6 +37,12 @@ class Endpoints:
     inputs: dict[str, str]
     outputs: dict[str, TensorRef]
     output_dtypes: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, list[str]] = field(default_factory=dict)  # table node -> the nodes that initialize it
+
+    @property
+    def nodes(self) -> list[str]:
+        """What the frozen graph is cut to: the signature's call and the tables' initializers."""
+        return [self.call.node, *dict.fromkeys(n for inits in self.tables.values() for n in inits)]
 
 
 def endpoints(model: Model, signature: str | None, wanted: list[str]) -> Endpoints:
@@ -47,7 +59,34 @@ def endpoints(model: Model, signature: str | None, wanted: list[str]) -> Endpoin
     call = signature_call(model.graph.graph_def, meta, key, model.path)
     return Endpoints(key, call, {k: parse_ref(v.name).node for k, v in sorted(sig.inputs.items())},
                      {k: parse_ref(sig.outputs[k].name) for k in keys},
-                     {k: int(sig.outputs[k].dtype) for k in keys})
+                     {k: int(sig.outputs[k].dtype) for k in keys}, _tables(model, call))
+
+
+def _tables(model: Model, call: SignatureCall) -> dict[str, list[str]]:
+    """Non-variable resources the call captures (hash tables) and, for each, the nodes that the
+    SavedModel's init op (``__saved_model_init_op``, run once at load) runs to fill it."""
+    meta = model.meta_graph
+    assert meta is not None and model.graph is not None
+    gd = model.graph.graph_def
+    index = GraphIndex(gd)
+    op_defs = OpDefs(gd)
+    init_ops = [parse_ref(t.name).node for k in ("__saved_model_init_op", "__saved_model_train_op")
+                if k in meta.signature_def for t in meta.signature_def[k].outputs.values()]
+    init_ops += [parse_ref(n).node for k in ("saved_model_main_op", "legacy_init_op", "table_initializer")
+                 if k in meta.collection_def for n in meta.collection_def[k].node_list.value]
+    run_at_load = reachable(index, [n for n in init_ops if n in index.nodes]) if init_ops else set()
+    tables: dict[str, list[str]] = {}
+    for handle in call.captured:
+        node = index.nodes.get(handle)
+        if node is None or node.op in VARIABLE_OPS or not _makes_resource(node, op_defs):
+            continue
+        tables[handle] = [user for user, _ in index.consumers.get(handle, []) if user in run_at_load]
+    return tables
+
+
+def _makes_resource(node: node_def_pb2.NodeDef, op_defs: OpDefs) -> bool:
+    op_def = op_defs.get(node.op)
+    return op_def is not None and not op_def.input_arg and any(a.type == dtypes.DT_RESOURCE for a in op_def.output_arg)
 
 
 def key_problems(model: Model, ends: Endpoints, keys_by_node: dict[str, str]) -> list[str]:
@@ -68,11 +107,23 @@ def key_problems(model: Model, ends: Endpoints, keys_by_node: dict[str, str]) ->
     return problems
 
 
-def finish(graph: Graph, ends: Endpoints, inline: bool) -> tuple[Graph, dict[str, str], dict[str, str],
-                                                                  InlineReport | None]:
-    """Inline the calls (unless ``inline`` is false), name inputs and outputs by the signature's keys, and
-    prune to the outputs. Returns the new graph, input key -> node, output key -> node, what was inlined."""
+@dataclass
+class Finished:
+    graph: Graph
+    inputs: dict[str, str]  # input key -> Placeholder
+    outputs: dict[str, str]  # output key -> node
+    inlined: InlineReport | None
+    init_op: str | None  # the NoOp that fills the hash tables
+
+
+def finish(graph: Graph, ends: Endpoints, inline: bool) -> Finished:
+    """Inline the calls (unless ``inline`` is false), name inputs and outputs by the signature's keys, add
+    ``init_all_tables`` when tables are kept, and prune to those."""
     gd = graph.graph_def
+    inits = [n for n in ends.nodes if n != ends.call.node]
+    init_op = unique_name(INIT_OP, set(GraphIndex(gd).nodes)) if inits else None
+    if init_op:
+        gd.node.add(name=init_op, op="NoOp", input=[f"^{n}" for n in inits])
     report = inline_calls_in_place(gd) if inline else None
     moved = report.moved if report is not None else {}
     index = GraphIndex(gd)
@@ -99,25 +150,16 @@ def finish(graph: Graph, ends: Endpoints, inline: bool) -> tuple[Graph, dict[str
         added.append(node)
         outputs[key] = name
     index.add(added)
-    pruned = extract_subgraph(gd, list(outputs.values()), index=index)
+    pruned = extract_subgraph(gd, [*outputs.values(), *([init_op] if init_op else [])], index=index)
     kept = {n.name for n in pruned.node}
-    return (Graph(pruned, {k: v for k, v in graph.external.items() if k in kept}), inputs, outputs, report)
+    return Finished(Graph(pruned, {k: v for k, v in graph.external.items() if k in kept}), inputs, outputs, report,
+                    init_op)
 
 
-def resource_problems(graph: Graph, path: str | os.PathLike[str] | None) -> list[str]:
-    """Non-variable resources (hash tables, iterators...) left on the output path: refused for now, since
-    the frozen graph would need their initializer run first."""
-    gd = graph.graph_def
-    op_defs = OpDefs(gd)
-    found = []
-    for node in gd.node:
-        op_def = op_defs.get(node.op)
-        if node.op in VARIABLE_OPS or op_def is None:
-            continue
-        if any(a.type == dtypes.DT_RESOURCE for a in op_def.output_arg) and not op_def.input_arg:
-            found.append(f"{node.name} ({node.op})")
-    if not found:
-        return []
-    return [f"the outputs use {', '.join(found[:4])}, a resource that is not a variable (a lookup table?); "
-            "graphkit cannot freeze its contents yet -- choose --outputs that do not use it"]
-
+def resource_problems(ends: Endpoints, path: str | os.PathLike[str] | None) -> list[str]:
+    """A non-variable resource (hash table...) that nothing the SavedModel runs at load fills: the frozen
+    graph could not initialize it."""
+    bare = [t for t, inits in ends.tables.items() if not inits]
+    return [f"signature '{ends.key}' uses {', '.join(bare)}, a resource that is not a variable and that the "
+            "SavedModel's init op does not fill; graphkit cannot freeze it -- choose --outputs that do not "
+            "use it"] if bare else []

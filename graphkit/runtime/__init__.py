@@ -100,15 +100,17 @@ def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: flo
 
 
 def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str],
-                  path: str | None = None) -> list[np.ndarray]:
+                  path: str | None = None, init: list[str] | None = None) -> list[np.ndarray]:
     """Run a (frozen) serialized GraphDef in a fresh TF graph. ``outputs``: node names (output 0) or
-    tensor names; ``path`` names the model in errors."""
+    tensor names; ``init``: ops run once first (``init_all_tables``); ``path`` names the model in errors."""
     tf = import_tf()
     gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=graph) as sess:
+        if init:
+            sess.run(init)
         return session_run(sess, outputs, feeds, path)
 
 

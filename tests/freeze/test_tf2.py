@@ -20,6 +20,10 @@ RNG = np.random.RandomState(3)
 FEEDS = {
     "tf2_module": {"ids": np.array([1, 5, 11, 0, 7], np.int32), "x": RNG.randn(5, 4).astype(np.float32)},
     "keras_cnn": {"image": RNG.randn(3, 8, 8, 3).astype(np.float32)},
+    "keras_lstm": {"tokens": RNG.randint(0, 20, (4, 7)).astype(np.int32)},
+    "keras_gru": {"series": RNG.randn(2, 5, 4).astype(np.float32)},
+    "tf2_module_readers": {"ids": np.array([[0, 5, 2], [1, 1, 4]], np.int32), "flag": np.array(True)},
+    "tf2_module_state": {"x": RNG.randn(4, 3).astype(np.float32), "words": np.array([b"a", b"zz", b"c", b"b"])},
 }
 _LEFT = {"VarHandleOp", "ReadVariableOp", "ResourceGather", "StatefulPartitionedCall", "PartitionedCall"}
 
@@ -30,12 +34,14 @@ def _signature(tf, path, feeds, key="serving_default"):
     return {k: v.numpy() for k, v in result.items()}
 
 
-def _run(tf, path, feeds, outputs):
+def _run(tf, path, feeds, outputs, init=None):
     gd = tf.compat.v1.GraphDef.FromString(path.read_bytes())
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=graph) as sess:
+        if init:
+            sess.run(init)
         values = sess.run([f"{o}:0" for o in outputs], {f"{k}:0": v for k, v in feeds.items()})
     return dict(zip(outputs, values, strict=True)), gd
 
@@ -45,9 +51,12 @@ def test_frozen_signature_equals_the_saved_model(tf, tmp_path, name):
     out = tmp_path / "frozen.pb"
     report = freeze(FIXTURES / name, out)
     expected = _signature(tf, FIXTURES / name, FEEDS[name])
-    got, gd = _run(tf, out, FEEDS[name], sorted(expected))
+    got, gd = _run(tf, out, FEEDS[name], sorted(expected), report.init_op)
     for key, want in expected.items():
-        np.testing.assert_allclose(got[key], want, rtol=1e-6, atol=1e-7)
+        if want.dtype.kind in "fc":
+            np.testing.assert_allclose(got[key], want, rtol=1e-6, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(got[key], want)
     assert report.signature == "serving_default"
     assert report.input_names == {k: k for k in FEEDS[name]}
     assert report.output_names == {k: k for k in expected} and sorted(report.outputs) == sorted(expected)
@@ -55,6 +64,36 @@ def test_frozen_signature_equals_the_saved_model(tf, tmp_path, name):
     for fdef in gd.library.function:  # only the bodies of If/While remain, frozen
         assert not {n.op for n in fdef.node_def} & _LEFT, fdef.signature.name
     assert validate(load(out).graph.graph_def) == []
+
+
+def test_tables_are_kept_with_their_initializer_and_updates_dropped(tf, tmp_path):
+    """R5: TF's v2 freezer leaves the serving function's assign_add with a float input; graphkit drops it and
+    keeps the StaticHashTable behind init_all_tables (the TF1 convention)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(FIXTURES / "tf2_module_state"))
+    with pytest.raises(Exception, match="expected resource"):
+        convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    report = freeze(FIXTURES / "tf2_module_state", tmp_path / "f.pb")
+    assert report.init_op == "init_all_tables"
+    assert [d.rsplit("/", 1)[1] for d in report.dropped_updates] == ["AssignAddVariableOp"]
+    assert [s.split(" -> ")[0].rsplit("_", 1)[0] for s in report.specialized].count("__inference_mm") == 1
+    got, gd = _run(tf, tmp_path / "f.pb", FEEDS["tf2_module_state"], ["ids"], "init_all_tables")
+    np.testing.assert_array_equal(got["ids"], [1, -1, 3, 2])
+    assert "HashTableV2" in {n.op for n in gd.node}
+
+
+def test_tf_own_v2_freezer_refuses_batch_dims_graphkit_does_not(tf, tmp_path):
+    """R4: ResourceGather with batch_dims=1."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(FIXTURES / "tf2_module_readers"))
+    with pytest.raises(ValueError, match="batch_dims must be 0"):
+        convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    report = freeze(FIXTURES / "tf2_module_readers", tmp_path / "f.pb")
+    got, gd = _run(tf, tmp_path / "f.pb", FEEDS["tf2_module_readers"], ["shape"])
+    np.testing.assert_array_equal(got["shape"], [4, 3])  # u has no static shape: the checkpoint's
+    assert report.frozen and {"GatherV2", "GatherNd", "Shape"} <= {n.op for n in gd.node}
 
 
 def test_keras_export_takes_the_copies_the_signature_reads(tmp_path):
@@ -119,16 +158,19 @@ def test_unknown_output_key_names_the_keys(tmp_path):
         freeze(FIXTURES / "tf2_module", tmp_path / "f.pb", outputs=["z"])
 
 
-def test_tf_own_v2_freezer_agrees(tf, tmp_path):
+@pytest.mark.parametrize("name", ["keras_cnn", "keras_lstm", "keras_gru", "tf2_module"])
+def test_tf_own_v2_freezer_agrees(tf, tmp_path, name):
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    loaded = tf.saved_model.load(str(FIXTURES / "keras_cnn"))
+    loaded = tf.saved_model.load(str(FIXTURES / name))
     theirs = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
-    want = theirs(image=tf.constant(FEEDS["keras_cnn"]["image"]))
-    freeze(FIXTURES / "keras_cnn", tmp_path / "f.pb")
-    got, _ = _run(tf, tmp_path / "f.pb", FEEDS["keras_cnn"], ["output_0"])
-    want = want["output_0"] if isinstance(want, dict) else want[0]  # the frozen function returns a list
-    np.testing.assert_array_equal(got["output_0"], want.numpy())
+    want = theirs(**{k: tf.constant(v) for k, v in FEEDS[name].items()})
+    keys = sorted(loaded.signatures["serving_default"].structured_outputs)
+    freeze(FIXTURES / name, tmp_path / "f.pb")
+    got, _ = _run(tf, tmp_path / "f.pb", FEEDS[name], keys)
+    values = [want[k] for k in keys] if isinstance(want, dict) else list(want)  # a list, ordered by key
+    for key, value in zip(keys, values, strict=True):
+        np.testing.assert_array_equal(got[key], value.numpy())
 
 
 def test_shared_half_plus_two_tf2(tf, tmp_path):
