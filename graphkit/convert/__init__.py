@@ -59,7 +59,7 @@ def convert(
         model = load(frozen)
         assert model.graph is not None
         gd = model.graph.graph_def
-        names = [parse_ref(o).node for o in outputs or []] or report.outputs or [the_output(gd, path=frozen)]
+        names = report.outputs or [parse_ref(o).node for o in outputs or []] or [the_output(gd, path=frozen)]
         report.outputs = names
         placeholders = graph_inputs(gd)
         report.inputs = [i for i in (inputs or [p.name for p in placeholders if not p.has_default])]
@@ -77,11 +77,11 @@ def convert(
             shapes = {p.name: [batch if d < 0 else d for d in (p.shape or ())] for p in placeholders
                       if p.name in report.inputs}
             data = export.to_tflite(str(frozen), report.inputs, shapes, names)
+        if verify:  # before writing: a model that fails its check is never left at OUT
+            _verify(frozen, data, report, batch, rtol, atol)
         with atomic_write(out, [src]) as fh:
             fh.write(data)
         report.bytes_written = len(data)
-        if verify:
-            _verify(frozen, data, report, batch, rtol, atol)
     return report
 
 
@@ -107,8 +107,9 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
         from graphkit.freeze import freeze
 
         path = tmp / "frozen.pb"
-        freeze(src, path, outputs=outputs, tags=tags, signature=signature)
+        frozen = freeze(src, path, outputs=outputs, tags=tags, signature=signature)
         report.via.append("freeze")
+        report.outputs = list(frozen.outputs)  # every output of the signature (or those asked for)
         return path
     return Path(src)
 
@@ -126,9 +127,14 @@ def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: 
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        values = session.run([f"{o}:0" for o in report.outputs], {f"{k}:0": v for k, v in feeds.items()})
+        options.log_severity_level = 4
+        try:
+            session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            values = session.run([f"{o}:0" for o in report.outputs], {f"{k}:0": v for k, v in feeds.items()})
+        except Exception as exc:  # onnxruntime raises its own exception types, none exported as a base
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise GraphkitError(f"--verify: onnxruntime cannot run the ONNX model tf2onnx made ({message}); "
+                                "the model is not written", report.output_path) from None
         got = dict(zip(report.outputs, values, strict=True))
     else:
         from graphkit.runtime import export

@@ -4,6 +4,10 @@ TF's algorithm (FORMATS.md 3.2-3.3, convert_to_constants.py), done on the GraphD
 prune to the outputs (extract_sub_graph), then every variable op on the path becomes a Const holding the
 checkpoint's value, ReadVariableOp becomes Identity, ResourceGather(Nd) becomes GatherV2/GatherNd, and the
 dtype of Identity/Enter/Switch/Merge... chains that carried a resource handle is set to the value's.
+Variables read inside functions (the bodies of ``If``/``While`` in graphs built under TF 2.x, the
+signature functions of TF2 SavedModels) are followed into those functions (resources.py); TF2 SavedModels'
+calls are inlined and their ends named by the signature's keys (tf2.py, inline.py); ``If``/``While``/``Case``
+stay functional, with ``_lower_using_switch_merge`` false, as TF's ``lower_control_flow=False``.
 Training updates that survived pruning are handled deterministically: update ops reached only through
 control inputs (batch norm's forced moving-average updates, ``control_dependencies([train_op])``) are dropped
 with those control edges -- a frozen graph has no state to update, and no output's value depends on them in
@@ -26,7 +30,8 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.freeze import tf2
-from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
+from graphkit.freeze.branches import prune_unused_branch_outputs_in_place
+from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place, keep_control_flow_functional_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
@@ -60,6 +65,7 @@ class FreezeReport:
     inlined: list[str] = field(default_factory=list)  # "caller (function)"
     kept_calls: list[str] = field(default_factory=list)  # calls left in place, with why
     init_op: str = ""  # a NoOp to run once before inference (it fills the hash tables), or ""
+    pruned_outputs: list[str] = field(default_factory=list)  # If/Case outputs nothing reads (gradient intermediates)
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
@@ -170,7 +176,9 @@ def freeze(
     if not keep_devices:
         for node in frozen_graph.graph_def.node:
             node.device = ""
+    report.pruned_outputs = prune_unused_branch_outputs_in_place(frozen_graph.graph_def)
     drop_unused_library(frozen_graph.graph_def)
+    keep_control_flow_functional_in_place(frozen_graph.graph_def)
     size = serialized_size(frozen_graph)
     if size > PROTOBUF_LIMIT:
         raise GraphkitError(

@@ -33,7 +33,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, parse_function_ref
+from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, nodes_with_function, parse_function_ref
 from graphkit.io.graph import GraphIndex, drop_dangling_colocations, unique_name
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
@@ -42,6 +42,7 @@ Shape = tuple[int, ...] | None
 Value = tuple[int, Shape]  # the frozen value's base dtype and shape
 Site = tuple[str, int]  # (producer: a node, or an argument of the function; flat output port)
 
+_FUNCTIONAL = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
 READERS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd", "VariableShape", "_ReadVariablesOp",
                      "VarIsInitializedOp"})
 _PORT0 = frozenset({"Identity", "Snapshot", "Enter", "Exit", "NextIteration", "Merge", "RefIdentity", "RefEnter",
@@ -407,7 +408,10 @@ class ResourceFreezer:
                 _set_shape(node, "output_shapes", k, shape)
         if "_read_only_resource_inputs" in node.attr:
             kept = [i for i in node.attr["_read_only_resource_inputs"].list.i if i not in frozen]
-            node.attr["_read_only_resource_inputs"].list.i[:] = kept
+            if kept:
+                node.attr["_read_only_resource_inputs"].list.i[:] = kept
+            else:
+                del node.attr["_read_only_resource_inputs"]
         for attr, position, name in callees:
             if not attr:
                 node.op = name
@@ -553,3 +557,17 @@ def _retype_signature(fdef: function_pb2.FunctionDef, spec: Specialization) -> N
             del fdef.resource_arg_unique_id[i]
     for k, (code, _) in spec.plan.forwarded.items():
         fdef.signature.output_arg[k].type = code  # type: ignore[assignment]
+
+
+def keep_control_flow_functional_in_place(graph_def: graph_pb2.GraphDef) -> int:
+    """Set ``_lower_using_switch_merge`` false on every If/While/Case that has it true (main graph and
+    library), as TF's freezer does with ``lower_control_flow=False``
+    (``convert_to_constants.py:disable_lower_using_switch_merge``): otherwise Grappler lowers them to
+    Switch/Merge when a consumer (tf2onnx, TFLite) optimizes the graph. Returns how many nodes changed."""
+    changed = 0
+    for _, node in nodes_with_function(graph_def):
+        if node.op in _FUNCTIONAL and "_lower_using_switch_merge" in node.attr \
+                and node.attr["_lower_using_switch_merge"].b:
+            node.attr["_lower_using_switch_merge"].b = False
+            changed += 1
+    return changed

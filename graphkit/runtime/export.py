@@ -26,9 +26,12 @@ def to_onnx(graph_def_bytes: bytes, inputs: list[str], outputs: list[str], opset
         import tf2onnx
     except ImportError as exc:
         raise GraphkitError("ONNX export needs tf2onnx: pip install 'graphkit[onnx]'") from exc
+    from graphkit.runtime import quiet_stderr
+
     gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
     try:
-        model, _ = tf2onnx.convert.from_graph_def(gd, input_names=inputs, output_names=outputs, opset=opset)
+        with quiet_stderr():  # tf2onnx's and TF's deprecation and shape notes
+            model, _ = tf2onnx.convert.from_graph_def(gd, input_names=inputs, output_names=outputs, opset=opset)
     except Exception as exc:  # tf2onnx raises plain exceptions for unsupported ops
         raise GraphkitError(f"tf2onnx could not convert the graph: {str(exc).splitlines()[0]}") from None
     data: bytes = model.SerializeToString()
@@ -50,6 +53,9 @@ def to_tflite(graph_path: str, inputs: list[str], shapes: dict[str, list[int]], 
             data: bytes = converter.convert()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "element_shape to be static" in str(exc):  # tensorflow#62849: a TensorList with a dynamic batch
+            first += ("; TFLite's converter cannot lower a TensorList loop (an RNN) whose element shape is not "
+                      "static (tensorflow#62849); convert to ONNX instead, or export the model with a fixed batch")
         raise TFLiteRefused(f"the TFLite converter refused the graph: {first}", str(exc)) from None
     return data
 

@@ -88,3 +88,44 @@ def test_run_and_compare_an_onnx_file(tf, runner, tmp_path):
     result = runner.invoke(cli, ["compare", str(src), str(onnx_path), "--pair", "output=output:0", "--rtol", "1e-4",
                                  "--atol", "1e-4"])
     assert result.exit_code == 0, result.output + result.stderr
+
+
+# ---- TF2: SavedModels and control-flow-v2 graphs, frozen first, every output kept ----------------------
+
+TF2_CASES = [  # (fixture, targets TF's converters accept, the outputs)
+    ("keras_cnn", ("onnx", "tflite"), ["output_0"]),
+    ("keras_lstm", ("onnx",), ["output_0"]),  # TFLite: TensorList element_shape must be static (tensorflow#62849)
+    ("keras_gru", ("onnx",), ["output_0"]),
+    ("tf2_module", ("tflite",), ["e", "y"]),  # ONNX: see test_a_model_onnxruntime_cannot_run_is_not_left_behind
+    ("tf2_module_readers", ("onnx", "tflite"), ["batched", "nd", "picked", "shape"]),
+    ("cfv2_cond", ("onnx", "tflite"), ["output"]),
+    ("cfv2_bn_adam", ("onnx", "tflite"), ["output"]),
+    ("cfv2_while", ("onnx", "tflite"), ["output"]),
+]
+
+
+@pytest.mark.parametrize("name, target", [(n, t) for n, targets, _ in TF2_CASES for t in targets])
+def test_tf2_models_convert_with_every_output(tf, tmp_path, name, target):
+    from conftest import FIXTURES, MANIFEST
+
+    src = fixture_checkpoint(name) if "checkpoint" in MANIFEST[name] else FIXTURES / name
+    out = tmp_path / f"{name}.{target}"
+    report = convert(src, out, outputs=MANIFEST[name]["outputs"] if name.startswith("cfv2") else None, batch=2)
+    assert report.via == ["freeze"] and report.outputs == dict((n, o) for n, _, o in TF2_CASES)[name]
+    assert out.stat().st_size == report.bytes_written
+    assert [d["output"] for d in report.verified] == report.outputs
+    assert all(d["ok"] for d in report.verified), report.verified
+
+
+@pytest.mark.parametrize("name", ["cfv2_nested", "tf2_module"])
+def test_a_model_onnxruntime_cannot_run_is_not_left_behind(tf, tmp_path, name):
+    """tf2onnx 1.17 turns these while loops (a cond inside the body) into an ONNX Loop that onnxruntime
+    refuses ("Loop subgraph input 0 has unknown shape"); tf2onnx's own --saved-model export of tf2_module
+    fails the same way. convert says so, exit 1, and writes nothing."""
+    from conftest import FIXTURES
+
+    out = tmp_path / "n.onnx"
+    src = fixture_checkpoint(name) if name.startswith("cfv2") else FIXTURES / name
+    with pytest.raises(GraphkitError, match="onnxruntime cannot run the ONNX model"):
+        convert(src, out, outputs=["output"] if name.startswith("cfv2") else None)
+    assert not out.exists() and not list(tmp_path.iterdir())

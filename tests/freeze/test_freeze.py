@@ -276,7 +276,7 @@ def test_verify_fails_over_tolerance(tf, tmp_path, monkeypatch, runner):
     import graphkit.runtime as rt
 
     real = rt.run_graph_def
-    monkeypatch.setattr(rt, "run_graph_def", lambda *a: [x + 1e-3 for x in real(*a)])
+    monkeypatch.setattr(rt, "run_graph_def", lambda *a, **k: [x + 1e-3 for x in real(*a, **k)])
     with pytest.raises(GraphkitError, match=r"--verify: .* output: max abs 0\.001"):
         freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["output"], verify=True)
     result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(tmp_path / "g.pb"),

@@ -269,3 +269,18 @@ def test_a_loop_that_replaces_a_handle_is_refused():
 def test_freeze_of_the_meta_fixture_is_listed_in_the_manifest():
     for name in CFV2:
         assert (FIXTURES / name / "model.ckpt.meta").is_file()
+
+
+def test_gradient_intermediates_of_a_cond_are_pruned(tmp_path):
+    """cond_v2 gives the If extra Optional-variant outputs for its gradient; nothing reads them in a frozen
+    graph and ONNX cannot hold them, so they go, with the branch code only they needed."""
+    meta = load(fixture_checkpoint("cfv2_bn_adam").with_suffix(".ckpt.meta")).graph.graph_def
+    original = next(n for n in meta.node if n.name == "bn1/cond")
+    assert dtypes.DT_VARIANT in original.attr["Tout"].list.type
+    report = freeze(fixture_checkpoint("cfv2_bn_adam"), tmp_path / "f.pb", outputs=["output"])
+    assert report.pruned_outputs == ["bn1/cond: 2 unused outputs"]
+    frozen = load(tmp_path / "f.pb").graph.graph_def
+    cond = next(n for n in frozen.node if n.name == "bn1/cond")
+    assert list(cond.attr["Tout"].list.type) == [dtypes.DT_FLOAT, dtypes.DT_FLOAT]
+    assert not {n.op for f in frozen.library.function for n in f.node_def} & {"OptionalFromValue", "OptionalNone"}
+    assert all(f.signature.name.endswith("_pruned") for f in frozen.library.function)
