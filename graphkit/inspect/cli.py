@@ -7,7 +7,14 @@ import numpy as np
 
 from graphkit.cliutil import common, emit_json
 from graphkit.inspect import render
-from graphkit.inspect.summary import checkpoint_tensors, list_nodes, op_counts, summarize, tensor_value
+from graphkit.inspect.summary import (
+    checkpoint_tensors,
+    function_tree,
+    list_nodes,
+    op_counts,
+    summarize,
+    tensor_value,
+)
 from graphkit.io import load
 
 
@@ -19,6 +26,8 @@ Examples:
   graphkit inspect model.ckpt-1000 --tensor conv1/weights
   graphkit inspect saved_model/ --tag serve      a SavedModel's signatures
   graphkit inspect graph.pbtxt --nodes --match 'conv1/*' --op Conv2D
+  graphkit inspect saved_model/ --nodes --op Conv2D   finds nodes inside functions too
+  graphkit inspect saved_model/ --functions            the call tree (signature -> model -> If/While bodies)
   graphkit inspect frozen.pb --json | jq .outputs
   graphkit inspect deploy.prototxt --caffemodel weights.caffemodel
   graphkit inspect frozen.pb --target tflite      ops TFLite cannot run (before deploying)
@@ -27,6 +36,8 @@ Examples:
 @click.option("--nodes", "view", flag_value="nodes", help="List nodes (name, op, inputs).")
 @click.option("--ops", "view", flag_value="ops", help="The op histogram alone.")
 @click.option("--tensors", "view", flag_value="tensors", help="List the checkpoint's tensors.")
+@click.option("--functions", "view", flag_value="functions",
+              help="The function call tree: which node calls which library function (If/While bodies, calls).")
 @click.option("--tensor", "tensor", metavar="NAME", help="Print one checkpoint tensor (or Const node) value.")
 @click.option("--match", metavar="GLOB", help="With --nodes: only names matching GLOB (e.g. 'conv1/*').")
 @click.option("--op", "op_type", metavar="TYPE", help="With --nodes: only nodes of this op type.")
@@ -59,11 +70,11 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
         return
     model = load(path, tags=list(tags) or None)
     if target is not None:
-        from graphkit.runtime.targets import unsupported_ops
+        from graphkit.inspect.targets import target_check
 
         if model.graph is None:
             raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
-        missing = unsupported_ops(model.graph, target)
+        missing = target_check(model, target)
         if as_json:
             emit_json({"target": target, "unsupported": missing})
         elif not missing:
@@ -90,6 +101,9 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
     elif view == "ops":
         ops = op_counts(model)
         emit_json(ops) if as_json else click.echo(render.ops_text(ops))
+    elif view == "functions":
+        rows = function_tree(model)
+        emit_json(rows) if as_json else click.echo(render.functions_text(rows))
     elif view == "tensors":
         if model.checkpoint is None:
             raise click.UsageError("--tensors needs a checkpoint (or a SavedModel with variables)")

@@ -89,6 +89,8 @@ def summary_text(s: Json, limit: int = 20) -> str:
                 where = f"{v['partitions']} partitions"
             elif v.get("partitioned"):
                 where = "partitioned"
+            if v.get("label") and v["label"] not in v["name"]:
+                where = (f"{v['label']}; " + where) if where else v["label"]
             rows.append([v["name"], v["dtype"], shape_text(v["shape"]), human_bytes(v.get("bytes")), where])
         lines += _table(rows)
         if len(variables) > max(limit, 50):
@@ -112,8 +114,23 @@ def summary_text(s: Json, limit: int = 20) -> str:
 
 
 def nodes_text(nodes: list[Json]) -> str:
-    rows = [[n["name"], n["op"], ", ".join(n["inputs"])] for n in nodes]
+    rows = [[n["name"], n["op"], ", ".join(n["inputs"]), f"(in {n['function']})" if n.get("function") else ""]
+            for n in nodes]
     return "\n".join(_table(rows, "")) if rows else "(no matching nodes)"
+
+
+def functions_text(rows: list[Json]) -> str:
+    if not rows:
+        return "(no function library)"
+    lines = []
+    for r in rows:
+        size = f"{r['nodes']} nodes" if r.get("nodes") is not None else "not in the library"
+        mark = f", implements {r['implements']}" if r.get("implements") else ""
+        if r["depth"] < 0:
+            lines.append(f"{r['function']}  ({size}; called by nothing)")
+        else:
+            lines.append(f"{'  ' * r['depth']}{r['caller']} -> {r['function']}  ({size}{mark})")
+    return "\n".join(lines)
 
 
 def ops_text(ops: dict[str, int]) -> str:

@@ -11,8 +11,10 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import Model, dtypes
 from graphkit.io.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from graphkit.io.graph import Graph, closest
+from graphkit.io.functions import FunctionLibrary, nodes_with_function
+from graphkit.io.graph import Graph, closest, parse_ref
 from graphkit.io.roles import Variable, graph_inputs, graph_variables, likely_outputs
+from graphkit.io.savedmodel import is_tf2
 from graphkit.io.tensors import shape_of
 from graphkit.proto import meta_graph_pb2
 
@@ -50,6 +52,8 @@ def _variables(graph_vars: list[Variable], ckpt: Checkpoint | None) -> tuple[lis
         keys.add(var.key)
         entry: Json = {"name": var.key, "dtype": dtypes.name(dtypes.base(var.dtype)), "shape": _shape(var.shape),
                        "bytes": _nbytes(var.dtype, var.shape), "in_graph": True}
+        if var.label:
+            entry["label"] = var.label
         if len(var.nodes) > 1:
             entry["partitions"] = len(var.nodes)
         if ckpt is not None:
@@ -123,9 +127,15 @@ def summarize(model: Model) -> Json:
     gd = graph.graph_def
     out["producer"] = gd.versions.producer if gd.HasField("versions") else None
     out["node_count"] = len(gd.node)
-    out["ops"] = dict(Counter(n.op for n in gd.node).most_common())
+    out["ops"] = op_counts(model)
+    inputs = graph_inputs(gd, meta)
+    if is_tf2(meta):  # a TF2 SavedModel's inputs are its signatures' (not asset or saver plumbing)
+        assert meta is not None
+        fed = {parse_ref(t.name).node for key, sig in meta.signature_def.items() if not key.startswith("__")
+               for t in sig.inputs.values()}
+        inputs = [i for i in inputs if i.name in fed]
     out["inputs"] = [{"name": i.name, "op": i.op, "dtype": i.dtype, "shape": _shape(i.shape),
-                      **({"optional": True} if i.has_default else {})} for i in graph_inputs(gd)]
+                      **({"optional": True} if i.has_default else {})} for i in inputs]
     out["outputs"] = [{"name": o.name, "op": o.op, "reason": o.reason} for o in likely_outputs(gd, meta)]
     variables, mismatch = _variables(graph_variables(gd, meta), ckpt)
     out["variables"] = variables
@@ -142,21 +152,47 @@ def summarize(model: Model) -> Json:
 
 
 def list_nodes(model: Model, match: str | None = None, op: str | None = None) -> list[Json]:
-    """Nodes (name, op, inputs), optionally filtered by a name glob and an op type."""
+    """Nodes (name, op, inputs), optionally filtered by a name glob and an op type: the main graph's, then
+    those inside library functions (marked with ``function``; their inputs in the function-body form)."""
     if model.graph is None:
         raise GraphkitError("a checkpoint alone has no graph nodes (no .meta beside it); list its tensors instead",
                             model.path)
     return [
-        {"name": n.name, "op": n.op, "inputs": list(n.input), **({"device": n.device} if n.device else {})}
-        for n in model.graph.graph_def.node
+        {"name": n.name, "op": n.op, "inputs": list(n.input), **({"function": f} if f is not None else {}),
+         **({"device": n.device} if n.device else {})}
+        for f, n in nodes_with_function(model.graph.graph_def)
         if (match is None or fnmatch.fnmatchcase(n.name, match)) and (op is None or n.op == op)
     ]
 
 
 def op_counts(model: Model) -> dict[str, int]:
+    """Op type -> node count, over the main graph and every library function."""
     if model.graph is None:
         raise GraphkitError("a checkpoint alone has no graph (no .meta beside it)", model.path)
-    return dict(Counter(n.op for n in model.graph.graph_def.node).most_common())
+    return dict(Counter(n.op for _, n in nodes_with_function(model.graph.graph_def)).most_common())
+
+
+def function_tree(model: Model) -> list[Json]:
+    """The call tree from the main graph: ``{depth, caller, function, nodes, implements}`` rows, depth first,
+    and then the library functions nothing calls (``depth`` -1)."""
+    if model.graph is None:
+        raise GraphkitError("a checkpoint alone has no graph (no .meta beside it)", model.path)
+    gd = model.graph.graph_def
+    library = FunctionLibrary(gd)
+    rows: list[Json] = []
+    for depth, caller, name in library.call_tree(gd.node):
+        fdef = library.functions.get(name)
+        row: Json = {"depth": depth, "caller": caller, "function": name,
+                     "nodes": len(fdef.node_def) if fdef is not None else None}
+        marks = [fdef.attr[k].s.decode(errors="replace") for k in ("_implements", "api_implements")
+                 if fdef is not None and k in fdef.attr]
+        if marks:
+            row["implements"] = marks[0]
+        rows.append(row)
+    called = set(library.reachable(gd.node))
+    rows += [{"depth": -1, "caller": None, "function": name, "nodes": len(library.functions[name].node_def)}
+             for name in library if name not in called]
+    return rows
 
 
 def tensor_value(model: Model, name: str) -> np.ndarray:

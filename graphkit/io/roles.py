@@ -127,13 +127,26 @@ def node_shape(node: node_def_pb2.NodeDef) -> tuple[int, ...] | None:
     return None
 
 
-def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef]) -> list[Input]:
-    """Placeholders, in graph order (PlaceholderWithDefault ones are optional)."""
+def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
+                 meta_graph: meta_graph_pb2.MetaGraphDef | None = None) -> list[Input]:
+    """Placeholders, in graph order (PlaceholderWithDefault ones are optional); with a meta graph, not the
+    saver's filename placeholder (``saver_def.filename_tensor_name``)."""
     nodes = graph.node if isinstance(graph, graph_pb2.GraphDef) else graph
+    plumbing = _saver_nodes(meta_graph)
     return [
         Input(n.name, n.op, dtypes.name(node_dtype(n)), node_shape(n), n.op == "PlaceholderWithDefault")
         for n in nodes if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
+        and n.name not in plumbing
     ]
+
+
+def _saver_nodes(meta_graph: meta_graph_pb2.MetaGraphDef | None) -> set[str]:
+    """The nodes a MetaGraphDef's saver_def names: the filename placeholder, the save and restore ops."""
+    if meta_graph is None or not meta_graph.HasField("saver_def"):
+        return set()
+    saver = meta_graph.saver_def
+    return {parse_ref(t).node for t in (saver.filename_tensor_name, saver.save_tensor_name, saver.restore_op_name)
+            if t}
 
 
 def _is_training_only(name: str, op: str) -> bool:
@@ -156,14 +169,19 @@ def likely_outputs(
     found: dict[str, Output] = {}
     if meta_graph is not None:
         for key, sig in sorted(meta_graph.signature_def.items()):
+            if key.startswith("__"):  # __saved_model_init_op: loading plumbing, not an output
+                continue
             for out_key, info in sorted(sig.outputs.items()):
                 if info.name:
                     target = parse_ref(info.name).node
                     if target in index.nodes and target not in found:
                         found[target] = Output(target, ops[target], f"signature '{key}' output '{out_key}'", 100)
+    if meta_graph is not None and len(meta_graph.object_graph_def.nodes) > 1 and found:
+        return list(found.values())  # a TF2 SavedModel: what the signatures return is all it computes
     fed = _fed_by_placeholder(index)
+    plumbing = _saver_nodes(meta_graph)
     for name, op in ops.items():
-        if name in found or index.is_consumed(name) or _is_training_only(name, op):
+        if name in found or name in plumbing or index.is_consumed(name) or _is_training_only(name, op):
             continue
         score = 10
         reasons = ["nothing consumes it"]

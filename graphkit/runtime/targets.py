@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, save_graph
+from graphkit.io.functions import nodes_with_function
 from graphkit.io.roles import graph_inputs
 from graphkit.proto import graph_pb2
 
@@ -25,8 +26,8 @@ def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: str, *, outputs: 
         graph = Graph(graph)
     gd = graph.graph_def
     by_op: dict[str, list[str]] = defaultdict(list)
-    for node in gd.node:
-        by_op[node.op].append(node.name)
+    for function, node in nodes_with_function(gd):  # inside If/While bodies too, named function/node
+        by_op[node.op].append(node.name if function is None else f"{function}/{node.name}")
     if target == "tf":
         missing = _tf_missing(set(by_op))
     elif target == "onnx":
@@ -55,6 +56,9 @@ def _tf_missing(ops: set[str]) -> dict[str, str]:
 
 
 def _onnx_missing(ops: set[str], opset: int | None) -> dict[str, str]:
+    from graphkit.runtime import import_tf
+
+    import_tf()  # first, with TF's start-up notes kept off stderr
     try:
         import tf2onnx.convert  # noqa: F401  (registers the handlers)
         from tf2onnx import constants

@@ -268,3 +268,57 @@ def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "graphkit", "inspect", str(FIXTURES / "frozen" / "sigmoid.pb")],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "Sigmoid" in result.stdout
+
+
+# ---- TF2 SavedModels and functions --------------------------------------------------------------------
+
+
+def test_tf2_saved_model_summary_has_no_plumbing_and_readable_variables(runner):
+    result = runner.invoke(cli, ["inspect", str(FIXTURES / "tf2_module"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [i["name"] for i in data["inputs"]] == ["serving_default_ids", "serving_default_x"]
+    assert [o["name"] for o in data["outputs"]] == ["StatefulPartitionedCall"]  # not NoOp, save or restore
+    assert {v["name"]: v["label"] for v in data["variables"]} == {
+        f"{k}/.ATTRIBUTES/VARIABLE_VALUE": k for k in ("b", "emb", "steps", "w")}
+    assert data["ops"]["ResourceGather"] == 1  # counted inside the functions
+
+
+def test_keras_export_variables_carry_their_layer_names(runner):
+    data = json.loads(runner.invoke(cli, ["inspect", str(FIXTURES / "keras_cnn"), "--json"]).output)
+    labels = {v["name"]: v.get("label") for v in data["variables"]}
+    assert labels["_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE"] == "sequential/conv2d/kernel"
+    assert not any(i["name"] == "saver_filename" for i in data["inputs"])
+
+
+def test_nodes_inside_functions_are_found_and_marked(runner):
+    result = runner.invoke(cli, ["inspect", str(FIXTURES / "keras_cnn"), "--nodes", "--op", "Conv2D", "--json"])
+    nodes = json.loads(result.output)
+    assert len(nodes) == 1 and nodes[0]["function"].startswith("__inference___call___")
+    text = runner.invoke(cli, ["inspect", str(FIXTURES / "keras_cnn"), "--nodes", "--op", "Conv2D"]).output
+    assert "(in __inference___call___" in text
+
+
+def test_functions_view_is_the_call_tree(runner):
+    result = runner.invoke(cli, ["inspect", str(FIXTURES / "tf2_module"), "--functions", "--json"])
+    rows = json.loads(result.output)
+    chain = [(r["depth"], r["caller"], r["function"].rsplit("_", 1)[0]) for r in rows if r["depth"] >= 0]
+    assert (0, "StatefulPartitionedCall", "__inference_signature_wrapper___call__") in chain
+    assert (2, "while", "while_body") in chain and (3, "while/StatefulPartitionedCall", "__inference_layer") in chain
+    text = runner.invoke(cli, ["inspect", str(FIXTURES / "tf2_module"), "--functions"]).output
+    assert "      while/StatefulPartitionedCall -> __inference_layer_" in text
+
+
+@pytest.mark.parametrize("target", ["tf", "tflite", "onnx"])
+def test_target_on_tf2_and_control_flow_v2(tf, runner, target):
+    for src in (FIXTURES / "keras_cnn", fixture_checkpoint("cfv2_bn_adam")):
+        result = runner.invoke(cli, ["inspect", str(src), "--target", target, "--json"])
+        assert result.exit_code == 0, result.output + str(result.stderr)
+        assert json.loads(result.output)["unsupported"] == {}
+
+
+def test_target_names_ops_inside_functions(tf, runner):
+    result = runner.invoke(cli, ["inspect", str(FIXTURES / "tf2_module_state"), "--target", "onnx", "--json"])
+    missing = json.loads(result.output)["unsupported"]
+    assert list(missing) == ["LookupTableImportV2"]
+    assert missing["LookupTableImportV2"]["nodes"] == ["StatefulPartitionedCall_1/key_value_init2/LookupTableImportV2"]
