@@ -110,3 +110,24 @@ def test_random_inputs_follow_dtype_shape_batch_and_seed():
     assert a["x"].shape == (5, 3) and a["x"].dtype == np.float32 and np.array_equal(a["x"], b["x"])
     with pytest.raises(GraphkitError, match="--input names nope"):
         make_feeds(runnable, {"nope": np.zeros(1)})
+
+
+def test_a_saved_model_tf2_cannot_revive_runs_through_the_tf1_loader(tf, runner, tmp_path):
+    """keras2_slots: tf.saved_model.load fails ('_UserObject' object has no attribute 'add_slot'); run,
+    compare and freeze --verify fall back to the TF1 loader instead of an internal error."""
+    src = FIXTURES / "keras2_slots"
+    with pytest.raises(AttributeError, match="add_slot"):
+        tf.saved_model.load(str(src))
+    x = np.random.RandomState(4).randn(5, 3).astype(np.float32)
+    v1 = tf.compat.v1
+    with tf.Graph().as_default() as graph, v1.Session(graph=graph) as sess:
+        meta = v1.saved_model.loader.load(sess, ["serve"], str(src))
+        sig = meta.signature_def["serving_default"]
+        want = sess.run(sig.outputs["dense_1"].name, {sig.inputs["dense_input"].name: x})
+    got = run(open_runnable(src), {"dense_input": x})
+    np.testing.assert_array_equal(got["dense_1"], want)
+    report = freeze(src, tmp_path / "f.pb", verify=True)
+    assert report.verified[0]["ok"] and report.output_names == {"dense_1": "dense_1"}
+    result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--quiet"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert "internal error" not in result.output + str(result.stderr)

@@ -138,12 +138,21 @@ def session_run(sess: Any, outputs: list[str], feeds: dict[str, np.ndarray], pat
         raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", path) from None
 
 
-def run_signature(path: str, key: str, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+def run_signature(path: str, key: str, feeds: dict[str, np.ndarray], outputs: list[str],
+                  tags: list[str] | None = None) -> list[np.ndarray]:
     """A TF2 SavedModel's signature ``key`` called with ``feeds`` by input key; ``outputs`` by output key.
-    The loaded object is held while the function runs (TF drops the variables of a signature whose
-    object was collected: "Called a function referencing variables which have been deleted")."""
+
+    The TF2 way first (``tf.saved_model.load``, holding the loaded object while the function runs: TF drops
+    the variables of a signature whose object was collected). SavedModels that TF 2.21's object loader
+    cannot revive (a Keras 2 optimizer's slot variables: "'_UserObject' object has no attribute
+    'add_slot'"; TF-Agents' ``_DistributionTypeSpec``) are run with the TF1 loader instead, which restores
+    the variables through the saver and runs the signature's tensors: the same computation."""
     tf = import_tf()
-    loaded = tf.saved_model.load(path)
+    try:
+        with quiet_stderr():
+            loaded = tf.saved_model.load(path, tags=tags)
+    except Exception as exc:  # any revival failure: the TF1 loader needs no Python objects
+        return _run_signature_v1(path, key, feeds, outputs, tags, f"{type(exc).__name__}: {exc}")
     fn = loaded.signatures[key]
     try:
         result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
@@ -152,6 +161,23 @@ def run_signature(path: str, key: str, feeds: dict[str, np.ndarray], outputs: li
     values = [result[o].numpy() for o in outputs]
     del loaded
     return values
+
+
+def _run_signature_v1(path: str, key: str, feeds: dict[str, np.ndarray], outputs: list[str],
+                      tags: list[str] | None, why: str) -> list[np.ndarray]:
+    tf = import_tf()
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    try:
+        with graph.as_default(), v1.Session(graph=graph) as sess, quiet_stderr():
+            meta = v1.saved_model.loader.load(sess, tags or ["serve"], path)
+            sig = meta.signature_def[key]
+            tensor_feeds = {sig.inputs[k].name: v for k, v in feeds.items()}
+            return session_run(sess, [sig.outputs[o].name for o in outputs], tensor_feeds, path)
+    except (tf.errors.OpError, RuntimeError, ValueError) as exc:
+        raise GraphkitError(f"TensorFlow cannot load this SavedModel: tf.saved_model.load failed "
+                            f"({why.splitlines()[0]}) and so did the TF1 loader ({str(exc).splitlines()[0]})",
+                            path) from None
 
 
 def meta_graph_bytes(model: Model) -> bytes:

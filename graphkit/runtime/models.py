@@ -172,7 +172,8 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
     fetches = [runnable.fetch_names[o] for o in outputs]
     if runnable.kind == "savedmodel-tf2":
         assert runnable.signature is not None
-        return dict(zip(outputs, runtime.run_signature(runnable.path, runnable.signature, feeds, outputs),
+        return dict(zip(outputs, runtime.run_signature(runnable.path, runnable.signature, feeds, outputs,
+                                                             runnable.model.tags if runnable.model else None),
                         strict=True))
     from graphkit.io.save import materialize
 
