@@ -284,3 +284,40 @@ def test_gradient_intermediates_of_a_cond_are_pruned(tmp_path):
     assert list(cond.attr["Tout"].list.type) == [dtypes.DT_FLOAT, dtypes.DT_FLOAT]
     assert not {n.op for f in frozen.library.function for n in f.node_def} & {"OptionalFromValue", "OptionalNone"}
     assert all(f.signature.name.endswith("_pruned") for f in frozen.library.function)
+
+
+def test_case_branches_and_a_direct_call_taking_a_handle(tf, tmp_path):
+    """tf.switch_case (a Case with a list of branches) and a TF1 Defun called directly (the node's op is
+    the function's name) with the variable handle as an argument: both specialized."""
+    from tensorflow.python.framework import function
+
+    v1 = tf.compat.v1
+
+    def build():
+        x = v1.placeholder(tf.float32, [None, 3], name="x")
+        k = v1.placeholder_with_default(0, [], name="k")
+        w = v1.get_variable("w", [3, 3], use_resource=True)
+        s = v1.get_variable("s", [3], use_resource=True)
+        y = tf.switch_case(k, [lambda: tf.matmul(x, w), lambda: x * 2.0, lambda: tf.matmul(x, w) + 1.0])
+
+        @function.Defun(tf.resource, tf.float32)
+        def scaled(h, a):
+            return a * tf.raw_ops.ReadVariableOp(resource=h, dtype=tf.float32)
+
+        tf.identity(scaled(s.handle, y), name="output")
+
+    prefix = _save_graph(tf, tmp_path, build)
+    feeds = [{"x:0": RNG.randn(2, 3).astype(np.float32), "k:0": k} for k in (0, 1, 2)]
+    sess = tf.compat.v1.Session(graph=tf.Graph())
+    with sess.graph.as_default(), sess:
+        v1.train.import_meta_graph(prefix + ".meta").restore(sess, prefix)
+        expected = [sess.run("output:0", f) for f in feeds]
+    report = freeze(prefix, tmp_path / "f.pb", outputs=["output"])
+    gd = _tf_graph_def(tf, tmp_path / "f.pb")
+    for a, b in zip(_run_graph_def(tf, gd, "output:0", feeds), expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    originals = {s.split(" -> ")[0] for s in report.specialized}
+    assert sum(n.startswith("switch_case_indexed_case_branch") for n in originals) == 3
+    assert any(n.startswith("scaled_") for n in originals)
+    direct = next(n for n in gd.node if n.op.startswith("scaled_"))
+    assert direct.op.endswith("_frozen")

@@ -192,3 +192,33 @@ def test_cli_json_reports_the_key_mapping(runner, tmp_path):
     assert data["input_names"] == {"ids": "ids", "x": "x"} and data["output_names"] == {"e": "e", "y": "y"}
     assert len(data["inlined"]) == 3  # the signature wrapper, __call__, and layer inside the while body
     assert any(i.startswith("while_body_") and "__inference_layer_" in i for i in data["inlined"])
+
+
+def test_implements_calls_stay_calls_but_are_frozen(tf, tmp_path):
+    """A tf.function with experimental_implements (what TFLite keys composite-op fusion on) stays a call,
+    its caller around it inlined and frozen (such functions take values, never captured variables)."""
+
+    class Net(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.constant([[1.0, 2.0], [3.0, 4.0]]))
+
+        @tf.function(experimental_implements="graphkit.test.project")
+        def project(self, x, w):
+            return tf.matmul(x, w)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": self.project(x, self.w.read_value()) + 1.0}
+
+    net = Net()
+    tf.saved_model.save(net, str(tmp_path / "sm"), signatures={"serving_default": net.__call__})
+    report = freeze(tmp_path / "sm", tmp_path / "f.pb")
+    assert len(report.kept_calls) == 1 and "_implements 'graphkit.test.project'" in report.kept_calls[0]
+    x = np.array([[1.0, 0.0], [0.5, 2.0]], np.float32)
+    got, gd = _run(tf, tmp_path / "f.pb", {"x": x}, ["y"])
+    np.testing.assert_array_equal(got["y"], x @ [[1.0, 2.0], [3.0, 4.0]] + 1.0)
+    calls = [n for n in gd.node if n.op in ("StatefulPartitionedCall", "PartitionedCall")]
+    assert len(calls) == 1 and "_implements" in {f.signature.name: f for f in gd.library.function}[
+        calls[0].attr["f"].func.name].attr
+    assert not {n.op for n in gd.node} & {"VarHandleOp", "ReadVariableOp"}
