@@ -131,3 +131,21 @@ def test_a_saved_model_tf2_cannot_revive_runs_through_the_tf1_loader(tf, runner,
     result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--quiet"])
     assert result.exit_code == 0, result.output + str(result.stderr)
     assert "internal error" not in result.output + str(result.stderr)
+
+
+def test_a_graph_tf_refuses_to_import_is_a_one_line_error(tf, runner, tmp_path):
+    """What freeze --verify printed as 'internal error: ValueError' for the graphs TF's freezer broke."""
+    from graphkit.io import save_graph
+    from graphkit.io.graph import Graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    const = gd.node.add(name="c", op="Const")
+    const.attr["dtype"].type = 1
+    const.attr["value"].tensor.dtype = 1
+    const.attr["value"].tensor.float_val.append(1.0)
+    gd.node.add(name="read", op="ReadVariableOp", input=["c"]).attr["dtype"].type = 1  # float where resource
+    save_graph(Graph(gd), tmp_path / "bad.pb")
+    result = runner.invoke(cli, ["run", str(tmp_path / "bad.pb"), "--output", "read", "--quiet"])
+    assert result.exit_code == 1 and "internal error" not in result.stderr
+    assert "TensorFlow cannot import the graph" in result.stderr and "bad.pb" in result.stderr

@@ -107,7 +107,10 @@ def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs:
     gd = tf.compat.v1.GraphDef.FromString(graph_def_bytes)
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.import_graph_def(gd, name="")
+        try:
+            tf.compat.v1.import_graph_def(gd, name="")
+        except ValueError as exc:  # TF's import checks: types, shapes, dangling inputs
+            raise GraphkitError(f"TensorFlow cannot import the graph: {str(exc).splitlines()[0]}", path) from None
     with tf.compat.v1.Session(graph=graph) as sess:
         if init:
             sess.run(init)
