@@ -99,7 +99,6 @@ class _Body:
 
     def __init__(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef, op_defs: OpDefs,
                  library: FunctionLibrary) -> None:
-        self.graph = graph
         self.library = library
         self.function = graph if isinstance(graph, function_pb2.FunctionDef) else None
         self.index = GraphIndex(graph)
@@ -120,11 +119,6 @@ class _Body:
         if producer.op in PASS_THROUGH or producer.op in CALLERS or producer.op in self.library:
             return ref.node, self.op_defs.flat_port(producer, ref.out_arg, ref.index)
         return ref.node, -1  # not a producer of handles: never a site
-
-    def ref(self, node: node_def_pb2.NodeDef, port: int) -> str:
-        if self.function is None:
-            return node.name if port == 0 else f"{node.name}:{port}"
-        return self.op_defs.function_ref(node, port)
 
 
 class ResourceFreezer:
@@ -306,7 +300,7 @@ class ResourceFreezer:
     def rewrite(self, plan: Plan, result: FreezeResult) -> None:
         """Apply the main graph's plan in place, and add every specialized function to the library."""
         self._apply(self._body(self.graph_def), plan, result)
-        for spec in self.specs.values():
+        for spec in self._used(plan):
             fdef = function_pb2.FunctionDef()
             fdef.CopyFrom(self.library.function(spec.original))
             fdef.signature.name = spec.name
@@ -317,6 +311,20 @@ class ResourceFreezer:
             self.graph_def.library.function.append(fdef)
             self.op_defs.add(fdef.signature)
             result.specialized.append((spec.original, spec.name))
+
+    def _used(self, plan: Plan) -> list[Specialization]:
+        """The specializations the final plans call (a caller whose frozen inputs grew during the analysis
+        left earlier ones behind), in the order first reached."""
+        by_name = {spec.name: spec for spec in self.specs.values()}
+        used: dict[str, Specialization] = {}
+        stack = [name for calls in plan.callees.values() for _, _, name in calls]
+        while stack:
+            name = stack.pop(0)
+            if name in used or name not in by_name:
+                continue
+            used[name] = by_name[name]
+            stack += [n for calls in by_name[name].plan.callees.values() for _, _, n in calls]
+        return list(used.values())
 
     def _apply(self, body: _Body, plan: Plan, result: FreezeResult, original: str | None = None) -> None:
         index = body.index
