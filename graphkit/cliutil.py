@@ -30,6 +30,12 @@ class GraphkitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # stdout closed early (| head): the work is done, nothing more to say
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            ctx.exit(141)
         except Exception as exc:
             if ctx.meta.get(_DEBUG):
                 raise

@@ -350,7 +350,8 @@ def pick_signature(meta_graph: meta_graph_pb2.MetaGraphDef, signature: str | Non
     keys = [k for k in meta_graph.signature_def if not k.startswith("__")]
     key = signature or ("serving_default" if "serving_default" in keys else (keys[0] if len(keys) == 1 else None))
     if key is None or key not in meta_graph.signature_def:
-        raise GraphkitError(f"choose a signature with --signature (this model has: {', '.join(sorted(keys))})",
+        what = f"no signature '{signature}'" if signature else "several signatures"
+        raise GraphkitError(f"{what}; choose one with --signature (this model has: {', '.join(sorted(keys))})",
                             path if isinstance(path, (str, os.PathLike)) else None)
     return key
 
