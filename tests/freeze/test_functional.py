@@ -321,3 +321,21 @@ def test_case_branches_and_a_direct_call_taking_a_handle(tf, tmp_path):
     assert any(n.startswith("scaled_") for n in originals)
     direct = next(n for n in gd.node if n.op.startswith("scaled_"))
     assert direct.op.endswith("_frozen")
+
+
+def test_read_variables_op_becomes_identity_n_and_needs_every_input_frozen():
+    gd = _handmade("_ReadVariablesOp")
+    w = gd.node.add(name="w", op="Const")
+    w.attr["dtype"].type = dtypes.DT_INT64
+    user = gd.node[1]
+    user.input.append("w")
+    user.attr["dtypes"].list.type.extend([dtypes.DT_FLOAT, dtypes.DT_INT64])
+    user.attr["N"].i = 2
+    freeze_resources_in_place(gd, {"v": (dtypes.DT_FLOAT, (2,)), "w": (dtypes.DT_INT64, ())}, {"v", "w"})
+    assert user.op == "IdentityN" and list(user.attr["T"].list.type) == [dtypes.DT_FLOAT, dtypes.DT_INT64]
+    assert "dtypes" not in user.attr and "N" not in user.attr
+    half = _handmade("_ReadVariablesOp")
+    half.node[1].input.append("other")
+    half.node[1].attr["dtypes"].list.type.extend([dtypes.DT_FLOAT, dtypes.DT_FLOAT])
+    with pytest.raises(GraphkitError, match="reads frozen and unfrozen variables together"):
+        freeze_resources_in_place(half, {"v": (dtypes.DT_FLOAT, (2,))}, {"v"})
