@@ -36,7 +36,7 @@ from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, graph_variables, pick_signature, the_output
-from graphkit.io.save import Progress, serialized_size
+from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
@@ -188,10 +188,11 @@ def freeze(
     report.output_path = os.fspath(out)
     report.nodes_before = len(full.node)
     report.nodes_after = len(frozen_graph.graph_def.node)
+    check_output(out, model.files)
+    if verify:  # before writing: a graph that fails its check is never left at OUT
+        _verify(model, frozen_graph, report, batch, inputs, rtol)
     report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
                                       progress=progress)
-    if verify:
-        _verify(model, frozen_graph, report, batch, inputs, rtol)
     return report
 
 
@@ -223,8 +224,8 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
     if bad:
         worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}, max rel "
                                                  f"{d['max_rel']:.3g}") for d in bad)
-        raise GraphkitError(f"--verify: the frozen graph differs from the checkpoint's over rtol {rtol}: {worst}",
-                            report.output_path)
+        raise GraphkitError(f"--verify: the frozen graph differs from the original over rtol {rtol}: {worst}; "
+                            "nothing was written", report.output_path)
 
 
 def _convert(

@@ -18,8 +18,7 @@ Examples:
   graphkit freeze saved_model/ frozen.pb --outputs y --no-inline
   graphkit freeze model.ckpt frozen.pb --outputs out --skip-variables 'embedding/*'
 """)
-@click.argument("src", required=False, type=click.Path())
-@click.argument("out", type=click.Path())
+@click.argument("paths", nargs=-1, metavar="[SRC] OUT", type=click.Path())
 @click.option("--outputs", multiple=True, metavar="NAME", help="Output node or tensor names (repeat or use commas).")
 @click.option("--graph", "graph", type=click.Path(), help="GraphDef/MetaGraphDef to freeze (with --checkpoint).")
 @click.option("--checkpoint", type=click.Path(), help="Checkpoint holding the variables' values.")
@@ -38,7 +37,7 @@ Examples:
 @click.option("--rtol", type=float, default=1e-6, show_default=True, help="With --verify: relative tolerance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
-def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
+def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
                signature: str | None, tags: tuple[str, ...], keep_variables: tuple[str, ...],
                skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, verify: bool, batch: int,
                input_files: tuple[str, ...], rtol: float, inline: bool, as_json: bool, quiet: bool) -> None:
@@ -52,6 +51,7 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
     A TF2 SavedModel's signature (--signature) becomes a graph whose Placeholders are named by its input
     keys and whose outputs are Identity nodes named by its output keys (--outputs picks some of those keys).
     """
+    src, out = _src_and_out(paths, graph)
     with progress("freezing", quiet) as bar:
         report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                         tags=list(tags) or None, keep_variables=list(keep_variables),
@@ -84,6 +84,19 @@ def freeze_cmd(src: str | None, out: str, outputs: tuple[str, ...], graph: str |
         click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:
         click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")
+
+
+def _src_and_out(paths: tuple[str, ...], graph: str | None) -> tuple[str | None, str]:
+    """SRC OUT, or OUT alone with --graph (then --checkpoint names the weights)."""
+    if len(paths) == 2:
+        return paths[0], paths[1]
+    if len(paths) == 1 and graph is not None:
+        return None, paths[0]
+    if not paths:
+        raise click.UsageError("Missing argument 'OUT' (the frozen graph to write).")
+    if len(paths) == 1:
+        raise click.UsageError("Missing argument 'OUT': give SRC OUT, or --graph GRAPH --checkpoint CKPT OUT.")
+    raise click.UsageError(f"Got {len(paths)} paths; give SRC OUT (or OUT alone with --graph).")
 
 
 def _load_inputs(items: tuple[str, ...]) -> dict:

@@ -45,7 +45,8 @@ Examples:
 @click.option("--all", "show_all", is_flag=True, help="Do not shorten long lists.")
 @click.option("--caffemodel", type=click.Path(), help="Caffe: the weights (default: the .caffemodel beside it).")
 @click.option("--target", type=click.Choice(["tf", "tflite", "onnx"]),
-              help="List the ops this target cannot run, with node names (needs TF; onnx needs tf2onnx).")
+              help="List the ops this target cannot run, with node names; exit 1 if there are any (needs TF; "
+                   "onnx needs tf2onnx).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
 @common
 def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | None, op_type: str | None,
@@ -85,6 +86,8 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
                 shown = ", ".join(info["nodes"][:5]) + (f" (+{len(info['nodes']) - 5})" if len(info["nodes"]) > 5
                                                          else "")
                 click.echo(f"  {op}: {info['note']} -- {shown}")
+        if missing:
+            raise click.exceptions.Exit(1)  # so CI can gate on it
         return
     if tensor is not None:
         value = tensor_value(model, tensor)

@@ -277,8 +277,9 @@ def test_verify_fails_over_tolerance(tf, tmp_path, monkeypatch, runner):
 
     real = rt.run_graph_def
     monkeypatch.setattr(rt, "run_graph_def", lambda *a, **k: [x + 1e-3 for x in real(*a, **k)])
-    with pytest.raises(GraphkitError, match=r"--verify: .* output: max abs 0\.001"):
+    with pytest.raises(GraphkitError, match=r"--verify: .* output: max abs 0\.001.*nothing was written"):
         freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["output"], verify=True)
+    assert not (tmp_path / "f.pb").exists() and not list(tmp_path.iterdir())  # issue 12.4: nothing left behind
     result = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref")), str(tmp_path / "g.pb"),
                                  "--outputs", "output", "--verify"])
     assert result.exit_code == 1 and "--verify" in result.stderr
@@ -315,3 +316,14 @@ def test_shared_regression_saved_model(tf, tmp_path):
         freeze(src, tmp_path / "g.pb", verify=True)
     verified = freeze(src, tmp_path / "h.pb", verify=True, inputs={"X": x})
     assert verified.verified[0]["ok"]
+
+
+def test_graph_and_checkpoint_take_out_as_the_one_positional(runner, tmp_path):
+    """The README's form: with --graph, the only positional argument is OUT (issue 12.7)."""
+    out = tmp_path / "frozen.pbtxt"
+    result = runner.invoke(cli, ["freeze", "--graph", str(FIXTURES / "mlp_ref" / "graph.pbtxt"), "--checkpoint",
+                                 str(fixture_checkpoint("mlp_ref")), str(out), "--outputs", "output", "--quiet"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert out.read_text().startswith("node {")
+    missing = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref"))])
+    assert missing.exit_code == 2 and "Missing argument 'OUT'" in missing.stderr
