@@ -17,7 +17,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import load
 from graphkit.io.caffe import is_caffe_prototxt
-from graphkit.io.roles import graph_inputs, the_output
+from graphkit.io.roles import default_outputs, graph_inputs
 from graphkit.io.save import atomic_write, check_output, materialize
 from graphkit.io.spec import parse_ref
 
@@ -59,7 +59,7 @@ def convert(
         model = load(frozen)
         assert model.graph is not None
         gd = model.graph.graph_def
-        names = report.outputs or [parse_ref(o).node for o in outputs or []] or [the_output(gd, path=frozen)]
+        names = report.outputs or [parse_ref(o).node for o in outputs or []] or default_outputs(gd, path=frozen)
         report.outputs = names
         placeholders = graph_inputs(gd)
         report.inputs = [i for i in (inputs or [p.name for p in placeholders if not p.has_default])]

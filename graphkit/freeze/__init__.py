@@ -35,7 +35,7 @@ from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place, k
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
-from graphkit.io.roles import VARIABLE_OPS, graph_variables, pick_signature, the_output
+from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2
 from graphkit.io.spec import split_names as _names
@@ -124,7 +124,7 @@ def _default_outputs(model: Model, signature: str | None) -> list[str]:
         key = pick_signature(meta, signature, model.path)
         return sorted({parse_ref(t.name).node for t in meta.signature_def[key].outputs.values()})
     assert model.graph is not None
-    return [the_output(model.graph.graph_def, meta, model.path)]
+    return default_outputs(model.graph.graph_def, meta, model.path)
 
 
 def freeze(

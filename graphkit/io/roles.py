@@ -180,11 +180,20 @@ def likely_outputs(
         return list(found.values())  # a TF2 SavedModel: what the signatures return is all it computes
     fed = _fed_by_placeholder(index)
     plumbing = _saver_nodes(meta_graph)
-    for name, op in ops.items():
-        if name in found or name in plumbing or index.is_consumed(name) or _is_training_only(name, op):
-            continue
+    loss_side = _loss_side(index)
+    sinks = [name for name, op in ops.items() if name not in found and name not in plumbing
+             and name not in loss_side and not _is_training_only(name, op) and not index.is_consumed(name)]
+    frontier: list[str] = []
+    if loss_side and not any(fed is None or name in fed for name in sinks):
+        # a training graph whose only sinks are its loss: the outputs are what only the loss reads (pred)
+        frontier = [name for name, op in ops.items() if name not in loss_side and name not in found
+                    and op not in PLACEHOLDER_OPS and not _is_training_only(name, op) and index.is_consumed(name)
+                    and all(u in loss_side or _trains(u, ops[u]) for u in
+                            [u for u, _ in index.consumers.get(name, [])] + index.control_consumers.get(name, []))]
+    for name in [*sinks, *frontier]:
+        op = ops[name]
         score = 10
-        reasons = ["nothing consumes it"]
+        reasons = ["nothing consumes it"] if name in sinks else ["only the loss and training read it"]
         if op in _HEAD_OPS:
             score += 3
             reasons.append(f"{op} is a typical output op")
@@ -199,23 +208,70 @@ def likely_outputs(
     return sorted(found.values(), key=lambda o: (-o.score, order.get(o.name, 0)))
 
 
-def _fed_by_placeholder(index: GraphIndex) -> set[str] | None:
-    """Nodes downstream of a placeholder (None if the graph has no placeholder)."""
-    queue = deque(name for name, op in index.ops.items() if op in PLACEHOLDER_OPS)
-    if not queue:
-        return None
-    seen = set(queue)
+def _trains(name: str, op: str) -> bool:
+    """A node of the training machinery: gradients, the optimizer and its updates."""
+    return (name.startswith(("gradients/", "gradients_")) or bool(_OPTIMIZER.search(name))
+            or op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply"))
+            or op in ("Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
+                      "AssignSubVariableOp"))
+
+
+def _downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
+    """Nodes reachable from ``starts`` over data and control edges (``starts`` included)."""
+    seen = set(starts)
+    queue = deque(seen)
     while queue:
         name = queue.popleft()
-        for user, _ in index.consumers.get(name, []):
-            if user not in seen:
-                seen.add(user)
-                queue.append(user)
-        for user in index.control_consumers.get(name, []):
+        for user in [u for u, _ in index.consumers.get(name, [])] + index.control_consumers.get(name, []):
             if user not in seen:
                 seen.add(user)
                 queue.append(user)
     return seen
+
+
+def label_placeholders(graph: graph_pb2.GraphDef | GraphIndex) -> set[str]:
+    """Placeholders that feed only the training loss: the labels/targets of a training graph.
+
+    A placeholder P is a label when the graph trains (it has optimizer or gradient nodes), no weight is read
+    on P's own side (nodes that depend on P and on no other placeholder), and P meets, in some node, another
+    placeholder whose own side does read weights (the model's input): ``loss(pred(X; W), Y)``. Placeholders
+    with a default (``is_training``, ``keep_prob``) are flags, never labels. Inference graphs have none."""
+    index = as_index(graph)
+    ops = index.ops
+    data = [n for n, op in ops.items() if op in ("Placeholder", "PlaceholderV2")]
+    if len(data) < 2 or not any(_OPTIMIZER.search(n) or op.startswith(("Apply", "ResourceApply"))
+                                for n, op in ops.items()):
+        return set()
+    reach = {p: _downstream(index, [p]) for p in data}
+    weighted = {p: _reads_weights(index, reach[p] - set().union(*(reach[q] for q in data if q != p)))
+                for p in data}
+    return {p for p in data if not weighted[p]
+            and any(weighted[q] and reach[p] & reach[q] for q in data if q != p)}
+
+
+def _reads_weights(index: GraphIndex, nodes: set[str]) -> bool:
+    ops = index.ops
+    for name in nodes:
+        for text in index.inputs[name]:
+            src = text.lstrip("^").partition(":")[0]
+            if ops.get(src) in VARIABLE_OPS or ops.get(src) == "ReadVariableOp":
+                return True
+            if ops.get(src) == "Identity" and any(ops.get(t.partition(":")[0]) in VARIABLE_OPS
+                                                  for t in index.inputs[src]):
+                return True
+    return False
+
+
+def _loss_side(index: GraphIndex) -> set[str]:
+    """Nodes that need a label placeholder: the loss and metrics of a training graph, never outputs."""
+    labels = label_placeholders(index)
+    return _downstream(index, labels) if labels else set()
+
+
+def _fed_by_placeholder(index: GraphIndex) -> set[str] | None:
+    """Nodes downstream of a placeholder (None if the graph has no placeholder)."""
+    starts = [name for name, op in index.ops.items() if op in PLACEHOLDER_OPS]
+    return _downstream(index, starts) if starts else None
 
 
 def clear_output(outputs: list[Output]) -> Output | None:
@@ -223,6 +279,19 @@ def clear_output(outputs: list[Output]) -> Output | None:
     if len(outputs) == 1 or (len(outputs) > 1 and outputs[0].score > outputs[1].score):
         return outputs[0]
     return None
+
+
+def clear_outputs(outputs: list[Output]) -> list[Output]:
+    """Every output the ranking is sure of: signature outputs, else every sink fed by a placeholder (a model
+    with several heads has several); else the single clear best candidate, if any."""
+    signature = [o for o in outputs if o.score >= 100]
+    if signature:
+        return signature
+    sinks = [o for o in outputs if o.score >= 10]
+    if sinks:
+        return sinks
+    best = clear_output(outputs)
+    return [best] if best is not None else []
 
 
 # ---- variables -------------------------------------------------------------------------------------
@@ -356,12 +425,13 @@ def pick_signature(meta_graph: meta_graph_pb2.MetaGraphDef, signature: str | Non
     return key
 
 
-def the_output(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None,
-               path: str | os.PathLike[str] | None = None) -> str:
-    """The single clear output of inspect's ranking, or an error listing the candidates."""
-    ranked = likely_outputs(graph_def, meta_graph)
-    best = clear_output(ranked)
-    if best is None:
+def default_outputs(graph: graph_pb2.GraphDef | GraphIndex, meta_graph: meta_graph_pb2.MetaGraphDef | None = None,
+                    path: str | os.PathLike[str] | None = None) -> list[str]:
+    """The outputs a command takes when none are named: every clear candidate (:func:`clear_outputs`), or an
+    error listing the candidates."""
+    ranked = likely_outputs(graph, meta_graph)
+    chosen = clear_outputs(ranked)
+    if not chosen:
         listed = ", ".join(f"{o.name} ({o.op})" for o in ranked[:8]) or "none"
         raise GraphkitError(f"cannot tell the outputs apart; name them with --outputs (candidates: {listed})", path)
-    return best.name
+    return [o.name for o in chosen]

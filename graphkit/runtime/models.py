@@ -15,7 +15,7 @@ import numpy as np
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, Model, dtypes, load
 from graphkit.io.graph import extract_subgraph
-from graphkit.io.roles import Input, graph_inputs, likely_outputs, pick_signature
+from graphkit.io.roles import Input, clear_outputs, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
 from graphkit.io.tensors import shape_of
 from graphkit.proto import graph_pb2
@@ -74,7 +74,7 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
                 fetched = [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs]
                 _check_safe(model, fetched, allow_unsafe_ops)
             return runnable
-        names = outputs or [o.name for o in likely_outputs(model.graph.graph_def, meta)][:1]
+        names = outputs or [o.name for o in clear_outputs(likely_outputs(model.graph.graph_def, meta))]
         if not names:
             raise GraphkitError("cannot tell the outputs; name them with --output", path)
         nodes = [parse_ref(n).node for n in names]

@@ -200,11 +200,18 @@ def test_outputs_default_to_the_clear_candidate_or_list_them(tmp_path):
 
     gd = graph_pb2.GraphDef()
     gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
-    for name in ("relu_a", "relu_b"):  # two equally likely outputs
+    for name in ("relu_a", "relu_b"):  # two heads: both are outputs of the model
         gd.node.add(name=name, op="Relu", input=["x"]).attr["T"].type = 1
     save_graph(Graph(gd), tmp_path / "two.pb")
+    assert freeze(tmp_path / "two.pb", tmp_path / "g.pb").outputs == ["relu_a", "relu_b"]
+    unclear = graph_pb2.GraphDef()
+    unclear.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+    unclear.node.add(name="c", op="Const").attr["dtype"].type = 1
+    for name in ("relu_a", "relu_b"):  # neither reads an input: nothing is clear
+        unclear.node.add(name=name, op="Relu", input=["c"]).attr["T"].type = 1
+    save_graph(Graph(unclear), tmp_path / "unclear.pb")
     with pytest.raises(GraphkitError, match=r"name them with --outputs \(candidates: relu_a \(Relu\), relu_b"):
-        freeze(tmp_path / "two.pb", tmp_path / "g.pb")
+        freeze(tmp_path / "unclear.pb", tmp_path / "h.pb")
     sm = freeze(FIXTURES / "saved_model_tf1", tmp_path / "s.pb")
     assert sm.outputs == ["y"]
 
@@ -327,3 +334,15 @@ def test_graph_and_checkpoint_take_out_as_the_one_positional(runner, tmp_path):
     assert out.read_text().startswith("node {")
     missing = runner.invoke(cli, ["freeze", str(fixture_checkpoint("mlp_ref"))])
     assert missing.exit_code == 2 and "Missing argument 'OUT'" in missing.stderr
+
+
+def test_the_loss_is_not_an_inference_output(tf, tmp_path):
+    """Issue 12.3: the shared regression checkpoint's sink is the cost (it needs the label Y); the inference
+    output is pred, which only the loss reads."""
+    src = shared("tf2onnx_models/regression/checkpoint")
+    report = freeze(src, tmp_path / "f.pb")
+    assert report.outputs == ["pred"]
+    gd = load(tmp_path / "f.pb").graph.graph_def
+    assert "Y" not in {n.name for n in gd.node}
+    got, _ = _run_frozen(tf, tmp_path / "f.pb", ["pred"], {"X:0": np.array([1.0, 2.0], np.float32)})
+    assert got[0].shape == (2,)
