@@ -149,3 +149,57 @@ def test_a_graph_tf_refuses_to_import_is_a_one_line_error(tf, runner, tmp_path):
     result = runner.invoke(cli, ["run", str(tmp_path / "bad.pb"), "--output", "read", "--quiet"])
     assert result.exit_code == 1 and "internal error" not in result.stderr
     assert "TensorFlow cannot import the graph" in result.stderr and "bad.pb" in result.stderr
+
+
+def test_every_output_of_a_multi_head_graph(tf, runner, tmp_path):
+    """Issue 12.1: run, compare and convert take every clear output (mtcnn: prob, landmarks, box; the
+    UltraFace net: scores and boxes), and graphkit's ONNX names (x:0) pair with the graph's (x)."""
+    mtcnn = shared("tf_mtcnn_blaueck/mtcnn.pb")
+    assert open_runnable(mtcnn).outputs == ["prob", "landmarks", "box"]
+    from graphkit.convert import convert
+    from graphkit.convert.caffe import caffe2tf
+
+    src = shared("ultraface_1mb")
+    caffe2tf(src / "RFB-320.prototxt", src / "RFB-320.caffemodel", tmp_path / "rfb.pb")
+    report = convert(tmp_path / "rfb.pb", tmp_path / "rfb.onnx")
+    assert sorted(report.outputs) == ["boxes", "scores"]
+    result = compare(tmp_path / "rfb.pb", tmp_path / "rfb.onnx", atol=1e-4)
+    assert sorted(result.pairs) == [("boxes", "boxes:0"), ("scores", "scores:0")] and result.ok
+
+
+def test_optional_inputs_keep_their_defaults_on_both_sides(tf, runner):
+    """Issue 12.9: a PlaceholderWithDefault (is_training) compared against itself."""
+    src = fixture_checkpoint("cfv2_bn_adam")
+    result = runner.invoke(cli, ["compare", str(src), str(src), "--quiet"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert "ok" in result.output and "is_training" not in str(result.stderr)
+
+
+def test_tf_run_errors_say_why_and_where(tf, runner, tmp_path):
+    """Issue 12.11: a wrong feed names the input and both shapes; a run-time failure shows TF's reason and
+    node (not just 'Graph execution error:')."""
+    import numpy as np
+
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    x.attr["shape"].shape.dim.add().size = -1
+    shape = gd.node.add(name="shape", op="Const")
+    shape.attr["dtype"].type = 3
+    shape.attr["value"].tensor.dtype = 3
+    shape.attr["value"].tensor.tensor_shape.dim.add().size = 1
+    shape.attr["value"].tensor.int_val.append(3)
+    reshape = gd.node.add(name="out", op="Reshape", input=["x", "shape"])
+    reshape.attr["T"].type = 1
+    reshape.attr["Tshape"].type = 3
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    np.save(tmp_path / "x.npy", np.ones(5, np.float32))
+    result = runner.invoke(cli, ["run", str(tmp_path / "g.pb"), "--input", f"x={tmp_path / 'x.npy'}", "--quiet"])
+    assert result.exit_code == 1 and "internal error" not in result.stderr
+    assert "Input to reshape is a tensor with 5 values" in result.stderr and "(at node 'out')" in result.stderr
+    np.save(tmp_path / "bad.npy", np.ones((2, 2), np.float32))
+    result = runner.invoke(cli, ["run", str(tmp_path / "g.pb"), "--input", f"x={tmp_path / 'bad.npy'}", "--quiet"])
+    assert result.exit_code == 1 and "Cannot feed value of shape (2, 2) for Tensor x:0" in result.stderr

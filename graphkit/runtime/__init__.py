@@ -138,7 +138,25 @@ def session_run(sess: Any, outputs: list[str], feeds: dict[str, np.ndarray], pat
     try:
         return list(sess.run([o if ":" in o else f"{o}:0" for o in outputs], feeds))
     except tf.errors.OpError as exc:
-        raise GraphkitError(f"TensorFlow could not run it: {exc.message.splitlines()[0]}", path) from None
+        raise GraphkitError(f"TensorFlow could not run it: {tf_reason(exc)}", path) from None
+    except (ValueError, TypeError) as exc:  # TF's feed checks: "Cannot feed value of shape (2, 5) for Tensor x:0..."
+        raise GraphkitError(f"a wrong input: {str(exc).splitlines()[0]}; check --input", path) from None
+
+
+def tf_reason(exc: Any) -> str:
+    """TF's own reason from an OpError, in one line, with the node it failed at: its message opens with
+    "Graph execution error:" and a Python stack; the reason is the last line that is neither."""
+    import re
+
+    text = str(getattr(exc, "message", "") or exc)
+    lines = [line.strip() for line in text.splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "File ", "[[", "Node:", "Traceback"))]
+    reason = reasons[-1] if reasons else (lines[0] if lines else type(exc).__name__)
+    node = getattr(getattr(exc, "op", None), "name", None)
+    found = re.search(r"\{\{node ([^}]+)\}\}", text)
+    node = node or (found.group(1) if found else None)
+    return f"{reason} (at node '{node}')" if node and node not in reason else reason
 
 
 def run_signature(path: str, key: str, feeds: dict[str, np.ndarray], outputs: list[str],

@@ -215,6 +215,11 @@ class Comparison:
     ok: bool
 
 
+def _bare(name: str) -> str:
+    """A tensor name without its ``:0`` (what graphkit's ONNX export keeps from TF)."""
+    return name[:-2] if name.endswith(":0") else name
+
+
 def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict[str, np.ndarray] | None = None,
             pairs: dict[str, str] | None = None, rtol: float = 1e-5, atol: float = 1e-6, batch: int = 1,
             seed: int = 0, signature: str | None = None, allow_unsafe_ops: bool = False) -> Comparison:
@@ -226,21 +231,24 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
     if pairs:
         matched = list(pairs.items())
     else:
-        matched = [(o, o) for o in ra.outputs if o in rb.outputs]
+        by_name = {_bare(o): o for o in rb.outputs}  # x:0 (a TF tensor name, graphkit's ONNX) pairs with x
+        matched = [(o, by_name[_bare(o)]) for o in ra.outputs if _bare(o) in by_name]
         if not matched and len(ra.outputs) == len(rb.outputs) == 1:
             matched = [(ra.outputs[0], rb.outputs[0])]
         if not matched:
             raise GraphkitError(f"no output names in common ({', '.join(ra.outputs)} vs {', '.join(rb.outputs)}); "
                                 "pair them with --pair A_OUT=B_OUT")
     feeds = make_feeds(ra, given, batch=batch, seed=seed)
+    by_input = {_bare(k): v for k, v in feeds.items()}
+    required_b = [i.name for i in rb.inputs if not i.has_default]  # optional inputs keep their defaults
     names_b = [i.name for i in rb.inputs]
-    if set(feeds) != set(names_b) and len(feeds) == len(names_b) == 1:
-        feeds_b = {names_b[0]: next(iter(feeds.values()))}
+    if len(feeds) == len(required_b) == 1 and _bare(required_b[0]) not in by_input:
+        feeds_b = {required_b[0]: next(iter(feeds.values()))}
     else:
-        missing = [n for n in names_b if n not in feeds]
+        missing = [n for n in required_b if _bare(n) not in by_input]
         if missing:
             raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
-        feeds_b = {n: feeds[n] for n in names_b}
+        feeds_b = {n: by_input[_bare(n)] for n in names_b if _bare(n) in by_input}
     va, vb = run(ra, feeds), run(rb, feeds_b)
     from graphkit.runtime import difference
 
