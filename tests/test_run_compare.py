@@ -203,3 +203,17 @@ def test_tf_run_errors_say_why_and_where(tf, runner, tmp_path):
     np.save(tmp_path / "bad.npy", np.ones((2, 2), np.float32))
     result = runner.invoke(cli, ["run", str(tmp_path / "g.pb"), "--input", f"x={tmp_path / 'bad.npy'}", "--quiet"])
     assert result.exit_code == 1 and "Cannot feed value of shape (2, 2) for Tensor x:0" in result.stderr
+
+
+def test_tf_0x_meta_graphs_run_compare_and_verify(tf, runner, tmp_path):
+    """Issue 12.8: tensorflow_version "0.12.head" made TF's import_meta_graph raise InvalidVersion."""
+    from graphkit.io import load
+
+    src = shared("tfserving/half_plus_two_tf1_checkpoint/00000123") / "export"
+    assert load(src).meta_graph.meta_info_def.tensorflow_version == "0.12.head"
+    x = {"Placeholder": np.array([1.0, 3.0], np.float32)}
+    assert np.allclose(run(open_runnable(src, outputs=["Add"]), x)["Add"], [2.5, 3.5])
+    report = freeze(src, tmp_path / "f.pb", outputs=["Add"], verify=True)
+    assert report.verified[0]["ok"]
+    result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--quiet"])
+    assert result.exit_code == 0, str(result.stderr)

@@ -6,6 +6,7 @@ Shared by ``freeze --verify`` now and by ``run``/``compare`` later.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -211,6 +212,12 @@ def meta_graph_bytes(model: Model) -> bytes:
     if model.meta_graph is not None:
         meta.CopyFrom(model.meta_graph)
     meta.graph_def.CopyFrom(materialize(model.graph))
+    version = meta.meta_info_def.tensorflow_version
+    if version and not re.fullmatch(r"\d+(\.\d+)*([ab]|rc)?\d*(\.dev\d+)?", version):
+        # TF 0.x wrote versions such as "0.12.head", which import_meta_graph's version check cannot parse
+        # (packaging.version.InvalidVersion); the version is informational, the graph is what matters
+        numeric = re.match(r"\d+(\.\d+)*", version)
+        meta.meta_info_def.tensorflow_version = numeric.group(0) if numeric else ""
     return meta.SerializeToString()
 
 
