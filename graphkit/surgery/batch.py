@@ -39,10 +39,11 @@ def set_batch(
     text: bool | None = None,
     progress: Progress | None = None,
 ) -> SurgeryReport:
-    """Set dim 0 of the inputs (default: every Placeholder of rank >= 1) to unknown, or to ``size``. Downstream
-    constants that hard-code the old batch B are rewritten: shape operands of Reshape/Fill/BroadcastTo/Tile
-    (B -> -1 in a Reshape, else the batch read from the input at run time, or ``size``), StridedSlice/Slice
-    bounds that end at B, and constant tensors of batch B holding one repeated value. Anything else holding B
+    """Set dim 0 of the inputs (default: those with a batch, :func:`batched_inputs`) to unknown, or to
+    ``size``. Downstream constants that hard-code the old batch B are rewritten: shape operands of
+    Reshape/Fill/BroadcastTo/Tile (B -> -1 in a Reshape, else the batch read from the input at run time, or
+    ``size``), StridedSlice/Slice bounds that end at B, and constant tensors of batch B holding one repeated
+    value. Anything else holding B
     that the outputs use is reported by name (``notes``), never silently left."""
     with about(model_path):
         if size is not None and size < 1:
@@ -54,11 +55,16 @@ def set_batch(
         index = GraphIndex(gd)
         report = SurgeryReport("set-batch")
         specs = {s.name: s for s in (parse_spec(n) for n in names(inputs))}
-        chosen = [index.node(name) for name in specs] or [
-            n for n in gd.node if n.op in PLACEHOLDER_OPS and (node_shape(n) or ())]
+        left: list[tuple[str, str]] = []
+        if specs:
+            chosen = [index.node(name) for name in specs]
+        else:
+            chosen, left = batched_inputs(index)
+            report.notes += [f"left '{name}' alone: {why} (name it with --inputs to change it)" for name, why in left]
         if not chosen:
-            raise GraphkitError("no input with a batch dimension (Placeholders of known rank >= 1); "
-                                "name them with --inputs", model.path)
+            why = "; ".join(f"{name}: {reason}" for name, reason in left) or "the graph has no Placeholder"
+            raise GraphkitError(f"no input has a batch dimension ({why}); name the inputs to change with --inputs",
+                                model.path)
         batches: set[int] = set()
         for node in chosen:
             given = specs.get(node.name)
@@ -91,6 +97,48 @@ def set_batch(
             report.notes.append("the batch dimension was already unknown; no constants rewritten")
         graph = Graph(gd, dict(model.graph.external))
         return finish(model, graph, out, report, text=text, progress=progress)
+
+
+def batched_inputs(index: GraphIndex) -> tuple[list[node_def_pb2.NodeDef], list[tuple[str, str]]]:
+    """The Placeholders whose dim 0 is a batch, and the others with why: a batch input has rank >= 2 (a
+    rank-1 input is a vector of settings, as mtcnn's ``thresholds [3]``, or ambiguous), the graph does not
+    add a batch in front of it (an ``ExpandDims`` at axis 0: mtcnn's ``input [?,?,3]`` is one HWC image),
+    and its dim 0, when known, is the same B as the other batch inputs'."""
+    chosen: list[node_def_pb2.NodeDef] = []
+    left: list[tuple[str, str]] = []
+    for name, op in index.ops.items():
+        if op not in PLACEHOLDER_OPS:
+            continue
+        node = index.nodes[name]
+        shape = node_shape(node)
+        if shape is None:
+            left.append((name, "unknown rank"))
+        elif len(shape) < 2:
+            left.append((name, f"rank {len(shape)}: no batch dimension to tell apart"))
+        elif _expanded_at_0(index, name):
+            left.append((name, "the graph adds the batch itself (ExpandDims at axis 0)"))
+        else:
+            chosen.append(node)
+    known = [s[0] for s in (node_shape(n) for n in chosen) if s and s[0] >= 0]
+    if known:
+        common = max(set(known), key=known.count)
+        odd = [n for n in chosen if (node_shape(n) or (-1,))[0] not in (-1, common)]
+        left += [(n.name, f"dim 0 is {(node_shape(n) or (0,))[0]}, not the batch {common} of the others") for n in odd]
+        chosen = [n for n in chosen if n not in odd]
+    return chosen, left
+
+
+def _expanded_at_0(index: GraphIndex, name: str) -> bool:
+    for user, pos in index.consumers.get(name, []):
+        node = index.nodes[user]
+        if node.op == "ExpandDims" and pos == 0 and len(node.input) > 1:
+            dim = index.nodes.get(node.input[1].partition(":")[0])
+            if dim is not None and dim.op == "Const":
+                axis = to_numpy(dim.attr["value"].tensor).reshape(-1).tolist()
+                rank = len(node_shape(index.nodes[name]) or ())
+                if axis in ([0], [-rank - 1]):
+                    return True
+    return False
 
 
 def _downstream(index: GraphIndex, starts: list[str]) -> dict[str, str]:

@@ -113,7 +113,9 @@ Examples:
 @click.argument("model", type=click.Path())
 @click.argument("out", type=click.Path())
 @click.option("--size", type=int, help="Fix the batch to N (default: unknown).")
-@click.option("--inputs", multiple=True, metavar="NAME", help="Inputs to change (default: every Placeholder).")
+@click.option("--inputs", multiple=True, metavar="NAME",
+              help="Inputs to change (default: those with a batch: rank >= 2, no ExpandDims adding one, the same B "
+                   "as the others; the rest are listed).")
 @_shared
 def set_batch_cmd(model: str, out: str, size: int | None, inputs: tuple[str, ...], tags: tuple[str, ...],
                   text: bool | None, as_json: bool, quiet: bool) -> None:

@@ -101,3 +101,34 @@ def test_errors_and_cli(runner, batch4, tmp_path):
     result = runner.invoke(cli, ["set-batch", str(batch4), str(tmp_path / "o.pb"), "--json"])
     assert result.exit_code == 0, result.output
     assert '"command": "set-batch"' in result.output and '"shape": "[?,8,8,2]"' in result.output
+
+
+def test_inputs_without_a_batch_are_left_alone_and_listed(tf, tmp_path):
+    """Issue 12.2: mtcnn's image input is one HWC image (the graph adds the batch with ExpandDims) and
+    thresholds [3] is a vector of settings: set-batch changes neither, says why, and --inputs still forces."""
+    src = shared("tf_mtcnn_blaueck/mtcnn.pb")
+    with pytest.raises(GraphkitError, match=r"input: the graph adds the batch itself.*thresholds: rank 1"):
+        set_batch(src, tmp_path / "out.pb", size=2)
+    assert not (tmp_path / "out.pb").exists()
+
+
+def test_a_batch_input_beside_settings_changes_alone(tf, tmp_path):
+    """A batched image [4, 8, 8, 2] with a rank-1 setting and an odd-sized matrix input: only the image
+    changes; the result runs at two batch sizes."""
+    v1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, [4, 6], name="x")
+        scale = v1.placeholder(tf.float32, [6], name="scale")
+        mix = v1.placeholder(tf.float32, [6, 6], name="mix")
+        tf.identity(tf.matmul(x * scale, mix), name="y")
+    path = tmp_path / "g.pb"
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    report = set_batch(path, tmp_path / "out.pb")
+    assert report.rewritten == ["x"]
+    assert any("left 'scale' alone: rank 1" in n for n in report.notes)
+    assert any("left 'mix' alone: dim 0 is 6, not the batch 4" in n for n in report.notes)
+    for batch in (1, 7):
+        feed = {"x:0": np.ones((batch, 6), np.float32), "scale:0": np.ones(6, np.float32),
+                "mix:0": np.eye(6, dtype=np.float32)}
+        assert run_graph(tf, tmp_path / "out.pb", ["y"], feed)[0].shape == (batch, 6)
