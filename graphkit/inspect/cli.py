@@ -118,7 +118,7 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 
 
 def _value_json(name: str, value: np.ndarray) -> dict:
-    out: dict = {"name": name, "dtype": str(value.dtype), "shape": list(value.shape)}
+    out: dict = {"name": name, "dtype": render.dtype_text(value), "shape": list(value.shape)}
     if value.dtype != object and value.size and value.dtype.kind in "fiub":
         numeric = value.astype(np.float64)
         out.update(min=float(numeric.min()), max=float(numeric.max()), mean=float(numeric.mean()))

@@ -52,6 +52,11 @@ def summary_text(s: Json, limit: int = 20) -> str:
         c = s["checkpoint"]
         data_files = len(c["files"]) - 1 if c["version"] == 2 else len(c["files"])
         weights += f" ({c['tensor_count']} checkpoint tensors in {data_files} data file(s))"
+    if s.get("splat_constants"):
+        splats = s["splat_constants"]
+        expanded = sum(c["expanded_bytes"] for c in splats)
+        weights += (f"; {len(splats)} splat constant(s) (one value filling a shape) expand to "
+                    f"{human_bytes(expanded)} when loaded")
     lines.append(f"file size {human_bytes(s['file_bytes'])}; {weights}")
     if s.get("functions"):
         lines.append(f"function library: {s['functions']} functions")
@@ -145,4 +150,9 @@ def tensors_text(tensors: list[Json]) -> str:
 def value_text(name: str, value: np.ndarray) -> str:
     with np.printoptions(threshold=200, edgeitems=4, linewidth=100):
         body = np.array2string(value, separator=", ")
-    return f"{name}  {value.dtype}  {shape_text(list(value.shape))}\n{body}"
+    return f"{name}  {dtype_text(value)}  {shape_text(list(value.shape))}\n{body}"
+
+
+def dtype_text(value: np.ndarray) -> str:
+    """TF's name for a value's dtype: a string tensor is ``string``, not numpy's ``object``."""
+    return "string" if value.dtype == object else str(value.dtype)

@@ -145,7 +145,12 @@ def summarize(model: Model) -> Json:
     if meta is not None:
         out["signatures"] = _signatures(meta)
     consts = const_bytes(graph)
-    out["const_bytes"] = consts
+    out["const_bytes"] = consts  # stored bytes
+    splats = [n for n in gd.node if n.op == "Const" and graph.is_splat(n)]
+    if splats:  # one value filling a shape: a few bytes in the file, expanded by TF at load time
+        out["splat_constants"] = [{"name": n.name, "dtype": dtypes.name(n.attr["value"].tensor.dtype),
+                                   "shape": _shape(shape_of(n.attr["value"].tensor.tensor_shape)),
+                                   "expanded_bytes": graph.logical_nbytes(n)} for n in splats]
     # weights live in the checkpoint when there is one (graph Consts are then shapes and initializers)
     out["weight_bytes"] = ckpt.total_bytes if ckpt is not None else consts
     return out

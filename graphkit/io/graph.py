@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
+from graphkit.proto import function_pb2, graph_pb2, node_def_pb2, tensor_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,26 +92,60 @@ class Graph:
         return tensors.to_numpy(node.attr["value"].tensor, content)
 
     def const_nbytes(self, node: node_def_pb2.NodeDef) -> int:
+        """The bytes a Const stores (a splat -- one value filling a large shape -- stores one value)."""
         if node.name in self.external:
             return len(self.external[node.name])
-        import numpy as np
+        return stored_nbytes(node.attr["value"].tensor)
 
-        from graphkit.io.shapes import shape_of
-
+    def is_splat(self, node: node_def_pb2.NodeDef) -> bool:
+        """A Const holding one value for a shape of more elements (TF expands it at load time)."""
+        if node.name in self.external:
+            return False
         tensor = node.attr["value"].tensor
-        if tensor.tensor_content:
-            return len(tensor.tensor_content)
-        shape = shape_of(tensor.tensor_shape) or ()
-        code = dtypes.base(tensor.dtype)
-        if code == dtypes.DT_STRING:
-            return sum(len(s) for s in tensor.string_val)
+        return not tensor.tensor_content and _stored_count(tensor) == 1 and _elements(tensor) > 1
+
+    def logical_nbytes(self, node: node_def_pb2.NodeDef) -> int:
+        """The bytes a Const's value takes once expanded (its shape times its dtype's size)."""
+        tensor = node.attr["value"].tensor
         try:
-            return int(np.prod(shape, dtype=np.int64)) * dtypes.to_numpy(code).itemsize
+            return _elements(tensor) * dtypes.to_numpy(dtypes.base(tensor.dtype)).itemsize
         except GraphkitError:
-            return 0
+            return self.const_nbytes(node)
 
     def index(self) -> GraphIndex:
         return GraphIndex(self.graph_def)
+
+
+_VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "int64_val", "bool_val", "dcomplex_val",
+                 "scomplex_val", "uint32_val", "uint64_val", "float8_val", "resource_handle_val", "variant_val")
+
+
+def _stored_count(tensor: tensor_pb2.TensorProto) -> int:
+    for name in (*_VALUE_FIELDS, "string_val"):
+        count = len(getattr(tensor, name))
+        if count:
+            return count // 2 if name in ("scomplex_val", "dcomplex_val") else count
+    return 0
+
+
+def _elements(tensor: tensor_pb2.TensorProto) -> int:
+    count = 1
+    for dim in tensor.tensor_shape.dim:
+        count *= max(int(dim.size), 0)
+    return count
+
+
+def stored_nbytes(tensor: tensor_pb2.TensorProto) -> int:
+    """The bytes a TensorProto stores: its tensor_content, else its typed values (strings: their lengths)."""
+    if tensor.tensor_content:
+        return len(tensor.tensor_content)
+    if tensor.string_val:
+        return sum(len(s) for s in tensor.string_val)
+    count = _stored_count(tensor)
+    try:
+        return count * dtypes.to_numpy(dtypes.base(tensor.dtype)).itemsize
+    except GraphkitError:
+        return 0
 
 
 def input_node(text: str) -> str:

@@ -132,12 +132,22 @@ def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
     """Placeholders, in graph order (PlaceholderWithDefault ones are optional); with a meta graph, not the
     saver's filename placeholder (``saver_def.filename_tensor_name``)."""
     nodes = graph.node if isinstance(graph, graph_pb2.GraphDef) else graph
+    legacy = isinstance(graph, graph_pb2.GraphDef) and graph.HasField("versions") and graph.versions.producer <= 21
     plumbing = _saver_nodes(meta_graph)
     return [
-        Input(n.name, n.op, dtypes.name(node_dtype(n)), node_shape(n), n.op == "PlaceholderWithDefault")
+        Input(n.name, n.op, dtypes.name(node_dtype(n)), _placeholder_shape(n, legacy), n.op == "PlaceholderWithDefault")
         for n in nodes if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
         and n.name not in plumbing
     ]
+
+
+def _placeholder_shape(node: node_def_pb2.NodeDef, legacy: bool) -> tuple[int, ...] | None:
+    """A Placeholder's shape; in graphs of producer <= 21 an empty ``shape {}`` means unknown, as TF reads
+    it (``core/ops/array_ops.cc``, Placeholder's shape function: "graph_def_version < 21")."""
+    shape = node_shape(node)
+    if legacy and shape == () and node.op == "Placeholder" and not node.attr["shape"].shape.unknown_rank:
+        return None
+    return shape
 
 
 def _saver_nodes(meta_graph: meta_graph_pb2.MetaGraphDef | None) -> set[str]:

@@ -322,3 +322,35 @@ def test_target_names_ops_inside_functions(tf, runner):
     missing = json.loads(result.output)["unsupported"]
     assert list(missing) == ["LookupTableImportV2"]
     assert missing["LookupTableImportV2"]["nodes"] == ["StatefulPartitionedCall_1/key_value_init2/LookupTableImportV2"]
+
+
+def test_splats_legacy_shapes_and_string_dtype(runner, tmp_path):
+    """Issue 12.5: a splat constant counts the bytes it stores (and says what it expands to); an empty
+    Placeholder shape in a producer <= 21 graph is unknown, as TF reads it; string tensors say string."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    for producer, expected in ((15, None), (27, [])):
+        gd = graph_pb2.GraphDef()
+        gd.versions.producer = producer
+        x = gd.node.add(name="x", op="Placeholder")
+        x.attr["dtype"].type = 1
+        x.attr["shape"].shape.SetInParent()  # shape {}
+        big = gd.node.add(name="big", op="Const")
+        big.attr["dtype"].type = 1
+        big.attr["value"].tensor.dtype = 1
+        for size in (1000, 1000):
+            big.attr["value"].tensor.tensor_shape.dim.add().size = size
+        big.attr["value"].tensor.float_val.append(0.5)
+        gd.node.add(name="y", op="Add", input=["x", "big"]).attr["T"].type = 1
+        save_graph(Graph(gd), tmp_path / f"g{producer}.pb")
+        data = run_json(runner, tmp_path / f"g{producer}.pb")
+        assert data["inputs"][0]["shape"] == expected
+        assert data["const_bytes"] == 4 and data["weight_bytes"] == 4
+        assert data["splat_constants"] == [{"name": "big", "dtype": "float32", "shape": [1000, 1000],
+                                            "expanded_bytes": 4_000_000}]
+    text = run(runner, tmp_path / "g15.pb").stdout
+    assert "weights 4 B; 1 splat constant(s)" in text and "expand to 3.8 MB" in text
+    value = run_json(runner, fixture_checkpoint("mlp_ref"), "--tensor", "vocab")
+    assert value["dtype"] == "string"
+    assert run(runner, fixture_checkpoint("mlp_ref"), "--tensor", "vocab").stdout.startswith("vocab  string  [3]")
