@@ -59,6 +59,46 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+# One tolerance rule for every check (freeze --verify, caffe2tf --verify, compare, convert):
+# |a - b| <= atol + rtol * |a|, numpy's allclose with A (the original) as the reference.
+RTOL = 1e-5
+ATOL = 1e-5
+
+
+def tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--rtol`` and ``--atol``, the same defaults and meaning in every command."""
+    func = click.option("--atol", type=float, default=ATOL, show_default=True,
+                        help="Absolute tolerance: |a - b| <= atol + rtol * |a|.")(func)
+    func = click.option("--rtol", type=float, default=RTOL, show_default=True,
+                        help="Relative tolerance (A, the original, is the reference).")(func)
+    return func
+
+
+def input_option(dest: str = "inputs", what: str = "Feed this input") -> Callable[..., Any]:
+    """``--input``, the same in every command that runs a graph (io/arrays.py); ``dest`` names the
+    parameter it fills."""
+    return click.option("--input", dest, multiple=True, metavar="NAME=FILE.npy|FILE.npz|NAME=VALUE",
+                        help=f"{what}: an .npy, every array of an .npz by name, or a literal "
+                             "(is_training=false, keep_prob=1.0, thresholds=0.6,0.7,0.7).")
+
+
+def saved_model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--signature`` and ``--tag`` for every command that reads a SavedModel."""
+    func = click.option("--tag", "tags", multiple=True, help="SavedModel meta graph tags (default: serve).")(func)
+    func = click.option("--signature", help="SavedModel signature (default: serving_default).")(func)
+    return func
+
+
+def load_input_option(items: tuple[str, ...]) -> dict:
+    """The arrays of ``--input``; a bad one is a usage error of --input."""
+    from graphkit.io.arrays import load_arrays
+
+    try:
+        return load_arrays(list(items))
+    except GraphkitError as exc:
+        raise click.BadParameter(exc.message, param_hint="--input") from None
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_json_default))
 

@@ -61,3 +61,52 @@ def test_a_closed_stdout_is_not_an_internal_error(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait() in (0, 141) and "internal error" not in err and "Traceback" not in err, err
     assert (tmp_path / "f.pb").stat().st_size > 0
+
+
+def test_one_set_of_options(runner):
+    """Issue 12.14: the same option names, meanings and defaults in every command."""
+    import importlib
+
+    from graphkit.cli import COMMANDS
+    from graphkit.cliutil import ATOL, RTOL
+
+    def command(name):
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def options(name):
+        return {opt: p for p in command(name).params for opt in getattr(p, "opts", [])}
+
+    for name in ("freeze", "caffe2tf", "compare", "convert"):
+        opts = options(name)
+        assert opts["--rtol"].default == RTOL and opts["--atol"].default == ATOL, name
+    for name in ("run", "compare", "convert", "freeze"):
+        assert "NAME=VALUE" in options(name)["--input"].metavar, name
+    for name in ("run", "compare", "convert", "freeze", "inspect"):
+        assert {"--signature", "--tag"} <= set(options(name)) or name == "inspect" and "--tag" in options(name), name
+    assert "--outputs" in options("run") and "--output" in options("run")  # the old spelling still works
+
+
+def test_input_literals_and_npz_everywhere(tf, runner, tmp_path):
+    import numpy as np
+
+    from conftest import FIXTURES, fixture_checkpoint
+
+    src = fixture_checkpoint("cfv2_bn_adam")
+    x = np.random.RandomState(0).randn(2, 6, 6, 2).astype(np.float32)
+    np.savez(tmp_path / "feeds.npz", x=x)
+    for flag in ("false", "true"):
+        result = runner.invoke(cli, ["run", str(src), "--input", str(tmp_path / "feeds.npz"), "--input",
+                                     f"is_training={flag}", "--outputs", "output", "--json", "--quiet"])
+        assert result.exit_code == 0, str(result.stderr)
+    result = runner.invoke(cli, ["freeze", str(src), str(tmp_path / "f.pb"), "--outputs", "output", "--verify",
+                                 "--input", str(tmp_path / "feeds.npz"), "--input", "is_training=false", "--quiet"])
+    assert result.exit_code == 0, str(result.stderr)
+    result = runner.invoke(cli, ["convert", str(FIXTURES / "keras_cnn"), str(tmp_path / "k.onnx"), "--input",
+                                 "nope=1.0", "--signature", "serve", "--quiet"])
+    assert result.exit_code == 1 and "--input names nope, not an input" in result.stderr
+    result = runner.invoke(cli, ["compare", str(FIXTURES / "keras_cnn"), str(FIXTURES / "keras_cnn"),
+                                 "--signature", "serve", "--tag", "serve", "--quiet"])
+    assert result.exit_code == 0, str(result.stderr)
+    bad = runner.invoke(cli, ["run", str(src), "--input", "x=not-a-number", "--quiet"])
+    assert bad.exit_code == 2 and "not a file, and not a number" in bad.stderr

@@ -47,8 +47,10 @@ def convert(
     atol: float = 1e-5,
     tags: list[str] | None = None,
     signature: str | None = None,
+    given: dict[str, np.ndarray] | None = None,
 ) -> ConvertReport:
-    """Convert ``src`` to ``out`` (``.onnx`` or ``.tflite``); see the module docstring."""
+    """Convert ``src`` to ``out`` (``.onnx`` or ``.tflite``); see the module docstring. ``given``: inputs
+    for the check (by input name), the rest random."""
     target = Path(out).suffix.lower().lstrip(".")
     if target not in ("onnx", "tflite"):
         raise GraphkitError("OUT must end in .onnx or .tflite", out)
@@ -78,7 +80,7 @@ def convert(
                       if p.name in report.inputs}
             data = export.to_tflite(str(frozen), report.inputs, shapes, names)
         if verify:  # before writing: a model that fails its check is never left at OUT
-            _verify(frozen, data, report, batch, rtol, atol)
+            _verify(frozen, data, report, batch, rtol, atol, given)
         with atomic_write(out, [src]) as fh:
             fh.write(data)
         report.bytes_written = len(data)
@@ -114,14 +116,15 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
     return Path(src)
 
 
-def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float) -> None:
+def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float,
+            given: dict[str, np.ndarray] | None = None) -> None:
     """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
     from graphkit.runtime import difference
     from graphkit.runtime.models import make_feeds, open_runnable, run
 
     reference = open_runnable(frozen, outputs=report.outputs)
     reference.inputs = [i for i in reference.inputs if i.name in report.inputs]
-    feeds = make_feeds(reference, batch=batch, seed=0)
+    feeds = make_feeds(reference, given, batch=batch, seed=0)
     want = run(reference, feeds)
     if report.target == "onnx":
         import onnxruntime

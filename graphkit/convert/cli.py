@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json
+from graphkit.cliutil import common, emit_json, input_option, load_input_option, saved_model_options, tolerance_options
 
 
 @click.command("convert", epilog="""\b
@@ -17,29 +17,33 @@ Examples:
 @click.argument("out", type=click.Path())
 @click.option("--caffemodel", type=click.Path(), help="Caffe weights (default: the .caffemodel beside SRC).")
 @click.option("--inputs", multiple=True, metavar="NAME", help="Input placeholders (default: every Placeholder).")
-@click.option("--outputs", multiple=True, metavar="NAME", help="Outputs (default: inspect's clear candidate).")
+@click.option("--outputs", multiple=True, metavar="NAME",
+              help="Outputs (default: the signature's, the Caffe net's, else every clear output of the graph).")
 @click.option("--opset", type=int, help="ONNX opset (default: tf2onnx's).")
 @click.option("--batch", type=int, default=1, show_default=True,
               help="Batch for unknown dims (TFLite needs fixed shapes; also the check's inputs).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with TensorFlow.")
-@click.option("--rtol", type=float, default=1e-5, show_default=True, help="Check: relative tolerance.")
-@click.option("--atol", type=float, default=1e-5, show_default=True, help="Check: absolute tolerance.")
+@input_option("inputs_given", "With the check: feed this input")
+@tolerance_options
+@saved_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def convert_cmd(src: str, out: str, caffemodel: str | None, inputs: tuple[str, ...], outputs: tuple[str, ...],
-                opset: int | None, batch: int, no_verify: bool, rtol: float, atol: float, as_json: bool,
-                quiet: bool) -> None:
+                opset: int | None, batch: int, no_verify: bool, inputs_given: tuple[str, ...], rtol: float,
+                atol: float, signature: str | None, tags: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Convert any model graphkit reads to ONNX (tf2onnx) or TFLite (TF's converter), by OUT's extension.
 
-    Checkpoints and TF1 SavedModels are frozen first, Caffe models converted first. The result is checked
-    against TensorFlow on random inputs (onnxruntime / the TFLite interpreter) unless --no-verify.
+    Checkpoints and SavedModels (TF1 and TF2) are frozen first, Caffe models converted first. The result is
+    checked against TensorFlow on random (or --input) inputs with onnxruntime / the TFLite interpreter before
+    it is written, unless --no-verify.
     """
     from graphkit.convert import convert
     from graphkit.io.spec import split_names
 
     report = convert(src, out, caffemodel=caffemodel, inputs=split_names(inputs) or None,
                      outputs=split_names(outputs) or None, opset=opset, batch=batch, verify=not no_verify,
-                     rtol=rtol, atol=atol)
+                     rtol=rtol, atol=atol, given=load_input_option(inputs_given), signature=signature,
+                     tags=list(tags) or None)
     if as_json:
         emit_json(report.__dict__)
         return

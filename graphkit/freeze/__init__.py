@@ -143,7 +143,8 @@ def freeze(
     verify: bool = False,
     batch: int = 1,
     inputs: dict[str, np.ndarray] | None = None,
-    rtol: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
     inline: bool = True,
     progress: Progress | None = None,
 ) -> FreezeReport:
@@ -190,14 +191,14 @@ def freeze(
     report.nodes_after = len(frozen_graph.graph_def.node)
     check_output(out, model.files)
     if verify:  # before writing: a graph that fails its check is never left at OUT
-        _verify(model, frozen_graph, report, batch, inputs, rtol)
+        _verify(model, frozen_graph, report, batch, inputs, rtol, atol)
     report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
                                       progress=progress)
     return report
 
 
 def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
-            given: dict[str, np.ndarray] | None, rtol: float) -> None:
+            given: dict[str, np.ndarray] | None, rtol: float, atol: float) -> None:
     """Run the original (variables restored) and the frozen graph on the same inputs; compare outputs."""
     from graphkit import runtime
     from graphkit.io.roles import graph_inputs
@@ -218,13 +219,14 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
                                                feeds, report.outputs, str(model.path))
     result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
                                    report.output_path, init=[report.init_op] if report.init_op else None)
-    report.verified = [runtime.difference(o, a, o, b, rtol, 1e-6)
+    report.verified = [runtime.difference(o, a, o, b, rtol, atol)
                        for o, a, b in zip(report.outputs, original, result, strict=True)]
     bad = [d for d in report.verified if not d["ok"]]
     if bad:
         worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}, max rel "
                                                  f"{d['max_rel']:.3g}") for d in bad)
-        raise GraphkitError(f"--verify: the frozen graph differs from the original over rtol {rtol}: {worst}; "
+        raise GraphkitError(f"--verify: the frozen graph differs from the original over rtol {rtol} / atol {atol}: "
+                            f"{worst}; "
                             "nothing was written", report.output_path)
 
 

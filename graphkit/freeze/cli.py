@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, human_bytes, progress
+from graphkit.cliutil import (
+    common,
+    emit_json,
+    human_bytes,
+    input_option,
+    load_input_option,
+    progress,
+    tolerance_options,
+)
 from graphkit.freeze import freeze
 
 
@@ -22,7 +30,7 @@ Examples:
 @click.option("--outputs", multiple=True, metavar="NAME", help="Output node or tensor names (repeat or use commas).")
 @click.option("--graph", "graph", type=click.Path(), help="GraphDef/MetaGraphDef to freeze (with --checkpoint).")
 @click.option("--checkpoint", type=click.Path(), help="Checkpoint holding the variables' values.")
-@click.option("--signature", help="SavedModel signature whose outputs are the outputs (default serving_default).")
+@click.option("--signature", help="SavedModel signature whose outputs are the outputs (default: serving_default).")
 @click.option("--inline/--no-inline", default=True, show_default=True,
               help="TF2 SavedModels: inline (Stateful)PartitionedCall into a flat graph, as TF's "
                    "convert_variables_to_constants_v2 does; If/While/Case and _implements calls stay functions.")
@@ -33,14 +41,15 @@ Examples:
 @click.option("--text", is_flag=True, default=None, help="Write text format (also when OUT ends in .pbtxt).")
 @click.option("--verify", is_flag=True, help="Run original (restored) and frozen graph in TensorFlow; compare outputs.")
 @click.option("--batch", type=int, default=1, show_default=True, help="With --verify: size of unknown dims.")
-@click.option("--input", "input_files", multiple=True, metavar="NAME=FILE.npy", help="With --verify: feed this input.")
-@click.option("--rtol", type=float, default=1e-6, show_default=True, help="With --verify: relative tolerance.")
+@input_option("input_files", "With --verify: feed this input")
+@tolerance_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | None, checkpoint: str | None,
                signature: str | None, tags: tuple[str, ...], keep_variables: tuple[str, ...],
                skip_variables: tuple[str, ...], keep_devices: bool, text: bool | None, verify: bool, batch: int,
-               input_files: tuple[str, ...], rtol: float, inline: bool, as_json: bool, quiet: bool) -> None:
+               input_files: tuple[str, ...], rtol: float, atol: float, inline: bool, as_json: bool,
+               quiet: bool) -> None:
     """Turn a checkpoint-backed graph into a frozen GraphDef (variables become constants), without TensorFlow.
 
     SRC is a checkpoint (prefix, .index, or folder with a 'checkpoint' file) with its .meta, a .meta file,
@@ -56,7 +65,8 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
         report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                         tags=list(tags) or None, keep_variables=list(keep_variables),
                         skip_variables=list(skip_variables), keep_devices=keep_devices, text=text or None,
-                        verify=verify, batch=batch, inputs=_load_inputs(input_files), rtol=rtol, inline=inline,
+                        verify=verify, batch=batch, inputs=load_input_option(input_files), rtol=rtol, atol=atol,
+                        inline=inline,
                         progress=bar)
     if as_json:
         emit_json(report.__dict__)
@@ -97,16 +107,3 @@ def _src_and_out(paths: tuple[str, ...], graph: str | None) -> tuple[str | None,
     if len(paths) == 1:
         raise click.UsageError("Missing argument 'OUT': give SRC OUT, or --graph GRAPH --checkpoint CKPT OUT.")
     raise click.UsageError(f"Got {len(paths)} paths; give SRC OUT (or OUT alone with --graph).")
-
-
-def _load_inputs(items: tuple[str, ...]) -> dict:
-    """``NAME=FILE.npy`` for --verify; any problem is a usage error of --input."""
-    from graphkit.cliutil import assignments
-    from graphkit.errors import GraphkitError
-    from graphkit.io.arrays import load_arrays
-
-    pairs = assignments(items, "NAME=FILE.npy", "--input")
-    try:
-        return load_arrays([f"{k}={v}" for k, v in pairs.items()])
-    except GraphkitError as exc:
-        raise click.BadParameter(exc.message, param_hint="--input") from None

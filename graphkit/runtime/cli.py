@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from graphkit.cliutil import assignments, common, emit_json, shape_options
+from graphkit.cliutil import (
+    assignments,
+    common,
+    emit_json,
+    input_option,
+    load_input_option,
+    saved_model_options,
+    shape_options,
+    tolerance_options,
+)
 from graphkit.errors import GraphkitError
 
 
@@ -17,16 +26,17 @@ def _fmt(value: float | None) -> str:
 @click.command("run", epilog="""\b
 Examples:
   graphkit run frozen.pb                                  random inputs, the likely output
-  graphkit run frozen.pb --input x=image.npy --output softmax --save out.npz
+  graphkit run frozen.pb --input x=image.npy --outputs softmax --save out.npz
+  graphkit run model.ckpt-1000 --input is_training=false --input keep_prob=1.0
   graphkit run saved_model/ --signature serving_default --batch 4 --json
-  graphkit run model.ckpt-1000 --output logits            variables restored from the checkpoint
+  graphkit run model.ckpt-1000 --outputs logits           variables restored from the checkpoint
   graphkit run model.onnx                                  through onnxruntime
 """)
 @click.argument("model", type=click.Path())
-@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy|FILE.npz", help="Feed this input.")
-@click.option("--output", "outputs", multiple=True, metavar="NAME", help="Outputs (default: signature's or likely).")
-@click.option("--signature", help="SavedModel signature (default serving_default).")
-@click.option("--tag", "tags", multiple=True, help="SavedModel meta graph tags (default: serve).")
+@input_option()
+@click.option("--outputs", "--output", "outputs", multiple=True, metavar="NAME",
+              help="Outputs (default: the signature's, else every clear output of the graph).")
+@saved_model_options
 @click.option("--batch", type=int, default=1, show_default=True, help="Size of unknown dims of random inputs.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIMS", help="Shape of a random input.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
@@ -46,13 +56,12 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     """
     import numpy as np
 
-    from graphkit.io.arrays import load_arrays
     from graphkit.io.spec import split_names
     from graphkit.runtime.models import describe, make_feeds, open_runnable, run
 
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
-    feeds = make_feeds(runnable, load_arrays(list(inputs)), batch=batch, seed=seed, shapes=shape_options(input_shapes))
+    feeds = make_feeds(runnable, load_input_option(inputs), batch=batch, seed=seed, shapes=shape_options(input_shapes))
     values = run(runnable, feeds)
     if save:
         from graphkit.io.save import atomic_write
@@ -77,28 +86,27 @@ Examples:
 """)
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
-@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy|FILE.npz", help="Feed this input to both.")
+@input_option("inputs", "Feed this input to both")
 @click.option("--pair", "pairs", multiple=True, metavar="A_OUT=B_OUT", help="Compare these outputs (default: by name).")
-@click.option("--rtol", type=float, default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=float, default=1e-6, show_default=True, help="Absolute tolerance.")
+@tolerance_options
 @click.option("--batch", type=int, default=1, show_default=True, help="Size of unknown dims of random inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
-@click.option("--signature", help="SavedModel signature (default serving_default).")
+@saved_model_options
 @click.option("--allow-unsafe-ops", is_flag=True, help="Run graphs with file-system or code-running ops.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @common
 def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...], rtol: float, atol: float,
-                batch: int, seed: int, signature: str | None, allow_unsafe_ops: bool, as_json: bool,
-                quiet: bool) -> None:
+                batch: int, seed: int, signature: str | None, tags: tuple[str, ...], allow_unsafe_ops: bool,
+                as_json: bool, quiet: bool) -> None:
     """Run two models on the same inputs and compare every output pair: max abs/rel error, the worst
     element, dtype and shape. Exits 1 when any pair is over tolerance (|a - b| <= atol + rtol * |a|, numpy's
     allclose with A as the reference)."""
-    from graphkit.io.arrays import load_arrays
     from graphkit.runtime.models import compare
 
     paired = assignments(pairs, "A_OUT=B_OUT", "--pair")
-    result = compare(a, b, given=load_arrays(list(inputs)), pairs=paired or None, rtol=rtol, atol=atol,
-                     batch=batch, seed=seed, signature=signature, allow_unsafe_ops=allow_unsafe_ops)
+    result = compare(a, b, given=load_input_option(inputs), pairs=paired or None, rtol=rtol, atol=atol,
+                     batch=batch, seed=seed, signature=signature, tags=list(tags) or None,
+                     allow_unsafe_ops=allow_unsafe_ops)
     if as_json:
         emit_json(result.__dict__)
     else:

@@ -221,12 +221,13 @@ def _bare(name: str) -> str:
 
 
 def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict[str, np.ndarray] | None = None,
-            pairs: dict[str, str] | None = None, rtol: float = 1e-5, atol: float = 1e-6, batch: int = 1,
-            seed: int = 0, signature: str | None = None, allow_unsafe_ops: bool = False) -> Comparison:
+            pairs: dict[str, str] | None = None, rtol: float = 1e-5, atol: float = 1e-5, batch: int = 1,
+            seed: int = 0, signature: str | None = None, tags: list[str] | None = None,
+            allow_unsafe_ops: bool = False) -> Comparison:
     """Run A and B on the same inputs and compare every output pair (by name, or ``pairs`` A_OUT -> B_OUT)."""
-    ra = open_runnable(a, signature=signature, outputs=list(pairs) if pairs else None,
+    ra = open_runnable(a, signature=signature, tags=tags, outputs=list(pairs) if pairs else None,
                        allow_unsafe_ops=allow_unsafe_ops)
-    rb = open_runnable(b, signature=signature, outputs=list(pairs.values()) if pairs else None,
+    rb = open_runnable(b, signature=signature, tags=tags, outputs=list(pairs.values()) if pairs else None,
                        allow_unsafe_ops=allow_unsafe_ops)
     if pairs:
         matched = list(pairs.items())

@@ -58,12 +58,14 @@ def caffe2tf(
     text: bool | None = None,
     progress: Progress | None = None,
     verify: bool = False,
-    rtol: float = 1e-4,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
 ) -> CaffeReport:
     """Convert and write ``out``; see the module docstring. ``outputs`` (blob names) cuts the net there.
 
     ``verify``: run the Caffe model in OpenCV and the result in TensorFlow on the same seeded input and
-    compare every output (max |difference| over max |OpenCV value| <= ``rtol``); an error over it."""
+    compare every output (``|tf - opencv| <= atol + rtol * |opencv|``, the rule of every graphkit check); an
+    error over it."""
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
     net = read_caffe(prototxt, caffemodel, input_shapes)
@@ -76,11 +78,12 @@ def caffe2tf(
         report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
                                           progress=progress)
     if verify:
-        _verify(net, out, report, layout, rtol)
+        _verify(net, out, report, layout, rtol, atol)
     return report
 
 
-def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: str, rtol: float) -> None:
+def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: str, rtol: float,
+            atol: float) -> None:
     import numpy as np
 
     from graphkit import runtime
@@ -102,12 +105,13 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
             w = w.transpose(0, 2, 3, 1)
         w = w.reshape(g.shape) if w.size == g.size else w
         scale = float(np.abs(w).max()) if w.size else 0.0
-        diff = runtime.difference(o, w, o, g, 0.0, rtol * max(scale, 1e-12))
+        diff = runtime.difference(o, w, o, g, rtol, atol)
         report.verified.append({**diff, "max_rel_to_max": (diff.get("max_abs") or 0.0) / max(scale, 1e-12)})
     bad = [d for d in report.verified if not d["ok"]]
     if bad:
         worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"{d['max_rel_to_max']:.3g}") for d in bad)
-        raise GraphkitError(f"--verify: the TF graph differs from OpenCV's Caffe over {rtol}: {worst}", out)
+        raise GraphkitError(f"--verify: the TF graph differs from OpenCV's Caffe over rtol {rtol} / atol {atol}: "
+                            f"{worst}", out)
 
 
 def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, human_bytes, progress, shape_options
+from graphkit.cliutil import common, emit_json, human_bytes, progress, shape_options, tolerance_options
 
 
 @click.command("caffe2tf", epilog="""\b
@@ -24,13 +24,12 @@ Examples:
 @click.option("--text", is_flag=True, default=None, help="Write text format (also when OUT ends in .pbtxt).")
 @click.option("--verify", is_flag=True, help="Compare with OpenCV's Caffe importer on a random input (needs "
               "opencv-python-headless<5 and TensorFlow).")
-@click.option("--rtol", type=float, default=1e-4, show_default=True,
-              help="With --verify: max |difference| / max |OpenCV value| allowed per output.")
+@tolerance_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_shapes: tuple[str, ...],
-                 outputs: tuple[str, ...], text: bool | None, verify: bool, rtol: float, as_json: bool,
-                 quiet: bool) -> None:
+                 outputs: tuple[str, ...], text: bool | None, verify: bool, rtol: float, atol: float,
+                 as_json: bool, quiet: bool) -> None:
     """Convert a Caffe deploy prototxt and caffemodel to a frozen TensorFlow GraphDef, without TensorFlow.
 
     The body runs NHWC (TF's CPU layout) with weights permuted at conversion time; Caffe's padding, pooling
@@ -43,7 +42,8 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     shapes = shape_options(input_shapes, "NAME=N,C,H,W")
     with progress("writing", quiet) as bar:
         report = caffe2tf(prototxt, caffemodel, out, layout=layout, input_shapes=shapes or None,
-                          outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol)
+                          outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol,
+                          atol=atol)
     if as_json:
         emit_json(report.__dict__)
         return
