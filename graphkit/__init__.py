@@ -24,7 +24,7 @@ _LAZY = {
     "splice": "graphkit.surgery",
     "caffe2tf": "graphkit.convert.caffe",
     "tensorboard": "graphkit.board",
-    "run": "graphkit.runtime.models",
+    "run": "graphkit.runtime.models:run_model",
     "compare": "graphkit.runtime.models",
 }
 
@@ -33,7 +33,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, _, attr = _LAZY[name].partition(":")
+        return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'graphkit' has no attribute {name!r}")
 
 

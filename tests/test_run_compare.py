@@ -219,3 +219,15 @@ def test_tf_0x_meta_graphs_run_compare_and_verify(tf, runner, tmp_path):
     result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--input",
                                  f"Placeholder={tmp_path / 'x.npy'}", "--quiet"])
     assert result.exit_code == 0, str(result.stderr)
+
+
+def test_the_python_api_mirrors_run(tf):
+    """Issue 12.15: graphkit.run(path, inputs=...) takes what the command takes."""
+    import graphkit
+
+    x = np.ones((2, 3), np.float32)
+    values = graphkit.run(FIXTURES / "frozen" / "sigmoid.pb", inputs={"x": x})
+    assert list(values) == ["y"] and values["y"].shape == (2, 2)
+    again = graphkit.run(FIXTURES / "saved_model_tf1", inputs={"x": x}, signature="serving_default")
+    np.testing.assert_allclose(again["y"], values["y"], rtol=1e-6)
+    assert graphkit.compare(FIXTURES / "frozen" / "sigmoid.pb", FIXTURES / "frozen" / "sigmoid.pbtxt").ok

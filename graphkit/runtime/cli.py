@@ -62,7 +62,7 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
     feeds = make_feeds(runnable, load_input_option(inputs), batch=batch, seed=seed, shapes=shape_options(input_shapes))
-    values = run(runnable, feeds)
+    values = run(runnable, feeds)  # run_model in two steps: the feeds are saved and described too
     if save:
         from graphkit.io.save import atomic_write
 

@@ -194,6 +194,17 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
     return dict(zip(outputs, values, strict=True))
 
 
+def run_model(model: str | os.PathLike[str], *, inputs: dict[str, np.ndarray] | None = None,
+              outputs: list[str] | None = None, signature: str | None = None, tags: list[str] | None = None,
+              batch: int = 1, input_shapes: dict[str, tuple[int, ...]] | None = None, seed: int = 0,
+              allow_unsafe_ops: bool = False) -> dict[str, np.ndarray]:
+    """``graphkit run`` as a function (``graphkit.run``): the model's outputs by name, for the given inputs
+    (by input name; the rest random, as the command does)."""
+    runnable = open_runnable(model, signature=signature, tags=tags, outputs=outputs,
+                             allow_unsafe_ops=allow_unsafe_ops)
+    return run(runnable, make_feeds(runnable, inputs, batch=batch, seed=seed, shapes=input_shapes))
+
+
 def describe(values: dict[str, np.ndarray]) -> list[dict]:
     """Per output: name, shape, dtype, min/max/mean (numbers only)."""
     out = []
