@@ -17,6 +17,14 @@ _DEBUG = "graphkit.debug"
 
 
 class GraphkitGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        import os
+
+        if os.environ.get("NO_COLOR"):  # https://no-color.org: no ANSI colour, even on a terminal
+            extra["color"] = False
+        return super().make_context(info_name, args, parent=parent, **extra)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -110,3 +110,32 @@ def test_input_literals_and_npz_everywhere(tf, runner, tmp_path):
     assert result.exit_code == 0, str(result.stderr)
     bad = runner.invoke(cli, ["run", str(src), "--input", "x=not-a-number", "--quiet"])
     assert bad.exit_code == 2 and "not a file, and not a number" in bad.stderr
+
+
+def test_no_color_is_respected_even_on_a_terminal(runner, monkeypatch):
+    """Issue 12.16: colour only on a terminal, and never with NO_COLOR."""
+    from conftest import fixture_checkpoint
+
+    args = ["inspect", str(fixture_checkpoint("mlp_ref"))]
+    assert "\x1b[" in runner.invoke(cli, args, color=True).output  # a terminal: bold headings
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in runner.invoke(cli, args, color=True).output
+
+
+def test_ml_dtypes_loads_only_for_its_dtypes():
+    """Issue 12.16: ml_dtypes takes 0.5-0.8 s to import; inspecting a float32 model does not need it."""
+    import subprocess
+    import sys
+
+    from conftest import FIXTURES, fixture_checkpoint
+
+    code = ("import sys; from graphkit.inspect import inspect; inspect(sys.argv[1]); "
+            "print('ml_dtypes' in sys.modules)")
+    for path, expected in ((fixture_checkpoint("mlp_ref"), "False"), (FIXTURES / "dtypes" / "ckpt", "False")):
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+    read = ("import sys; from graphkit.io.checkpoint import open_checkpoint; "
+            "print(open_checkpoint(sys.argv[1]).read('bf16').dtype, 'ml_dtypes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", read, str(FIXTURES / "dtypes" / "ckpt")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["bfloat16", "True"]

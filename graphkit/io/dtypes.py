@@ -43,12 +43,14 @@ _NAMES: dict[int, str] = {
     30: "uint4",
 }
 _NUMPY: dict[int, np.dtype] | None = None  # enum value -> numpy dtype, built on first use (importing numpy)
+_ML_NAMES = {14: "bfloat16", 24: "float8_e5m2", 25: "float8_e4m3fn", 26: "float8_e4m3fnuz",
+             27: "float8_e4m3b11fnuz", 28: "float8_e5m2fnuz", 29: "int4", 30: "uint4"}
+_ML_LOADED = False  # ml_dtypes (0.5-0.8 s to import) joins the table only when one of its dtypes is met
 
 
-def _numpy_table() -> dict[int, np.dtype]:
-    global _NUMPY
+def _numpy_table(with_ml_dtypes: bool = False) -> dict[int, np.dtype]:
+    global _NUMPY, _ML_LOADED
     if _NUMPY is None:
-        import ml_dtypes
         import numpy as np
 
         types = {
@@ -65,7 +67,6 @@ def _numpy_table() -> dict[int, np.dtype]:
             11: np.int8,
             12: np.uint8,
             13: np.int32,
-            14: ml_dtypes.bfloat16,
             15: np.int16,
             16: np.uint16,
             17: np.uint16,
@@ -73,15 +74,14 @@ def _numpy_table() -> dict[int, np.dtype]:
             19: np.float16,
             22: np.uint32,
             23: np.uint64,
-            24: ml_dtypes.float8_e5m2,
-            25: ml_dtypes.float8_e4m3fn,
-            26: ml_dtypes.float8_e4m3fnuz,
-            27: ml_dtypes.float8_e4m3b11fnuz,
-            28: ml_dtypes.float8_e5m2fnuz,
-            29: ml_dtypes.int4,
-            30: ml_dtypes.uint4,
         }
         _NUMPY = {code: np.dtype(t) for code, t in types.items()}
+    if with_ml_dtypes and not _ML_LOADED:
+        import ml_dtypes
+        import numpy as np
+
+        _NUMPY.update({code: np.dtype(getattr(ml_dtypes, attr)) for code, attr in _ML_NAMES.items()})
+        _ML_LOADED = True
     return _NUMPY
 
 
@@ -110,7 +110,7 @@ def name(code: int) -> str:
 
 
 def to_numpy(code: int) -> np.dtype:
-    np_dtype = _numpy_table().get(base(code))
+    np_dtype = _numpy_table(base(code) in _ML_NAMES).get(base(code))
     if np_dtype is None:
         raise GraphkitError(f"tensors of dtype {name(code)} have no numpy equivalent")
     return np_dtype
@@ -131,7 +131,7 @@ def from_numpy(dtype: np.dtype) -> int:
     dtype = np.dtype(dtype)
     if dtype.kind in "OSU":
         return DT_STRING
-    for code, np_dtype in _numpy_table().items():
+    for code, np_dtype in _numpy_table(dtype.kind == "V" or dtype.name in _ML_NAMES.values()).items():
         if np_dtype == dtype and not _NAMES[code].startswith("q"):
             return code
     raise GraphkitError(f"numpy dtype {dtype} has no TensorFlow equivalent")
