@@ -89,7 +89,6 @@ def test_one_set_of_options(runner):
 
 def test_input_literals_and_npz_everywhere(tf, runner, tmp_path):
     import numpy as np
-
     from conftest import FIXTURES, fixture_checkpoint
 
     src = fixture_checkpoint("cfv2_bn_adam")
