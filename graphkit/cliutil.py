@@ -170,6 +170,46 @@ def progress(label: str, quiet: bool, stream: IO[str] | None = None) -> Iterator
         bar.close()
 
 
+@contextmanager
+def working(label: str, quiet: bool, stream: IO[str] | None = None, delay: float = 2.0) -> Iterator[None]:
+    """A status line with the elapsed time on a terminal's stderr, for work with no byte count to show
+    (TensorFlow running, converting): drawn once the work has taken ``delay`` seconds, redrawn each
+    second, cleared at the end. Nothing when --quiet or stderr is not a terminal."""
+    import threading
+
+    stream = stream or sys.stderr
+    if quiet or not stream.isatty():
+        yield
+        return
+    import os
+
+    start = time.monotonic()
+    done = threading.Event()
+    drawn = threading.Event()
+    # a copy of the terminal's descriptor: TF's C++ notes are kept off fd 2 meanwhile (quiet_stderr)
+    terminal = os.fdopen(os.dup(stream.fileno()), "w")
+
+    def draw() -> None:
+        if done.wait(delay):
+            return
+        while not done.is_set():
+            terminal.write(f"\r{label} ... {time.monotonic() - start:.0f} s")
+            terminal.flush()
+            drawn.set()
+            done.wait(1.0)
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if drawn.is_set():
+            terminal.write("\r\033[K")
+        terminal.close()
+
+
 def assignments(items: tuple[str, ...], what: str, option: str) -> dict[str, str]:
     """``KEY=VALUE`` options (``--map OLD=NEW``...) as a dict; a malformed one is a usage error."""
     from graphkit.io.spec import split_assignment

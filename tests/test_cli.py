@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 
 from graphkit.cli import COMMANDS, cli
 
@@ -138,3 +139,20 @@ def test_ml_dtypes_loads_only_for_its_dtypes():
     out = subprocess.run([sys.executable, "-c", read, str(FIXTURES / "dtypes" / "ckpt")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.split() == ["bfloat16", "True"]
+
+
+@pytest.mark.parametrize("args", [["convert", "keras_cnn", "OUT.tflite"], ["convert", "keras_cnn", "OUT.onnx"],
+                                  ["run", "keras_cnn"], ["freeze", "keras_cnn", "OUT.pb", "--verify"]])
+def test_quiet_silences_tensorflow_and_its_tools(tmp_path, args):
+    """Issue 12.16: -q leaves stderr empty: no TF, tf2onnx or TFLite interpreter chatter."""
+    import subprocess
+    import sys
+
+    from conftest import FIXTURES
+
+    pytest.importorskip("tensorflow")
+    argv = [str(FIXTURES / a) if a == "keras_cnn" else str(tmp_path / f"out{a[3:]}") if a.startswith("OUT.") else a
+            for a in args]
+    proc = subprocess.run([sys.executable, "-m", "graphkit", *argv, "-q"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

@@ -41,3 +41,26 @@ def test_freeze_reports_bytes_written_to_the_callback(tmp_path):
                     progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (report.bytes_written, report.bytes_written)
     assert all(a <= b for (a, _), (b, _) in zip(calls, calls[1:], strict=False))
+
+
+def test_working_shows_elapsed_time_on_a_terminal_only(tmp_path):
+    """Issue 12.16: TF work over ~2 s shows a status line with the elapsed time on a terminal; nothing with
+    --quiet or when stderr is not a terminal."""
+    import os
+    import time
+
+    from graphkit.cliutil import working
+
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as tty:
+        with working("converting", quiet=False, stream=tty, delay=0.2):
+            time.sleep(1.5)
+        with working("quiet", quiet=True, stream=tty, delay=0.0):
+            time.sleep(0.3)
+        shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert "converting ... 0 s" in shown and "converting ... 1 s" in shown and shown.endswith("\r\x1b[K")
+    assert "quiet" not in shown
+    with open(tmp_path / "log", "w") as not_a_tty, working("x", quiet=False, stream=not_a_tty, delay=0.0):
+        time.sleep(0.2)
+    assert (tmp_path / "log").read_text() == ""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cliutil import common, emit_json, input_option, load_input_option, saved_model_options, tolerance_options
+from graphkit.cliutil import (
+    common,
+    emit_json,
+    input_option,
+    load_input_option,
+    saved_model_options,
+    tolerance_options,
+    working,
+)
 
 
 @click.command("convert", epilog="""\b
@@ -40,10 +48,11 @@ def convert_cmd(src: str, out: str, caffemodel: str | None, inputs: tuple[str, .
     from graphkit.convert import convert
     from graphkit.io.spec import split_names
 
-    report = convert(src, out, caffemodel=caffemodel, inputs=split_names(inputs) or None,
-                     outputs=split_names(outputs) or None, opset=opset, batch=batch, verify=not no_verify,
-                     rtol=rtol, atol=atol, given=load_input_option(inputs_given), signature=signature,
-                     tags=list(tags) or None)
+    with working(f"converting to {out}", quiet):
+        report = convert(src, out, caffemodel=caffemodel, inputs=split_names(inputs) or None,
+                         outputs=split_names(outputs) or None, opset=opset, batch=batch, verify=not no_verify,
+                         rtol=rtol, atol=atol, given=load_input_option(inputs_given), signature=signature,
+                         tags=list(tags) or None)
     if as_json:
         emit_json(report.__dict__)
         return

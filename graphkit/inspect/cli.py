@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from graphkit.cliutil import common, emit_json
+from graphkit.cliutil import common, emit_json, working
 from graphkit.inspect import render
 from graphkit.inspect.summary import (
     checkpoint_tensors,
@@ -75,7 +75,8 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 
         if model.graph is None:
             raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
-        missing = target_check(model, target)
+        with working(f"checking for {target}", quiet):
+            missing = target_check(model, target)
         if as_json:
             emit_json({"target": target, "unsupported": missing})
         elif not missing:

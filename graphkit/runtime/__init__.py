@@ -33,6 +33,9 @@ def import_tf() -> Any:
             import tensorflow as tf
     except ImportError as exc:
         raise GraphkitError("this needs TensorFlow: pip install 'graphkit[tf]'") from exc
+    # TF's Python deprecation notes ("Instructions for updating: ...") are about graphkit's calls, not the
+    # user's code: errors only
+    tf.get_logger().setLevel("ERROR")
     return tf
 
 

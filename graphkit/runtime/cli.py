@@ -15,6 +15,7 @@ from graphkit.cliutil import (
     saved_model_options,
     shape_options,
     tolerance_options,
+    working,
 )
 from graphkit.errors import GraphkitError
 
@@ -62,7 +63,8 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
     feeds = make_feeds(runnable, load_input_option(inputs), batch=batch, seed=seed, shapes=shape_options(input_shapes))
-    values = run(runnable, feeds)  # run_model in two steps: the feeds are saved and described too
+    with working("running", quiet):
+        values = run(runnable, feeds)  # run_model in two steps: the feeds are saved and described too
     if save:
         from graphkit.io.save import atomic_write
 
@@ -104,9 +106,10 @@ def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...],
     from graphkit.runtime.models import compare
 
     paired = assignments(pairs, "A_OUT=B_OUT", "--pair")
-    result = compare(a, b, given=load_input_option(inputs), pairs=paired or None, rtol=rtol, atol=atol,
-                     batch=batch, seed=seed, signature=signature, tags=list(tags) or None,
-                     allow_unsafe_ops=allow_unsafe_ops)
+    with working("comparing", quiet):
+            result = compare(a, b, given=load_input_option(inputs), pairs=paired or None, rtol=rtol, atol=atol,
+                         batch=batch, seed=seed, signature=signature, tags=list(tags) or None,
+                         allow_unsafe_ops=allow_unsafe_ops)
     if as_json:
         emit_json(result.__dict__)
     else:

@@ -62,18 +62,20 @@ def to_tflite(graph_path: str, inputs: list[str], shapes: dict[str, list[int]], 
 
 def run_tflite(model: bytes, feeds: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
     """Run a TFLite model with TF's interpreter; inputs/outputs by TF tensor/node names."""
-    from graphkit.runtime import import_tf
+    from graphkit.runtime import import_tf, quiet_stderr
 
     tf = import_tf()
-    interpreter = tf.lite.Interpreter(model_content=model)
-    interpreter.allocate_tensors()
+    with quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." and the deprecation note
+        interpreter = tf.lite.Interpreter(model_content=model)
+        interpreter.allocate_tensors()
     by_name = {d["name"]: d for d in interpreter.get_input_details()}
     for name, value in feeds.items():
         detail = by_name.get(name) or by_name.get(f"{name}:0")
         if detail is None:
             raise GraphkitError(f"the TFLite model has no input '{name}' (it has {', '.join(by_name)})")
         interpreter.set_tensor(detail["index"], value)
-    interpreter.invoke()
+    with quiet_stderr():
+        interpreter.invoke()
     out_details = {d["name"]: d for d in interpreter.get_output_details()}
     result = {}
     for name in outputs:
