@@ -231,3 +231,16 @@ def test_the_python_api_mirrors_run(tf):
     again = graphkit.run(FIXTURES / "saved_model_tf1", inputs={"x": x}, signature="serving_default")
     np.testing.assert_allclose(again["y"], values["y"], rtol=1e-6)
     assert graphkit.compare(FIXTURES / "frozen" / "sigmoid.pb", FIXTURES / "frozen" / "sigmoid.pbtxt").ok
+
+
+def test_every_error_names_its_file(tmp_path):
+    """Issue 12.11: freeze's unknown output and compare's own errors name the files."""
+    from graphkit.errors import GraphkitError
+
+    with pytest.raises(GraphkitError) as err:
+        freeze(fixture_checkpoint("mlp_ref"), tmp_path / "f.pb", outputs=["prob"])
+    assert str(err.value).startswith(f"{fixture_checkpoint('mlp_ref')}: no node named 'prob'")
+    a, b = FIXTURES / "frozen" / "sigmoid.pb", FIXTURES / "saved_model_tf1"
+    with pytest.raises(GraphkitError) as err:
+        compare(a, b, pairs={"y": "nope"})
+    assert str(b) in str(err.value) and "nope" in str(err.value)

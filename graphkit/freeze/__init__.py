@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.freeze import tf2
 from graphkit.freeze.branches import prune_unused_branch_outputs_in_place
 from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place, keep_control_flow_functional_in_place
@@ -151,6 +151,34 @@ def freeze(
     """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done.
 
     ``progress(done, total)`` is called as the output's bytes are written."""
+    with about(graph or src):
+        return _freeze(src, out, outputs=outputs, graph=graph, checkpoint=checkpoint, signature=signature,
+                       tags=tags, keep_variables=keep_variables, skip_variables=skip_variables,
+                       keep_devices=keep_devices, text=text, verify=verify, batch=batch, inputs=inputs, rtol=rtol,
+                       atol=atol, inline=inline, progress=progress)
+
+
+def _freeze(
+    src: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    *,
+    outputs: list[str] | None,
+    graph: str | os.PathLike[str] | None,
+    checkpoint: str | os.PathLike[str] | None,
+    signature: str | None,
+    tags: list[str] | None,
+    keep_variables: list[str] | None,
+    skip_variables: list[str] | None,
+    keep_devices: bool,
+    text: bool | None,
+    verify: bool,
+    batch: int,
+    inputs: dict[str, np.ndarray] | None,
+    rtol: float,
+    atol: float,
+    inline: bool,
+    progress: Progress | None,
+) -> FreezeReport:
     model = resolve_source(src, graph, checkpoint, tags)
     assert model.graph is not None
     full = model.graph.graph_def

@@ -236,6 +236,13 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
             seed: int = 0, signature: str | None = None, tags: list[str] | None = None,
             allow_unsafe_ops: bool = False) -> Comparison:
     """Run A and B on the same inputs and compare every output pair (by name, or ``pairs`` A_OUT -> B_OUT)."""
+    with about(f"{a} vs {b}"):
+        return _compare(a, b, given, pairs, rtol, atol, batch, seed, signature, tags, allow_unsafe_ops)
+
+
+def _compare(a: str | os.PathLike[str], b: str | os.PathLike[str], given: dict[str, np.ndarray] | None,
+             pairs: dict[str, str] | None, rtol: float, atol: float, batch: int, seed: int, signature: str | None,
+             tags: list[str] | None, allow_unsafe_ops: bool) -> Comparison:
     ra = open_runnable(a, signature=signature, tags=tags, outputs=list(pairs) if pairs else None,
                        allow_unsafe_ops=allow_unsafe_ops)
     rb = open_runnable(b, signature=signature, tags=tags, outputs=list(pairs.values()) if pairs else None,

@@ -19,7 +19,7 @@ from graphkit.convert.caffe import elementwise, shape, spatial, ssd
 from graphkit.convert.caffe.builder import NHWC, Builder, Tensor, identity_perm
 from graphkit.convert.caffe.common import Handler, LayerError
 from graphkit.convert.caffe.fold import fold_batch_norms
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
 from graphkit.io.save import Progress, Spill, check_output
@@ -68,6 +68,15 @@ def caffe2tf(
     error over it."""
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
+    with about(prototxt):  # every error names a file (a layer's blob mismatch names the net)
+        return _caffe2tf(prototxt, caffemodel, out, layout, input_shapes, outputs, handlers, text, progress, verify,
+                         rtol, atol)
+
+
+def _caffe2tf(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None,
+              out: str | os.PathLike[str], layout: str, input_shapes: dict[str, tuple[int, ...]] | None,
+              outputs: list[str] | None, handlers: dict[str, Handler] | None, text: bool | None,
+              progress: Progress | None, verify: bool, rtol: float, atol: float) -> CaffeReport:
     net = read_caffe(prototxt, caffemodel, input_shapes)
     files = [net.prototxt] + ([net.caffemodel] if net.caffemodel else [])
     check_output(out, files)
