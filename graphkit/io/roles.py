@@ -30,7 +30,10 @@ _NOT_OUTPUT_OPS = frozenset({
     "StaticRegexFullMatch", "ReadVariableOp", "Enter", "Exit", "NextIteration", "LoopCond",
     "Switch", "Merge", "RefSwitch", "RefMerge", "Snapshot",
 }) | VARIABLE_OPS | PLACEHOLDER_OPS
-_NOT_OUTPUT_PREFIXES = ("save/", "save_", "gradients/", "gradients_", "report_uninitialized", "init_", "summaries/")
+# saver, gradient, initializer and summary scopes, wherever they sit in a name (a renamed graph has them
+# under a prefix: net/save/..., net/gradients/...)
+_PLUMBING_SCOPE = re.compile(r"(^|/)(save(_\d+)?/|save_|gradients(_\d+)?/|gradients_|report_uninitialized|init_|"
+                             r"summaries/)")
 _NOT_OUTPUT_NAMES = re.compile(
     r"(^|/)(init|init_all_tables|group_deps|train(_op)?|train_step|global_step.*|switch_t|switch_f|pred_id)$")
 _OPTIMIZER = re.compile(r"(^|/)(Adam|Momentum|GradientDescent|RMSProp|Adagrad|Adadelta|Ftrl|SGD|train)(_\d+)?(/|$)")
@@ -136,7 +139,7 @@ def graph_inputs(graph: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
     plumbing = _saver_nodes(meta_graph)
     return [
         Input(n.name, n.op, dtypes.name(node_dtype(n)), _placeholder_shape(n, legacy), n.op == "PlaceholderWithDefault")
-        for n in nodes if n.op in PLACEHOLDER_OPS and not n.name.startswith(_NOT_OUTPUT_PREFIXES)
+        for n in nodes if n.op in PLACEHOLDER_OPS and not _PLUMBING_SCOPE.search(n.name)
         and n.name not in plumbing
     ]
 
@@ -160,7 +163,7 @@ def _saver_nodes(meta_graph: meta_graph_pb2.MetaGraphDef | None) -> set[str]:
 
 
 def _is_training_only(name: str, op: str) -> bool:
-    return (op in _NOT_OUTPUT_OPS or name.startswith(_NOT_OUTPUT_PREFIXES)
+    return (op in _NOT_OUTPUT_OPS or bool(_PLUMBING_SCOPE.search(name))
             or bool(_NOT_OUTPUT_NAMES.search(name)) or bool(_OPTIMIZER.search(name))
             or op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")))
 
@@ -220,7 +223,7 @@ def likely_outputs(
 
 def _trains(name: str, op: str) -> bool:
     """A node of the training machinery: gradients, the optimizer and its updates."""
-    return (name.startswith(("gradients/", "gradients_")) or bool(_OPTIMIZER.search(name))
+    return (bool(re.search(r"(^|/)gradients(_\d+)?(/|$)", name)) or bool(_OPTIMIZER.search(name))
             or op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply"))
             or op in ("Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
                       "AssignSubVariableOp"))
@@ -316,12 +319,15 @@ def graph_variables(
     if meta_graph is not None and len(meta_graph.object_graph_def.nodes) > 1:
         return _object_graph_variables(graph_def, meta_graph)
     index = GraphIndex(graph_def)
-    found: dict[str, Variable] = {}
+    # the saver's keys first: they are what restore reads, whatever the nodes are called now (a renamed
+    # graph keeps its saver's tensor_names, so it still restores the original checkpoint)
+    found: dict[str, Variable] = _saver_variables(index)
+    covered = {n for v in found.values() for n in v.nodes}
     defs = variable_defs(meta_graph) if meta_graph is not None else []
     for vdef in defs:
         node_name = parse_ref(vdef.variable_name).node
         node = index.nodes.get(node_name)
-        if node is None or node.op not in VARIABLE_OPS:
+        if node is None or node.op not in VARIABLE_OPS or node_name in covered:
             continue
         info = vdef.save_slice_info_def
         key = info.full_name or node_name
@@ -332,8 +338,6 @@ def graph_variables(
             if info.full_name:
                 var.slices[node_name] = " ".join(map(str, info.full_shape)) + " " + ":".join(
                     f"{o},{n}" for o, n in zip(info.var_offset, info.var_shape, strict=True))
-    if not found:
-        found = _saver_variables(index)
     covered = {n for v in found.values() for n in v.nodes}
     for node in graph_def.node:  # variables no collection or saver names (e.g. a bare graph.pb)
         if node.op in VARIABLE_OPS and node.name not in covered:

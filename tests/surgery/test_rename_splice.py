@@ -142,3 +142,22 @@ def test_cli(runner, tf, tmp_path):
     assert result.exit_code == 0 and '"command": "rename"' in result.output
     result = runner.invoke(cli, ["rename", str(SIGMOID), str(tmp_path / "r2.pb"), "--replace", "noequals"])
     assert result.exit_code == 2
+
+
+def test_a_renamed_checkpoint_graph_still_restores_and_keeps_its_roles(tf, tmp_path):
+    """Issue 12.6: rename a checkpoint-backed graph; the saver's keys stay, so freeze reads them and the
+    original checkpoint restores; saver and gradient nodes under the prefix are still not outputs."""
+    from conftest import fixture_checkpoint
+
+    from graphkit.freeze import freeze
+    from graphkit.io import load
+    from graphkit.io.roles import likely_outputs
+
+    ckpt = fixture_checkpoint("mlp_ref")
+    rename(ckpt, tmp_path / "renamed.meta", add_prefix="net/")
+    report = freeze(tmp_path / "renamed.meta", tmp_path / "f.pb", checkpoint=ckpt, verify=True)
+    assert report.outputs == ["net/output"] and report.verified[0]["ok"]
+    assert "dense1/weights" in report.frozen  # the checkpoint's key, not the node's new name
+    model = load(tmp_path / "renamed.meta")
+    names = [o.name for o in likely_outputs(model.graph.graph_def, model.meta_graph)]
+    assert not [n for n in names if n.startswith(("net/save", "net/gradients"))]
