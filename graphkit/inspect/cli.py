@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 import numpy as np
 
@@ -55,8 +57,9 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
     """Show what a model holds: format, inputs, likely outputs, variables, ops, signatures.
 
     PATH is a GraphDef (.pb or .pbtxt), a MetaGraphDef (.meta), a checkpoint (prefix, .index file, or a
-    folder with a 'checkpoint' file), a SavedModel folder, or a Caffe deploy .prototxt (with its .caffemodel
-    found beside it or given with --caffemodel). The format is detected from the content.
+    folder with a 'checkpoint' file), a SavedModel folder, a Caffe deploy .prototxt (with its .caffemodel
+    found beside it or given with --caffemodel), or an .onnx / .tflite model (inputs, outputs, ops,
+    weights). The format is detected from the content.
     """
     if (match or op_type) and view not in (None, "nodes"):
         raise click.UsageError("--match and --op go with --nodes")
@@ -68,6 +71,17 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 
         info = describe(path, caffemodel or find_caffemodel(path))
         emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
+        return
+    from graphkit.io.foreign import ONNX, TFLITE, foreign_format
+
+    other = foreign_format(path) if os.path.isfile(path) else None
+    if other in (ONNX, TFLITE):
+        from graphkit.runtime.foreign import describe_onnx, describe_tflite
+
+        if view is not None or tensor is not None or target is not None:
+            raise click.UsageError(f"an {other} model shows its summary only (no --nodes, --tensor or --target)")
+        info = describe_onnx(path) if other == ONNX else describe_tflite(path)
+        emit_json(info) if as_json else click.echo(render.foreign_text(info))
         return
     model = load(path, tags=list(tags) or None)
     if target is not None:

@@ -156,3 +156,21 @@ def value_text(name: str, value: np.ndarray) -> str:
 def dtype_text(value: np.ndarray) -> str:
     """TF's name for a value's dtype: a string tensor is ``string``, not numpy's ``object``."""
     return "string" if value.dtype == object else str(value.dtype)
+
+
+def foreign_text(s: Json) -> str:
+    """An ONNX or TFLite model's summary."""
+    kind = {"onnx": "ONNX", "tflite": "TFLite"}[s["format"]]
+    facts = [kind, f"{s['node_count']} ops"]
+    if s.get("opset"):
+        facts.append("opset " + ", ".join(f"{o['domain']} {o['version']}" for o in s["opset"]))
+    if s.get("producer"):
+        facts.append(s["producer"])
+    lines = [f"{_head(s['path'])}  ({', '.join(facts)})",
+             f"file size {human_bytes(s['file_bytes'])}; weights {human_bytes(s.get('weight_bytes'))}", ""]
+    for title, key in (("inputs", "inputs"), ("outputs", "outputs")):
+        lines.append(_head(title))
+        lines += _table([[t["name"], t["dtype"], shape_text(t["shape"])] for t in s[key]]) or ["  (none)"]
+    lines += ["", _head("ops") + f" ({len(s['ops'])} types)",
+              "  " + ", ".join(f"{op} {n}" for op, n in s["ops"].items())]
+    return "\n".join(lines)

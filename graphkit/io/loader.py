@@ -190,6 +190,11 @@ class _Parsed:
 
 
 def _load_proto_file(p: Path, tags: list[str] | None) -> Model:
+    from graphkit.io.foreign import HINTS, foreign_format
+
+    other = foreign_format(p)
+    if other is not None:
+        raise GraphkitError(f"this is {HINTS[other]}", p)
     parsed, text = _parse_file(p, None)
     kind = type(parsed.message).__name__
     if kind == "SavedModel":

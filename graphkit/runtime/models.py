@@ -36,7 +36,7 @@ class Runnable:
     """A model ready to run: its inputs (with dtype/shape) and outputs, by the names users see."""
 
     path: str
-    kind: str  # graphdef | checkpoint | savedmodel | savedmodel-tf2 | onnx
+    kind: str  # graphdef | checkpoint | savedmodel | savedmodel-tf2 | onnx | tflite
     inputs: list[Input]
     outputs: list[str]
     model: Model | None = None
@@ -49,8 +49,13 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
                   outputs: list[str] | None = None, allow_unsafe_ops: bool = False) -> Runnable:
     """Load ``path`` for running; outputs default to the signature's, else the likely outputs."""
     with about(path):
-        if str(path).endswith(".onnx"):
+        from graphkit.io.foreign import ONNX, TFLITE, foreign_format
+
+        other = foreign_format(path) if os.path.isfile(path) else None
+        if other == ONNX:
             return _open_onnx(str(path), outputs)
+        if other == TFLITE:
+            return _open_tflite(str(path), outputs)
         model = load(path, tags=tags, verify=False)
         if model.graph is None:
             raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
@@ -122,6 +127,19 @@ def _open_onnx(path: str, outputs: list[str] | None) -> Runnable:
                     fetch_names={n: n for n in names})
 
 
+def _open_tflite(path: str, outputs: list[str] | None) -> Runnable:
+    from graphkit.runtime.foreign import tflite_interpreter
+
+    interpreter = tflite_interpreter(path)
+    inputs = []
+    for d in interpreter.get_input_details():
+        dims = d["shape_signature"] if len(d.get("shape_signature", [])) else d["shape"]
+        inputs.append(Input(d["name"], "tflite", np.dtype(d["dtype"]).name, tuple(int(x) for x in dims)))
+    names = outputs or [d["name"] for d in interpreter.get_output_details()]
+    return Runnable(path, "tflite", inputs, list(names), feed_names={i.name: i.name for i in inputs},
+                    fetch_names={n: n for n in names})
+
+
 def _onnx_session(path: str) -> Any:
     try:
         import onnxruntime
@@ -166,6 +184,11 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
         session = _onnx_session(runnable.path)
         values = session.run(outputs, feeds)
         return dict(zip(outputs, values, strict=True))
+    if runnable.kind == "tflite":
+        from graphkit.runtime import export
+
+        with open(runnable.path, "rb") as fh:
+            return export.run_tflite(fh.read(), feeds, outputs)
     tf = runtime.import_tf()
     v1 = tf.compat.v1
     tensor_feeds = {runnable.feed_names.get(k, f"{k}:0"): v for k, v in feeds.items()}
