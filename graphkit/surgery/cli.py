@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from graphkit.cliutil import assignments, common, emit_json, human_bytes, progress
+from graphkit.io.shapes import format_shape
 from graphkit.surgery.core import SurgeryReport
 
 
@@ -27,7 +28,8 @@ def _show(report: SurgeryReport, as_json: bool) -> None:
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after} ({len(report.removed)} removed, "
                f"{len(report.added)} added, {len(report.rewritten)} rewritten)")
     if report.inputs:
-        click.echo("  inputs: " + ", ".join(f"{i['name']} {i['dtype']}{i['shape']}" for i in report.inputs))
+        click.echo("  inputs: " + ", ".join(f"{i['name']} {i['dtype']}{format_shape(i['shape'])}"
+                                            for i in report.inputs))
     if report.outputs:
         click.echo("  outputs: " + ", ".join(report.outputs))
     for note in report.notes:

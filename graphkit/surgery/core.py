@@ -20,7 +20,7 @@ from graphkit.io.graph import TensorRef, as_index, consumers_of
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table
-from graphkit.io.shapes import format_shape, shape_proto
+from graphkit.io.shapes import shape_proto
 from graphkit.io.spec import TensorSpec
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
 
@@ -215,7 +215,7 @@ def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str]
     renamed_before = set(renamed)
     report.added = [n for n in after if n not in renamed_before]
     placeholders = [index.nodes[n] for n, op in index.ops.items() if op in PLACEHOLDER_OPS]
-    report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": format_shape(i.shape)}
+    report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": None if i.shape is None else list(i.shape)}
                      for i in graph_inputs(placeholders)]
     report.output_path = os.fspath(out)
     if isinstance(result, TableIndex):  # open_indexed took the scanner only for a binary GraphDef output
