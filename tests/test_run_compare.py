@@ -244,3 +244,13 @@ def test_every_error_names_its_file(tmp_path):
     with pytest.raises(GraphkitError) as err:
         compare(a, b, pairs={"y": "nope"})
     assert str(b) in str(err.value) and "nope" in str(err.value)
+
+
+def test_run_says_which_candidates_it_did_not_take(tf, runner):
+    """Issue 12.1: when a subset of the candidates is taken, say which and why."""
+    result = runner.invoke(cli, ["run", str(fixture_checkpoint("mlp_ref"))])
+    assert result.exit_code == 0, str(result.stderr)
+    assert "note: outputs output; not taken: counts/read: nothing consumes it; depends on no placeholder" \
+        in result.stderr
+    quiet = runner.invoke(cli, ["run", str(fixture_checkpoint("mlp_ref")), "--quiet"])
+    assert "note:" not in quiet.stderr

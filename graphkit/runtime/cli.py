@@ -63,6 +63,9 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
     feeds = make_feeds(runnable, load_input_option(inputs), batch=batch, seed=seed, shapes=shape_options(input_shapes))
+    if runnable.left_out and not quiet:
+        click.echo(f"note: outputs {', '.join(runnable.outputs)}; not taken: {'; '.join(runnable.left_out[:5])}"
+                   " (name outputs with --outputs)", err=True)
     with working("running", quiet):
         values = run(runnable, feeds)  # run_model in two steps: the feeds are saved and described too
     if save:

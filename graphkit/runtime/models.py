@@ -43,6 +43,7 @@ class Runnable:
     signature: str | None = None
     feed_names: dict[str, str] = field(default_factory=dict)  # input name -> tensor to feed
     fetch_names: dict[str, str] = field(default_factory=dict)  # output name -> tensor to fetch
+    left_out: list[str] = field(default_factory=list)  # "name: why" of candidate outputs not taken by default
 
 
 def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None, tags: list[str] | None = None,
@@ -79,7 +80,10 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
                 fetched = [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs]
                 _check_safe(model, fetched, allow_unsafe_ops)
             return runnable
-        names = outputs or [o.name for o in clear_outputs(likely_outputs(model.graph.graph_def, meta))]
+        ranked = likely_outputs(model.graph.graph_def, meta)
+        chosen = clear_outputs(ranked)
+        names = outputs or [o.name for o in chosen]
+        left = [] if outputs else [f"{o.name}: {o.reason}" for o in ranked if o not in chosen]
         if not names:
             raise GraphkitError("cannot tell the outputs; name them with --output", path)
         nodes = [parse_ref(n).node for n in names]
@@ -88,7 +92,7 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
         inputs = graph_inputs(pruned)
         return Runnable(str(path), kind, inputs, list(names), model,
                         feed_names={i.name: f"{i.name}:0" for i in inputs},
-                        fetch_names={n: parse_ref(n).tensor for n in names})
+                        fetch_names={n: parse_ref(n).tensor for n in names}, left_out=left)
 
 
 def _check_safe(model: Model, outputs: list[str], allow: bool) -> graph_pb2.GraphDef:
