@@ -73,6 +73,14 @@ def convert(
         from graphkit.runtime import export
 
         if target == "onnx":
+            from graphkit.runtime.targets import unsupported_ops
+
+            missing = unsupported_ops(model.graph, "onnx", opset=opset)
+            if missing:  # tf2onnx would pass them through as custom ops that no ONNX runtime has
+                listed = "; ".join(f"{op} (node {', '.join(repr(n) for n in info['nodes'][:3])})"
+                                   for op, info in missing.items())
+                raise GraphkitError(f"tf2onnx cannot convert {listed}: {next(iter(missing.values()))['note']}; "
+                                    "replace those ops, or prune the graph before them", src)
             data = export.to_onnx(materialize(model.graph).SerializeToString(), [f"{i}:0" for i in report.inputs],
                                   [f"{o}:0" for o in names], opset)
         else:

@@ -134,3 +134,16 @@ def test_a_model_onnxruntime_cannot_run_is_not_left_behind(tf, tmp_path, name):
     with pytest.raises(GraphkitError, match="onnxruntime cannot run the ONNX model"):
         convert(src, out, outputs=MANIFEST[name]["outputs"] if name.startswith("cfv2") else None)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_an_op_tf2onnx_cannot_convert_is_named(tf, tmp_path):
+    """Issue 12.11: a tf2onnx failure names the node and op (tf2onnx itself writes an unloadable model)."""
+    v1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, [1, 4], name="x")
+        tf.math.lgamma(tf.abs(x) + 1.0, name="out")
+    (tmp_path / "g.pb").write_bytes(g.as_graph_def().SerializeToString())
+    with pytest.raises(GraphkitError, match=r"tf2onnx cannot convert Lgamma \(node 'out'\): tf2onnx has no handler"):
+        convert(tmp_path / "g.pb", tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
