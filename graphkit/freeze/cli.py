@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
 from graphkit.cliutil import (
@@ -12,6 +14,7 @@ from graphkit.cliutil import (
     load_input_option,
     progress,
     tolerance_options,
+    working,
 )
 from graphkit.freeze import freeze
 
@@ -61,7 +64,9 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
     keys and whose outputs are Identity nodes named by its output keys (--outputs picks some of those keys).
     """
     src, out = _src_and_out(paths, graph)
-    with progress("freezing", quiet) as bar:
+    # --verify runs TensorFlow for seconds with no bytes to count: a status line with the elapsed time
+    with working("freezing and verifying", quiet) if verify else nullcontext(), \
+            progress("freezing", quiet or verify) as bar:
         report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                         tags=list(tags) or None, keep_variables=list(keep_variables),
                         skip_variables=list(skip_variables), keep_devices=keep_devices, text=text or None,
