@@ -17,7 +17,7 @@ from graphkit.cliutil import (
 
 @click.command("convert", epilog="""\b
 Examples:
-  graphkit convert frozen.pb model.onnx                        inputs/outputs from inspect's ranking
+  graphkit convert frozen.pb model.onnx                        inputs/every clear output by default
   graphkit convert model.ckpt-1000 model.tflite --outputs softmax   frozen first
   graphkit convert deploy.prototxt model.onnx --caffemodel w.caffemodel   Caffe -> TF -> ONNX
 """)

@@ -22,7 +22,7 @@ from graphkit.freeze import freeze
 @click.command("freeze", epilog="""\b
 Examples:
   graphkit freeze model.ckpt-1000 frozen.pb --outputs softmax
-  graphkit freeze train_dir/ frozen.pbtxt                      outputs from inspect's ranking
+  graphkit freeze train_dir/ frozen.pbtxt                      every clear output by default
   graphkit freeze --graph graph.pbtxt --checkpoint model.ckpt-1000 frozen.pb --outputs logits
   graphkit freeze saved_model/ frozen.pb --signature serving_default
   graphkit freeze keras_export/ frozen.pb --verify             TF2 SavedModel: inputs/outputs named by key
