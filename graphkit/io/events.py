@@ -36,7 +36,7 @@ def write_graph_events(logdir: str | os.PathLike[str], run: str, graph_def: grap
     now = time.time()
     path = folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
     header = event_pb2.Event(wall_time=now, file_version="brain.Event:2")
-    body = event_pb2.Event(wall_time=now, step=0, graph_def=graph_def.SerializeToString())
+    body = event_pb2.Event(wall_time=now, step=0, graph_def=graph_def.SerializeToString(deterministic=True))
     tmp = folder / f".{path.name}.tmp"
     try:
         with open(tmp, "wb") as fh:

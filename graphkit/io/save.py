@@ -75,14 +75,14 @@ def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview | FileSlice) ->
     head = node_def_pb2.NodeDef()
     head.CopyFrom(node)
     del head.attr["value"]
-    tensor = node.attr["value"].tensor.SerializeToString()
+    tensor = node.attr["value"].tensor.SerializeToString(deterministic=True)
     content = len_field(4, len(payload))
     tensor_len = len(tensor) + len(content) + len(payload)
     attr_value = len_field(8, tensor_len)
     key = len_field(1, 5) + b"value"
     entry_value = len_field(2, len(attr_value) + tensor_len)
     entry_len = len(key) + len(entry_value) + len(attr_value) + tensor_len
-    return [head.SerializeToString(), len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
+    return [head.SerializeToString(deterministic=True), len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
 
 
 def graph_chunks(graph: Graph) -> list[Chunk]:
@@ -90,18 +90,18 @@ def graph_chunks(graph: Graph) -> list[Chunk]:
     gd = graph.graph_def
     external = {k: v for k, v in graph.external.items() if k}
     if not external:
-        return [gd.SerializeToString()]
+        return [gd.SerializeToString(deterministic=True)]
     out: list[Chunk] = []
     for node in gd.node:
         payload = external.get(node.name)
         if payload is None or node.attr["value"].tensor.tensor_content:
-            data = node.SerializeToString()
+            data = node.SerializeToString(deterministic=True)
             out += [len_field(1, len(data)), data]
         else:
             parts = _node_chunks(node, payload)
             out.append(len_field(1, sum(len(c) for c in parts)))
             out += parts
-    out.append(graph_header(gd).SerializeToString())
+    out.append(graph_header(gd).SerializeToString(deterministic=True))
     return out
 
 
@@ -158,7 +158,7 @@ def meta_graph_chunks(meta_graph: meta_graph_pb2.MetaGraphDef, graph: Graph) -> 
     wrapper.CopyFrom(meta_graph)
     wrapper.ClearField("graph_def")
     chunks = graph_chunks(graph)
-    return [wrapper.SerializeToString(), len_field(2, sum(len(c) for c in chunks)), *chunks]
+    return [wrapper.SerializeToString(deterministic=True), len_field(2, sum(len(c) for c in chunks)), *chunks]
 
 
 def write_chunks(chunks: list[Chunk], fh: IO[bytes], progress: Progress | None) -> int:
@@ -202,7 +202,7 @@ def save_saved_model(
                 _link_tree(src / sub, tmp / sub)
         header = saved_model_pb2.SavedModel(saved_model_schema_version=1)
         inner = meta_graph_chunks(meta_graph, graph)
-        body = [header.SerializeToString(), len_field(2, sum(len(c) for c in inner)), *inner]
+        body = [header.SerializeToString(deterministic=True), len_field(2, sum(len(c) for c in inner)), *inner]
         with open(tmp / "saved_model.pb", "wb") as fh:
             written = write_chunks(body, fh, progress)
             os.fsync(fh.fileno())

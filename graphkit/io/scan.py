@@ -188,7 +188,7 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, progress: Pr
 
 
 def _node_field(node: node_def_pb2.NodeDef) -> list[Chunk]:
-    data = node.SerializeToString()
+    data = node.SerializeToString(deterministic=True)
     return [len_field(1, len(data)), data]
 
 

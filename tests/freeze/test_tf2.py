@@ -222,3 +222,18 @@ def test_implements_calls_stay_calls_but_are_frozen(tf, tmp_path):
     assert len(calls) == 1 and "_implements" in {f.signature.name: f for f in gd.library.function}[
         calls[0].attr["f"].func.name].attr
     assert not {n.op for n in gd.node} & {"VarHandleOp", "ReadVariableOp"}
+
+
+@pytest.mark.parametrize("src, outputs", [("tf2_module", []), ("cfv2_bn_adam", ["--outputs", "output"])])
+def test_the_same_input_gives_the_same_bytes(tmp_path, src, outputs):
+    """Issue 13.14: output bytes do not depend on the process (hash seeds reorder protobuf maps)."""
+    import subprocess
+    import sys
+
+    from conftest import MANIFEST, fixture_checkpoint
+
+    path = fixture_checkpoint(src) if "checkpoint" in MANIFEST[src] else FIXTURES / src
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-m", "graphkit", "freeze", str(path), str(tmp_path / f"{seed}.pb"), *outputs,
+                        "-q"], check=True, capture_output=True, env={**__import__("os").environ, "PYTHONHASHSEED": seed})
+    assert (tmp_path / "1.pb").read_bytes() == (tmp_path / "2.pb").read_bytes()
