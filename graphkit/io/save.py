@@ -82,7 +82,8 @@ def _node_chunks(node: node_def_pb2.NodeDef, payload: memoryview | FileSlice) ->
     key = len_field(1, 5) + b"value"
     entry_value = len_field(2, len(attr_value) + tensor_len)
     entry_len = len(key) + len(entry_value) + len(attr_value) + tensor_len
-    return [head.SerializeToString(deterministic=True), len_field(5, entry_len), key, entry_value, attr_value, tensor, content, payload]
+    return [head.SerializeToString(deterministic=True), len_field(5, entry_len), key, entry_value, attr_value,
+            tensor, content, payload]
 
 
 def graph_chunks(graph: Graph) -> list[Chunk]:

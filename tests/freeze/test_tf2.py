@@ -233,7 +233,9 @@ def test_the_same_input_gives_the_same_bytes(tmp_path, src, outputs):
     from conftest import MANIFEST, fixture_checkpoint
 
     path = fixture_checkpoint(src) if "checkpoint" in MANIFEST[src] else FIXTURES / src
+    import os
+
     for seed in ("1", "2"):
         subprocess.run([sys.executable, "-m", "graphkit", "freeze", str(path), str(tmp_path / f"{seed}.pb"), *outputs,
-                        "-q"], check=True, capture_output=True, env={**__import__("os").environ, "PYTHONHASHSEED": seed})
+                        "-q"], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
     assert (tmp_path / "1.pb").read_bytes() == (tmp_path / "2.pb").read_bytes()
