@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -60,12 +61,20 @@ class Model:
 def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) -> Model:
     """Load any supported artifact. Raises GraphkitError with a one-line reason when it cannot."""
     p = Path(path)
-    if p.is_dir():
+    try:
+        kind = p.stat().st_mode
+    except FileNotFoundError:
+        kind = None
+    except OSError as exc:  # a name too long, a loop of links, no permission on a folder on the way
+        raise GraphkitError(f"cannot read: {exc.strerror}", p) from None
+    if kind is not None and stat.S_ISDIR(kind):
         return _load_dir(p, tags, verify)
-    if not p.exists():
+    if kind is not None and not stat.S_ISREG(kind):  # a FIFO or device would block or never end
+        raise GraphkitError("not a regular file or folder (a FIFO, socket or device); give a model file", p)
+    if kind is None:
         from graphkit.io.checkpoint import v1_shards
 
-        if Path(f"{p}.index").is_file() or v1_shards(p):
+        if is_file(Path(f"{p}.index")) or v1_shards(p):
             return _load_checkpoint(p, verify)
         raise GraphkitError("no such file, directory or checkpoint prefix", p)
     prefix = _checkpoint_part(p)
@@ -74,6 +83,14 @@ def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) 
     if p.name == "checkpoint" and _is_state_file(p):
         return _load_dir(p.parent, tags, verify)
     return _load_proto_file(p, tags)
+
+
+def is_file(p: Path) -> bool:
+    """``p.is_file()`` that says False for names the system refuses (too long...) instead of raising."""
+    try:
+        return p.is_file()
+    except OSError:
+        return False
 
 
 def is_proto_file(p: Path) -> bool:
@@ -129,8 +146,11 @@ def _prefix_from_state(state: Path) -> Path:
     candidates = [named] if named.is_absolute() else [state.parent / named]
     candidates.append(state.parent / named.name)  # moved directories keep stale absolute paths
     for prefix in candidates:
-        if Path(f"{prefix}.index").is_file() or v1_shards(prefix):
-            return prefix
+        try:
+            if is_file(Path(f"{prefix}.index")) or v1_shards(prefix):
+                return prefix
+        except OSError:  # a stale path with a component over the name limit: try the next
+            continue
     existing = sorted(str(f.name)[: -len(".index")] for f in state.parent.glob("*.index"))
     found = f"prefixes here: {', '.join(existing)}" if existing else "no checkpoint is in this directory"
     raise GraphkitError(f"the state file names '{named}', which does not exist ({found}); pass a prefix", state)
@@ -225,8 +245,9 @@ def _parse_file(p: Path, kind: Kind | None) -> tuple[_Parsed, bool]:
         return _parse_text(p, kind), True
     with open(p, "rb") as fh:
         buf: mmap.mmap | bytes = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > STRIP_ABOVE else fh.read()
-    if kind is None:
-        kind = sniff_binary(memoryview(buf), p)
+    if kind is None or kind == "SavedModel":  # a folder's saved_model.pb is checked too: it may be a GraphDef
+        sniffed = sniff_binary(memoryview(buf), p)
+        kind = kind or sniffed
     return _parse_binary(buf, kind, p), False
 
 
@@ -282,8 +303,6 @@ def _new(kind: Kind) -> message.Message:
 
 def sniff_binary(view: memoryview, p: Path) -> Kind:
     """Tell GraphDef, MetaGraphDef and SavedModel apart from their top-level fields."""
-    if p.name.startswith("saved_model"):
-        return "SavedModel"
     counts: dict[tuple[int, int], int] = {}
     try:
         for i, (number, wire_type, *_rest) in enumerate(iter_fields(view, 0, len(view))):
@@ -291,9 +310,16 @@ def sniff_binary(view: memoryview, p: Path) -> Kind:
             if i >= 256:
                 break
     except WireError:
+        if p.name.startswith("saved_model"):
+            return "SavedModel"  # its parser says what is wrong
         raise GraphkitError(
             "not a TensorFlow model: neither a binary protobuf (GraphDef, MetaGraphDef, SavedModel) nor text; "
             "the file may be truncated or corrupt", p) from None
+    if p.name.startswith("saved_model"):
+        if counts.get((1, LEN)):  # a SavedModel's field 1 is its schema version, a varint; GraphDef nodes are 1
+            raise GraphkitError("holds a GraphDef's nodes, not a SavedModel, though it is named like one; "
+                                "rename it (graph.pb) or give the SavedModel folder", p)
+        return "SavedModel"
     if counts.get((1, VARINT)):
         return "SavedModel"
     if counts.get((1, LEN), 0) > 1 or counts.get((3, VARINT)):

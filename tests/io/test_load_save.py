@@ -238,3 +238,34 @@ def test_text_metagraph_and_text_saved_model(tmp_path):
     (folder / "saved_model.pbtxt").write_text(text_format.MessageToString(saved))
     model = load(folder)
     assert model.format == "savedmodel" and model.text and model.tags == ["serve"]
+
+
+def test_odd_paths_are_one_line_errors(tmp_path):
+    """Issue 13.1, 13.7, 13.10: a state file naming a path component over the name limit falls back to the
+    checkpoint beside it; a FIFO is refused before it is opened (it would block); a GraphDef named
+    saved_model.pb is not read as an empty SavedModel."""
+    import os
+    import shutil
+
+    from conftest import fixture_checkpoint
+
+    from graphkit.errors import GraphkitError
+    from graphkit.io import load
+
+    src = fixture_checkpoint("mlp_ref")
+    for f in src.parent.glob(src.name + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "checkpoint").write_text(f'model_checkpoint_path: "/{"x" * 300}/model.ckpt-3"\n')
+    assert load(tmp_path).checkpoint.prefix == tmp_path / "model.ckpt-3"
+    fifo = tmp_path / "model.pb"
+    os.mkfifo(fifo)
+    with pytest.raises(GraphkitError, match="not a regular file or folder"):
+        load(fifo)
+    with pytest.raises(GraphkitError, match="File name too long|cannot read"):
+        load(tmp_path / ("y" * 300))
+    fake = tmp_path / "sm"
+    fake.mkdir()
+    shutil.copy(FIXTURES / "frozen" / "sigmoid.pb", fake / "saved_model.pb")
+    for path in (fake, fake / "saved_model.pb"):
+        with pytest.raises(GraphkitError, match="holds a GraphDef's nodes, not a SavedModel"):
+            load(path)
