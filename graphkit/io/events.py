@@ -26,13 +26,18 @@ def write_graph_events(logdir: str | os.PathLike[str], run: str, graph_def: grap
     """A new run folder ``logdir/run`` (never an existing one, so old events never mix with new ones) holding
     one event file with the graph. Returns the event file's path."""
     root = Path(logdir)
-    root.mkdir(parents=True, exist_ok=True)
-    folder = root / run
-    k = 1
-    while folder.exists():
-        k += 1
-        folder = root / f"{run}_{k}"
-    folder.mkdir()
+    if root.exists() and not root.is_dir():
+        raise GraphkitError("--logdir names a file, not a folder; give a folder (it is created if missing)", root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = root / run
+        k = 1
+        while folder.exists():
+            k += 1
+            folder = root / f"{run}_{k}"
+        folder.mkdir()
+    except OSError as exc:
+        raise GraphkitError(f"cannot make the run folder: {exc.strerror}", root) from None
     now = time.time()
     path = folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
     header = event_pb2.Event(wall_time=now, file_version="brain.Event:2")

@@ -34,17 +34,25 @@ def is_text_path(path: str | os.PathLike[str]) -> bool:
 
 
 def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
-    """Refuse an output that is one of the command's inputs, or whose folder does not exist."""
+    """Refuse an output that is one of the command's inputs, whose folder does not exist or cannot be
+    written, or whose name the file system refuses -- before any work is done."""
     out = Path(path)
-    if out.is_dir():
-        raise GraphkitError("output is a directory; give a file name", out)
-    if not out.parent.is_dir():
-        raise GraphkitError(f"output folder '{out.parent}' does not exist", out)
-    if out.exists():
-        for item in inputs:
-            src = Path(item)
-            if src.exists() and os.path.samefile(src, out):
-                raise GraphkitError("output would overwrite an input of this command; choose another path", out)
+    try:
+        if out.is_dir():
+            raise GraphkitError("output is a directory; give a file name", out)
+        if not out.parent.is_dir():
+            raise GraphkitError(f"output folder '{out.parent}' does not exist", out)
+        if len(out.name.encode()) > 250:  # the temporary file beside it adds a few characters to the name
+            raise GraphkitError(f"the file name is {len(out.name.encode())} bytes long; file systems allow 255", out)
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise GraphkitError(f"cannot write in '{out.parent}' (permission denied); choose another folder", out)
+        if out.exists():
+            for item in inputs:
+                src = Path(item)
+                if src.exists() and os.path.samefile(src, out):
+                    raise GraphkitError("output would overwrite an input of this command; choose another path", out)
+    except OSError as exc:
+        raise GraphkitError(f"cannot write here: {exc.strerror}", out) from None
     return out
 
 
@@ -52,7 +60,10 @@ def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLik
 def atomic_write(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path``; on success rename it over ``path``, else remove it."""
     out = check_output(path, inputs)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only file system, a full disk, a permission the check could not see
+        raise GraphkitError(f"cannot write here: {exc.strerror}", out) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -223,7 +234,10 @@ class Spill:
     Removed on exit."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        fd, self.path = tempfile.mkstemp(dir=directory, prefix=".graphkit-spill-", suffix=".tmp")
+        try:
+            fd, self.path = tempfile.mkstemp(dir=directory, prefix=".graphkit-spill-", suffix=".tmp")
+        except OSError as exc:
+            raise GraphkitError(f"cannot write a spill file here: {exc.strerror}", directory) from None
         self.fh = os.fdopen(fd, "w+b")
         self.size = 0
 

@@ -269,3 +269,29 @@ def test_odd_paths_are_one_line_errors(tmp_path):
     for path in (fake, fake / "saved_model.pb"):
         with pytest.raises(GraphkitError, match="holds a GraphDef's nodes, not a SavedModel"):
             load(path)
+
+
+def test_outputs_that_cannot_be_written_are_one_line_errors(tmp_path, monkeypatch, runner):
+    """Issue 13.2: an over-long OUT name, a folder the process cannot write in, --logdir naming a file."""
+    import tempfile
+
+    from graphkit.cli import cli
+
+    src = FIXTURES / "frozen" / "sigmoid.pb"
+    result = runner.invoke(cli, ["prune", str(src), str(tmp_path / ("o" * 300 + ".pb"))])
+    assert result.exit_code == 1 and ("File name too long" in result.stderr or "allow 255" in result.stderr)
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(cli, ["tensorboard", str(src), "--logdir", str(tmp_path / "file")])
+    assert result.exit_code == 1 and "--logdir names a file" in result.stderr
+
+    def refused(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)  # as a read-only folder does (root passes os.access)
+    caffe = shared("mtcnn_kpzhang")
+    result = runner.invoke(cli, ["caffe2tf", str(caffe / "det1.prototxt"), str(caffe / "det1.caffemodel"),
+                                 str(tmp_path / "c.pb")])
+    assert result.exit_code == 1 and "cannot write a spill file here: Permission denied" in result.stderr
+    denied = runner.invoke(cli, ["prune", str(src), str(tmp_path / "p.pb")])
+    assert "cannot write here: Permission denied" in denied.stderr
+    assert not list(tmp_path.glob(".*tmp"))
