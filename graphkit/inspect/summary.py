@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Model, dtypes
 from graphkit.io.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from graphkit.io.functions import FunctionLibrary, nodes_with_function
@@ -202,12 +202,13 @@ def function_tree(model: Model) -> list[Json]:
 
 def tensor_value(model: Model, name: str) -> np.ndarray:
     """A checkpoint tensor, or the value of a Const node of the graph."""
-    if model.checkpoint is not None and name in model.checkpoint:
-        return model.checkpoint.read(name)
-    if model.graph is not None:
-        for node in model.graph.graph_def.node:
-            if node.name == name.split(":")[0] and node.op == "Const":
-                return model.graph.const(node)
+    with about(model.path):
+        if model.checkpoint is not None and name in model.checkpoint:
+            return model.checkpoint.read(name)
+        if model.graph is not None:
+            for node in model.graph.graph_def.node:
+                if node.name == name.split(":")[0] and node.op == "Const":
+                    return model.graph.const(node)
     where = "checkpoint tensor or Const node" if model.checkpoint is not None else "Const node"
     close = closest(name, (t.name for t in model.checkpoint.tensors())) if model.checkpoint is not None else ""
     raise GraphkitError(f"no {where} named '{name}'{close}", model.path)

@@ -20,12 +20,34 @@ _FIELD = {
 }
 
 
+MAX_DECODE_BYTES = 4 << 30  # a value larger than this is refused, not allocated (a splat can claim any shape)
+
+
+def element_count(shape: tuple[int, ...]) -> int:
+    """The number of elements of a tensor shape, refusing negative dimensions and counts past int64."""
+    if any(d < 0 for d in shape):
+        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has a negative dimension")
+    count = 1
+    for d in shape:
+        count *= d
+    if count >= 1 << 63:
+        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has more elements than int64 counts")
+    return count
+
+
 def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None = None) -> np.ndarray:
-    """Decode a TensorProto; ``content`` replaces ``tensor_content`` when that is kept outside the proto."""
+    """Decode a TensorProto; ``content`` replaces ``tensor_content`` when that is kept outside the proto.
+    What is wrong with the tensor (a negative or overflowing shape, a value over ``MAX_DECODE_BYTES``) is said
+    before anything is allocated."""
     code = dtypes.base(tensor.dtype)
     shape = shape_of(tensor.tensor_shape) or ()
-    count = int(np.prod(shape, dtype=np.int64))
+    count = element_count(shape)
     np_dtype = dtypes.to_numpy(code)
+    size = count * (np_dtype.itemsize if np_dtype != np.dtype(object) else 8)
+    if size > MAX_DECODE_BYTES:
+        raise GraphkitError(f"the {dtypes.name(code)} tensor of shape {format_shape(shape)} would take "
+                            f"{size / (1 << 30):.1f} GiB decoded; graphkit decodes at most "
+                            f"{MAX_DECODE_BYTES >> 30} GiB")
     raw = content if content is not None else tensor.tensor_content
     if code == dtypes.DT_STRING:
         values = list(tensor.string_val)

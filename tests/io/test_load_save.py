@@ -295,3 +295,25 @@ def test_outputs_that_cannot_be_written_are_one_line_errors(tmp_path, monkeypatc
     denied = runner.invoke(cli, ["prune", str(src), str(tmp_path / "p.pb")])
     assert "cannot write here: Permission denied" in denied.stderr
     assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("dims, says", [([3, 1 << 40], "would take 12288.0 GiB decoded"),
+                                        ([1 << 20, 1 << 20], "would take 4096.0 GiB decoded"),
+                                        ([-2, 3], "has a negative dimension"),
+                                        ([1 << 40, 1 << 40], "more elements than int64 counts")])
+def test_impossible_constants_are_refused_before_allocating(tmp_path, runner, dims, says):
+    """Issue 13.4: inspect --tensor of a Const of shape [3, 2^40]... said MemoryError/ValueError."""
+    from graphkit.cli import cli
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    const = gd.node.add(name="c", op="Const")
+    const.attr["dtype"].type = 1
+    const.attr["value"].tensor.dtype = 1
+    for d in dims:
+        const.attr["value"].tensor.tensor_shape.dim.add().size = d
+    const.attr["value"].tensor.float_val.append(1.0)
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    result = runner.invoke(cli, ["inspect", str(tmp_path / "g.pb"), "--tensor", "c"])
+    assert result.exit_code == 1 and says in result.stderr and str(tmp_path / "g.pb") in result.stderr
