@@ -92,9 +92,11 @@ def is_caffe_prototxt(path: str | os.PathLike[str]) -> bool:
 def read_prototxt(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise GraphkitError(f"cannot read: {exc.strerror}", p) from None
+    except UnicodeDecodeError as exc:
+        raise GraphkitError(f"not a Caffe prototxt: not UTF-8 text (byte {exc.start})", p) from None
     net = caffe_pb2.NetParameter()
     try:
         text_format.Parse(text, net, allow_unknown_field=True)
@@ -103,6 +105,37 @@ def read_prototxt(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
     if not net.layer and not net.layers:
         raise GraphkitError("no layers in this prototxt (is it a solver or a different file?)", p)
     return net
+
+
+_NO_TOP_OK = frozenset({"Silence"})  # layers Caffe lets end a net without a top blob
+
+
+def _net_problems(net: caffe_pb2.NetParameter, declared: list[str], layers: list[CaffeLayer]) -> list[str]:
+    """What Caffe's own checks (net.cpp, conv/pooling layer setup) refuse, layer by layer, all at once."""
+    problems = []
+    if declared and not net.input_shape and net.input_dim and len(net.input_dim) != 4 * len(declared):
+        problems.append(f"input_dim gives {len(net.input_dim)} values for {len(declared)} input(s); Caffe takes "
+                        "4 per input (N, C, H, W)")
+    for layer in layers:
+        where = f"layer '{layer.name}' ({layer.type})"
+        if not layer.tops and layer.bottoms and layer.type not in _NO_TOP_OK and not layer.type.endswith("Loss"):
+            problems.append(f"{where} has no top blob")
+        if layer.type in ("Convolution", "Deconvolution") and layer.params.HasField("convolution_param"):
+            conv = layer.params.convolution_param
+            values = [("stride", v) for v in _strides(conv)] + [("dilation", v) for v in conv.dilation]
+            values += [("group", conv.group)] if conv.HasField("group") else []
+            problems += [f"{where}: {name} {value} (must be at least 1)"
+                         for name, value in dict.fromkeys(values) if value < 1]
+        if layer.type == "Pooling" and layer.params.HasField("pooling_param"):
+            pool = layer.params.pooling_param
+            if not pool.global_pooling and any(v < 1 for v in _strides(pool)):
+                problems.append(f"{where}: stride 0 (must be at least 1)")
+    return problems
+
+
+def _strides(param: caffe_pb2.ConvolutionParameter | caffe_pb2.PoolingParameter) -> list[int]:
+    return [int(v) for v in param.stride] + [int(getattr(param, f)) for f in ("stride_h", "stride_w")
+                                              if param.HasField(f)]
 
 
 def read_caffe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None = None,
@@ -137,6 +170,9 @@ def read_caffe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[s
             raise GraphkitError(f"--input-shape names '{name}', which is not an input of this net "
                                 f"(inputs: {', '.join(inputs) or 'none'})", proto_path)
         inputs[name] = tuple(shape)
+    problems = _net_problems(net, declared, layers)
+    if problems:
+        raise GraphkitError("Caffe would refuse this net: " + "; ".join(problems), proto_path)
     result = CaffeNet(net.name, inputs, layers, proto_path, Path(caffemodel) if caffemodel else None)
     if caffemodel is None:
         for layer in layers:

@@ -372,3 +372,35 @@ def test_batch_norm_with_batch_statistics(tf, tmp_path):
 
     check(tf, tmp_path, body, (2, 3, 4, 5), {"c": [(3, 3, 1, 1), (3,)], "bn": [(3,), (3,), (1,)]}, ["bn"],
           reference=reference)
+
+
+_BAD_NET = """name: "t"
+input: "data"
+{dims}
+layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param {{ num_output: 4 kernel_size: 3 stride: {stride} group: {group} }} }}
+layer {{ name: "pool" type: "Pooling" bottom: "conv" {top} pooling_param {{ pool: MAX kernel_size: 2 stride: {pool} }} }}
+"""
+
+
+@pytest.mark.parametrize("edit, says", [
+    ({"stride": 0}, "layer 'conv' (Convolution): stride 0 (must be at least 1)"),
+    ({"group": 0}, "layer 'conv' (Convolution): group 0 (must be at least 1)"),
+    ({"pool": 0}, "layer 'pool' (Pooling): stride 0 (must be at least 1)"),
+    ({"dims": "input_dim: 1 input_dim: 3 input_dim: 8"}, "input_dim gives 3 values for 1 input(s)"),
+    ({"top": ""}, "layer 'pool' (Pooling) has no top blob"),
+])
+def test_nets_caffe_refuses_are_refused_by_name(runner, tmp_path, edit, says):
+    """Issue 13.5: these were ZeroDivisionError, tuple.index and zip() internal errors."""
+    from graphkit.cli import cli
+
+    fields = {"dims": "input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8", "stride": 1, "group": 1, "pool": 2,
+              "top": 'top: "pool"', **edit}
+    path = tmp_path / "net.prototxt"
+    path.write_text(_BAD_NET.format(**fields))
+    for args in (["inspect", str(path)], ["caffe2tf", str(path), str(tmp_path / "w.caffemodel"), str(tmp_path / "o.pb")]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1 and says in result.stderr and str(path) in result.stderr, result.stderr
+    (tmp_path / "latin1.prototxt").write_bytes(b'name: "t\xff"\ninput: "data"\n')
+    result = runner.invoke(cli, ["inspect", str(tmp_path / "latin1.prototxt")])
+    assert result.exit_code == 1 and "not UTF-8 text" in result.stderr
