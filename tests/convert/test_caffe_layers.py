@@ -379,7 +379,8 @@ input: "data"
 {dims}
 layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param {{ num_output: 4 kernel_size: 3 stride: {stride} group: {group} }} }}
-layer {{ name: "pool" type: "Pooling" bottom: "conv" {top} pooling_param {{ pool: MAX kernel_size: 2 stride: {pool} }} }}
+layer {{ name: "pool" type: "Pooling" bottom: "conv" {top}
+        pooling_param {{ pool: MAX kernel_size: 2 stride: {pool} }} }}
 """
 
 
@@ -398,7 +399,8 @@ def test_nets_caffe_refuses_are_refused_by_name(runner, tmp_path, edit, says):
               "top": 'top: "pool"', **edit}
     path = tmp_path / "net.prototxt"
     path.write_text(_BAD_NET.format(**fields))
-    for args in (["inspect", str(path)], ["caffe2tf", str(path), str(tmp_path / "w.caffemodel"), str(tmp_path / "o.pb")]):
+    caffe2tf = ["caffe2tf", str(path), str(tmp_path / "w.caffemodel"), str(tmp_path / "o.pb")]
+    for args in (["inspect", str(path)], caffe2tf):
         result = runner.invoke(cli, args)
         assert result.exit_code == 1 and says in result.stderr and str(path) in result.stderr, result.stderr
     (tmp_path / "latin1.prototxt").write_bytes(b'name: "t\xff"\ninput: "data"\n')
