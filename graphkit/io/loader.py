@@ -291,6 +291,8 @@ def _parse_text(p: Path, kind: Kind | None) -> _Parsed:
         text_format.Parse(p.read_text(encoding="utf-8"), msg, allow_unknown_field=False)
     except text_format.ParseError as exc:
         raise GraphkitError(f"not a valid text {kind}: {exc}", p) from None
+    except RecursionError:
+        raise GraphkitError(f"not a valid text {kind}: nested too deeply to be a model", p) from None
     except UnicodeDecodeError as exc:
         raise GraphkitError(f"not a valid text {kind}: not UTF-8 ({exc.reason})", p) from None
     return _Parsed(msg, _check_graphs(msg, p))

@@ -56,8 +56,16 @@ class NodeTable:
     header: list[tuple[int, int, int]]  # (field number, start, end) of every top-level non-node field
 
     def node(self, i: int) -> node_def_pb2.NodeDef:
+        from google.protobuf.message import DecodeError
+
+        from graphkit.errors import GraphkitError
+
         spans = self.spans
-        return node_def_pb2.NodeDef.FromString(self.data[spans[3 * i + 1]:spans[3 * i + 2]])
+        try:
+            return node_def_pb2.NodeDef.FromString(self.data[spans[3 * i + 1]:spans[3 * i + 2]])
+        except DecodeError as exc:  # the scanner reads names and inputs; protobuf reads the rest
+            raise GraphkitError(f"node '{self.names[i]}' is not a valid NodeDef ({exc}); the file is corrupt",
+                                self.path) from None
 
     @property
     def has_library(self) -> bool:

@@ -317,3 +317,14 @@ def test_impossible_constants_are_refused_before_allocating(tmp_path, runner, di
     save_graph(Graph(gd), tmp_path / "g.pb")
     result = runner.invoke(cli, ["inspect", str(tmp_path / "g.pb"), "--tensor", "c"])
     assert result.exit_code == 1 and says in result.stderr and str(tmp_path / "g.pb") in result.stderr
+
+
+def test_a_text_graph_nested_3000_deep_is_refused(tmp_path):
+    """Issue 13.3: RecursionError in the text parser."""
+    from graphkit.errors import GraphkitError
+    from graphkit.io import load
+
+    level = 'attr { key: "k" value { func { name: "f" '
+    (tmp_path / "deep.pbtxt").write_text('node { name: "a" op: "X" ' + level * 3000 + "} } } " * 3000 + "}\n")
+    with pytest.raises(GraphkitError, match="nested too deeply"):
+        load(tmp_path / "deep.pbtxt")
