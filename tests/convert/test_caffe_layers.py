@@ -3,6 +3,8 @@ random weights), converted and run in TF, checked live against OpenCV's Caffe im
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import run_graph
@@ -406,3 +408,23 @@ def test_nets_caffe_refuses_are_refused_by_name(runner, tmp_path, edit, says):
     (tmp_path / "latin1.prototxt").write_bytes(b'name: "t\xff"\ninput: "data"\n')
     result = runner.invoke(cli, ["inspect", str(tmp_path / "latin1.prototxt")])
     assert result.exit_code == 1 and "not UTF-8 text" in result.stderr
+
+
+@pytest.mark.parametrize("body, blobs, says", [
+    ('layer { name: "c" type: "Concat" bottom: "data" bottom: "data" top: "c" concat_param { axis: 5 } }\n', {},
+     "layer 'c' (Concat): axis 5 is out of range for a 4-D blob"),
+    ('layer { name: "s" type: "Softmax" bottom: "data" top: "s" softmax_param { axis: 9 } }\n', {},
+     "layer 's' (Softmax): axis 9 is out of range"),
+    ('layer { name: "f" type: "Flatten" bottom: "data" top: "f" flatten_param { axis: -9 } }\n', {},
+     "layer 'f' (Flatten): axis -9 is out of range"),
+    (conv("k", "data", "num_output: 2 kernel_size: 1", None), {"k": [(2, 3, 1, 1), (2,), (2,)]},
+     "layer 'k' (Convolution): the caffemodel has 3 blobs for it but Caffe takes 2"),
+])
+def test_layers_caffe_refuses_are_not_converted(tmp_path, body, blobs, says):
+    """Issue 13.11: caffe2tf wrote graphs Caffe would refuse (axes wrapped around, a third conv blob)."""
+    from graphkit.errors import GraphkitError
+
+    proto, model = write_net(tmp_path, body, (1, 3, 4, 4), blobs)
+    with pytest.raises(GraphkitError, match=re.escape(says)):
+        caffe2tf(proto, model, tmp_path / "out.pb")
+    assert not (tmp_path / "out.pb").exists()

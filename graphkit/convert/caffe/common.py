@@ -22,6 +22,14 @@ class LayerError(GraphkitError):
         super().__init__(f"layer '{layer.name}' ({layer.type}): {message}")
 
 
+def axis_of(layer: CaffeLayer, axis: int, rank: int) -> int:
+    """Caffe's ``CanonicalAxisIndex`` (blob.hpp): ``-rank <= axis < rank``, else the layer is refused, as
+    Caffe's CHECK refuses it."""
+    if not -rank <= axis < rank:
+        raise LayerError(layer, f"axis {axis} is out of range for a {rank}-D blob (Caffe allows {-rank}..{rank - 1})")
+    return axis % rank
+
+
 def param(layer: CaffeLayer, name: str) -> Any:
     """The layer's ``name`` parameter message (V1 and V2 layers share the field names)."""
     return getattr(layer.params, name)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from graphkit.convert.caffe.builder import Builder, Tensor
-from graphkit.convert.caffe.common import Handler, LayerError, blob, channel_const, param
+from graphkit.convert.caffe.common import Handler, LayerError, axis_of, blob, channel_const, param
 from graphkit.io.caffe import CaffeLayer
 
 
@@ -103,7 +103,7 @@ def identity(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor
 
 def softmax(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     x = inputs[0]
-    axis = int(param(layer, "softmax_param").axis) % x.rank
+    axis = axis_of(layer, int(param(layer, "softmax_param").axis), x.rank)
     perm = tuple(p for p in x.perm if p != axis) + (axis,)  # the softmax axis stored last
     x = b.to_perm(x, perm, f"{layer.name}/axis_last")
     return [Tensor(b.op(f"{layer.name}/Softmax", "Softmax", [x.ref]), x.shape, x.perm)]
@@ -161,7 +161,7 @@ def batch_norm(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tens
 
 def scale(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, x = param(layer, "scale_param"), inputs[0]
-    axis = int(p.axis) % x.rank
+    axis = axis_of(layer, int(p.axis), x.rank)
     if len(inputs) > 1:
         other = b.to_perm(inputs[1], x.perm, f"{layer.name}/align") if inputs[1].rank == x.rank else None
         if other is None or other.shape != x.shape:
@@ -184,7 +184,7 @@ def scale(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
 
 def bias(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, x = param(layer, "bias_param"), inputs[0]
-    axis = int(p.axis) % x.rank
+    axis = axis_of(layer, int(p.axis), x.rank)
     beta = blob(layer, 0, (x.shape[axis],))
     y = b.op(f"{layer.name}/add", "AddV2", [x.ref, channel_const(b, f"{layer.name}/bias", beta, x, axis)])
     return [Tensor(y, x.shape, x.perm)]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from graphkit.convert.caffe.builder import INT32, NHWC, Builder, Tensor, identity_perm
-from graphkit.convert.caffe.common import Handler, LayerError, blob, param
+from graphkit.convert.caffe.common import Handler, LayerError, axis_of, blob, param
 from graphkit.io.caffe import CaffeLayer
 
 
@@ -16,7 +16,7 @@ def inner_product(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[T
     """MatMul on the input flattened from ``axis`` on. A 4-D NHWC input is flattened as stored and the weight
     columns are permuted to match Caffe's C,H,W flatten order: no Transpose in the graph."""
     p, x = param(layer, "inner_product_param"), inputs[0]
-    if int(p.axis) % x.rank != 1:
+    if axis_of(layer, int(p.axis), x.rank) != 1:
         raise LayerError(layer, "only axis 1 is supported")
     out = int(p.num_output)
     k = int(np.prod(x.shape[1:]))
@@ -45,7 +45,7 @@ def inner_product(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[T
 def concat(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, first = param(layer, "concat_param"), inputs[0]
     axis = int(p.axis if p.HasField("axis") or not p.HasField("concat_dim") else p.concat_dim)
-    axis %= first.rank
+    axis = axis_of(layer, axis, first.rank)
     xs = [b.to_perm(t, first.perm, f"{layer.name}/align{i}") for i, t in enumerate(inputs)]
     for t in xs:
         if t.rank != first.rank or any(t.shape[i] != first.shape[i] for i in range(first.rank) if i != axis):
@@ -59,7 +59,7 @@ def concat(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
 
 def slice_(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, x = param(layer, "slice_param"), inputs[0]
-    axis = int(p.axis if p.HasField("axis") or not p.HasField("slice_dim") else p.slice_dim) % x.rank
+    axis = axis_of(layer, int(p.axis if p.HasField("axis") or not p.HasField("slice_dim") else p.slice_dim), x.rank)
     size = x.shape[axis]
     points = [int(v) for v in p.slice_point]
     if points:
@@ -93,7 +93,7 @@ def _reshape_to(b: Builder, name: str, x: Tensor, shape: tuple[int, ...]) -> Ten
 
 def flatten(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, x = param(layer, "flatten_param"), inputs[0]
-    start, end = int(p.axis) % x.rank, int(p.end_axis) % x.rank
+    start, end = axis_of(layer, int(p.axis), x.rank), axis_of(layer, int(p.end_axis), x.rank)
     shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
     return [_reshape_to(b, layer.name, x, shape)]
 
@@ -133,7 +133,7 @@ def permute(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]
 
 def crop(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p, x, ref = param(layer, "crop_param"), inputs[0], inputs[1]
-    axis = int(p.axis) % x.rank
+    axis = axis_of(layer, int(p.axis), x.rank)
     offsets = [int(o) for o in p.offset]
     begin, size = [0] * x.rank, [-1] * x.rank
     shape = list(x.shape)

@@ -36,6 +36,13 @@ def conv_geometry(p: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, 
     return kernel, stride, pad, dilation
 
 
+def _check_blob_count(layer: CaffeLayer, expected: int) -> None:
+    """Caffe's BaseConvolutionLayer::LayerSetUp: "Incorrect number of weight blobs"."""
+    if layer.blobs is not None and layer.blobs and len(layer.blobs) != expected:
+        raise LayerError(layer, f"the caffemodel has {len(layer.blobs)} blobs for it but Caffe takes {expected} "
+                                "(weights and, with bias_term, the bias); the prototxt and caffemodel do not match")
+
+
 def convolution(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     p = param(layer, "convolution_param")
     x = b.to_perm(inputs[0], NHWC, f"{layer.name}/to_nhwc")
@@ -46,6 +53,7 @@ def convolution(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Ten
     out, group = int(p.num_output), int(p.group)
     if c % group or out % group:
         raise LayerError(layer, f"group {group} does not divide {c} input and {out} output channels")
+    _check_blob_count(layer, 2 if p.bias_term else 1)
     weights = blob(layer, 0, (out, c // group, kh, kw))
     oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
     ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
