@@ -406,20 +406,58 @@ def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     return order
 
 
+_NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/>]*$")  # TF's graph_constructor.cc IsValidNodeName
+_GRAPH_INPUT = re.compile(r"^\^?[A-Za-z0-9.][A-Za-z0-9_.\-/>]*(:(0|[1-9][0-9]*))?$")
+
+
 def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
-    """Problems that stop TF from importing a graph: duplicate names, dangling inputs, bad colocations."""
+    """Problems that stop TF from importing a graph (``core/common_runtime/graph_constructor.cc``): duplicate
+    or invalid names, malformed or dangling inputs, an output index past the producer's outputs, bad
+    colocations. A FunctionDef body is checked for what applies to it. (Cycles are found where a pass needs
+    an order: :func:`topological_order`.)"""
     index = as_index(graph)
     names = index.inputs  # its keys are the node names
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
     arguments = index.arguments
+    in_function = index.function is not None
+    if not in_function:
+        problems += [f"'{name}' is not a valid node name" for name in names if not _NODE_NAME.match(name)]
+    ported: list[tuple[str, str, int]] = []  # (reader, producer, port) for port > 0: checked against op defs
     for name, texts in index.inputs.items():
         for text in texts:
             if text not in names and input_node(text) not in names and input_node(text) not in arguments:
                 problems.append(f"node '{name}' reads '{text}', which is not in the graph")
+            elif not in_function and text not in names:
+                if not _GRAPH_INPUT.match(text):
+                    problems.append(f"node '{name}' has a malformed input '{text}' (expected NAME, NAME:INDEX or "
+                                    "^NAME)")
+                elif not text.startswith("^"):
+                    ported.append((name, input_node(text), int(text.rpartition(":")[2])))
     problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
     for name, targets in index.colocated.items():
         problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
                      if t not in names and t not in arguments]
+    problems += _port_problems(index, ported)
+    return problems
+
+
+def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> list[str]:
+    """Inputs ``x:k`` past the outputs ``x``'s op has (its OpDef, with the node's attrs)."""
+    if not ported:
+        return []
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(index.graph_def)
+    problems = []
+    for reader, producer, port in ported:
+        node = index.nodes[producer]
+        try:
+            count = sum(size for _, size in op_defs.output_args(node))
+        except GraphkitError:
+            continue  # a custom op, or attrs TF would fill in: TF itself decides
+        if port >= count:
+            problems.append(f"node '{reader}' reads '{producer}:{port}', but '{producer}' ({node.op}) has "
+                            f"{count} output{'s' if count != 1 else ''}")
     return problems
 
 

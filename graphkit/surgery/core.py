@@ -178,14 +178,24 @@ def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str 
     if fast and binary_out and not str(out).endswith(".meta"):
         table = scan_graph_file(path)
         if table is not None and not table.has_library:  # the library path prunes unused functions
-            return Model(path=Path(path), format="graphdef", files=[Path(path)]), TableIndex(table)
+            return Model(path=Path(path), format="graphdef", files=[Path(path)]), _checked(TableIndex(table), path)
     model = open_graph(path, tags)
     assert model.graph is not None
     gd = model.graph.graph_def
     if copy:
         gd = graph_pb2.GraphDef()
         gd.CopyFrom(model.graph.graph_def)
-    return model, GraphIndex(gd)
+    return model, _checked(GraphIndex(gd), path)
+
+
+def _checked(index: GraphIndex, path: str | os.PathLike[str]) -> GraphIndex:
+    """The input's own problems TF's importer refuses and no pass would mend: duplicate node names (a pass
+    would keep one of them silently)."""
+    if index.duplicates:
+        shown = ", ".join(f"'{n}'" for n in dict.fromkeys(index.duplicates))
+        raise GraphkitError(f"the graph has more than one node named {shown}; TensorFlow refuses it -- rename "
+                            "one of them first", path)
+    return index
 
 
 def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str], report: SurgeryReport, *,

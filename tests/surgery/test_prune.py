@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,32 @@ def test_cli(runner, tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     result = runner.invoke(cli, ["prune", str(src), str(tmp_path / "o.pb"), "--input-shape", "nodims"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("bad_input, output, says", [
+    (None, "y", "more than one node named 'y'"),
+    ("x:3", "z", "reads 'x:3', but 'x' (Placeholder) has 1 output"),
+    ("x:abc", "z", "malformed input 'x:abc'"),
+    ("x:-1", "z", "malformed input 'x:-1'"),
+    ("x:0:1", "z", "malformed input 'x:0:1'"),
+])
+def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
+    """Issue 13.12: duplicates and malformed references were passed through (or, for duplicates, one kept)."""
+    import graphkit.io.scan as scan
+    from graphkit.errors import GraphkitError
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+    gd.node.add(name="y", op="Identity", input=["x"]).attr["T"].type = 1
+    if bad_input is None:
+        gd.node.add(name="y", op="Relu", input=["x"]).attr["T"].type = 1
+    else:
+        gd.node.add(name="z", op="Identity", input=[bad_input]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    for scanner in (scan._wirescan, None):
+        monkeypatch.setattr(scan, "_wirescan", scanner)
+        with pytest.raises(GraphkitError, match=re.escape(says)):
+            prune(tmp_path / "g.pb", tmp_path / "out.pb", outputs=[output])
+        assert not (tmp_path / "out.pb").exists()
