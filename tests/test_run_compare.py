@@ -254,3 +254,29 @@ def test_run_says_which_candidates_it_did_not_take(tf, runner):
         in result.stderr
     quiet = runner.invoke(cli, ["run", str(fixture_checkpoint("mlp_ref")), "--quiet"])
     assert "note:" not in quiet.stderr
+
+
+def test_a_tf_run_failure_is_one_line_without_the_cpp_log(tmp_path):
+    """Issue 13.6: TF's C++ log lines of a failed run flooded stderr; the reason names the node."""
+    import subprocess
+    import sys
+
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    pytest.importorskip("tensorflow")
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+    c = gd.node.add(name="c", op="Const")
+    c.attr["dtype"].type = 1
+    c.attr["value"].tensor.dtype = 1
+    c.attr["value"].tensor.tensor_shape.dim.add().size = 3
+    c.attr["value"].tensor.float_val.extend([1.0, 2.0, 3.0])
+    gd.node.add(name="y", op="AddV2", input=["x", "c"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    np.save(tmp_path / "x.npy", np.ones(4, np.float32))
+    proc = subprocess.run([sys.executable, "-m", "graphkit", "run", str(tmp_path / "g.pb"), "--input",
+                           f"x={tmp_path / 'x.npy'}"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'g.pb'}: TensorFlow could not run it: Incompatible shapes: [4] vs. [3] (at node 'y')"]

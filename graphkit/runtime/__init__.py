@@ -137,10 +137,12 @@ def run_with_checkpoint(meta_graph_bytes: bytes, prefix: str, feeds: dict[str, n
 
 
 def session_run(sess: Any, outputs: list[str], feeds: dict[str, np.ndarray], path: str | None) -> list[np.ndarray]:
-    """``sess.run`` of node (output 0) or tensor names; a TF run error becomes one line naming the model."""
+    """``sess.run`` of node (output 0) or tensor names; a TF run error becomes one line naming the model
+    (TF's C++ logs of the failure, dozens of lines on stderr, are kept off: the reason is in the line)."""
     tf = import_tf()
     try:
-        return list(sess.run([o if ":" in o else f"{o}:0" for o in outputs], feeds))
+        with quiet_stderr():
+            return list(sess.run([o if ":" in o else f"{o}:0" for o in outputs], feeds))
     except tf.errors.OpError as exc:
         raise GraphkitError(f"TensorFlow could not run it: {tf_reason(exc)}", path) from None
     except (ValueError, TypeError) as exc:  # TF's feed checks: "Cannot feed value of shape (2, 5) for Tensor x:0..."
