@@ -135,8 +135,12 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 def _value_json(name: str, value: np.ndarray) -> dict:
     out: dict = {"name": name, "dtype": render.dtype_text(value), "shape": list(value.shape)}
     if value.dtype != object and value.size and value.dtype.kind in "fiub":
-        numeric = value.astype(np.float64)
-        out.update(min=float(numeric.min()), max=float(numeric.max()), mean=float(numeric.mean()))
+        if value.strides and not any(value.strides):  # a splat's view: one value, never expanded
+            one = float(value.reshape(-1)[0])
+            out.update(min=one, max=one, mean=one, splat=True)
+        else:
+            numeric = value.astype(np.float64)
+            out.update(min=float(numeric.min()), max=float(numeric.max()), mean=float(numeric.mean()))
     out["values"] = value.tolist() if value.size <= 100_000 else None
     if out["values"] is None:
         out["truncated"] = True

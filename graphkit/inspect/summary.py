@@ -15,7 +15,7 @@ from graphkit.io.functions import FunctionLibrary, nodes_with_function
 from graphkit.io.graph import Graph, closest, parse_ref
 from graphkit.io.roles import Variable, graph_inputs, graph_variables, likely_outputs
 from graphkit.io.savedmodel import is_tf2
-from graphkit.io.tensors import shape_of
+from graphkit.io.tensors import shape_of, splat_scalar
 from graphkit.proto import meta_graph_pb2
 
 Json = dict[str, Any]
@@ -208,6 +208,11 @@ def tensor_value(model: Model, name: str) -> np.ndarray:
         if model.graph is not None:
             for node in model.graph.graph_def.node:
                 if node.name == name.split(":")[0] and node.op == "Const":
+                    if node.name not in model.graph.external:
+                        tensor = node.attr["value"].tensor
+                        scalar = splat_scalar(tensor)
+                        if scalar is not None:  # one value for a large shape: a view, never expanded
+                            return np.broadcast_to(scalar, shape_of(tensor.tensor_shape) or ())
                     return model.graph.const(node)
     where = "checkpoint tensor or Const node" if model.checkpoint is not None else "Const node"
     close = closest(name, (t.name for t in model.checkpoint.tensors())) if model.checkpoint is not None else ""

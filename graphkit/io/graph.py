@@ -102,7 +102,7 @@ class Graph:
         if node.name in self.external:
             return False
         tensor = node.attr["value"].tensor
-        return not tensor.tensor_content and _stored_count(tensor) == 1 and _elements(tensor) > 1
+        return not tensor.tensor_content and stored_count(tensor) == 1 and _elements(tensor) > 1
 
     def logical_nbytes(self, node: node_def_pb2.NodeDef) -> int:
         """The bytes a Const's value takes once expanded (its shape times its dtype's size)."""
@@ -120,7 +120,8 @@ _VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "int64_val", 
                  "scomplex_val", "uint32_val", "uint64_val", "float8_val", "resource_handle_val", "variant_val")
 
 
-def _stored_count(tensor: tensor_pb2.TensorProto) -> int:
+def stored_count(tensor: tensor_pb2.TensorProto) -> int:
+    """How many values a TensorProto stores in its typed fields (TF repeats the last to fill the shape)."""
     for name in (*_VALUE_FIELDS, "string_val"):
         count = len(getattr(tensor, name))
         if count:
@@ -141,7 +142,7 @@ def stored_nbytes(tensor: tensor_pb2.TensorProto) -> int:
         return len(tensor.tensor_content)
     if tensor.string_val:
         return sum(len(s) for s in tensor.string_val)
-    count = _stored_count(tensor)
+    count = stored_count(tensor)
     try:
         return count * dtypes.to_numpy(dtypes.base(tensor.dtype)).itemsize
     except GraphkitError:

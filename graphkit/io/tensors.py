@@ -87,6 +87,20 @@ def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None 
     return out.reshape(shape)
 
 
+def splat_scalar(tensor: tensor_pb2.TensorProto) -> np.ndarray | None:
+    """The one value of a splat (a TensorProto storing one value for a shape of more elements), decoded
+    alone -- never expanded; None for any other tensor."""
+    from graphkit.io.graph import stored_count
+
+    shape = shape_of(tensor.tensor_shape) or ()
+    if tensor.tensor_content or stored_count(tensor) != 1 or element_count(shape) <= 1:
+        return None
+    one = tensor_pb2.TensorProto()
+    one.CopyFrom(tensor)
+    one.ClearField("tensor_shape")
+    return to_numpy(one)
+
+
 def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Encode a numpy array as TensorFlow does (tensor_content for numeric types)."""
     array = np.asarray(array)

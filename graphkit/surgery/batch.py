@@ -15,7 +15,7 @@ from graphkit.io.roles import PLACEHOLDER_OPS, node_shape
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.io.tensors import shape_proto, to_numpy
+from graphkit.io.tensors import shape_proto, splat_scalar, to_numpy
 from graphkit.proto import graph_pb2, node_def_pb2
 from graphkit.surgery.core import SurgeryReport, const_node, drop_stale_shapes, finish, open_graph
 
@@ -239,10 +239,14 @@ def _rewrite_constants(gd: graph_pb2.GraphDef, index: GraphIndex, region: dict[s
             value_shape = tuple(d.size for d in src.attr["value"].tensor.tensor_shape.dim)
             # rank >= 2 only: a rank-1 constant of length B is more likely a per-channel vector
             if len(value_shape) >= 2 and value_shape[0] == old and old > 1 and node.op in _ELEMENTWISE:
-                value = to_numpy(src.attr["value"].tensor)
-                flat = value.reshape(-1)
-                if flat.size and (flat == flat[0]).all():
-                    node.input[i] = _splat(build, src, value, size, source)
+                scalar = splat_scalar(src.attr["value"].tensor)  # a splat stays a splat: never expanded
+                uniform = scalar is not None
+                if scalar is None:
+                    flat = to_numpy(src.attr["value"].tensor).reshape(-1)
+                    uniform = bool(flat.size and (flat == flat[0]).all())
+                    scalar = flat[:1].reshape(()) if uniform else None
+                if uniform and scalar is not None:
+                    node.input[i] = _splat(build, src, value_shape, scalar, size, source)
                     report.rewritten.append(name)
                 else:
                     report.notes.append(f"not proved safe: '{ref.node}' (Const {list(value_shape)}) has the old batch "
@@ -271,11 +275,12 @@ def _new_shape(build: _Builder, node: node_def_pb2.NodeDef, value: np.ndarray, s
     return concat.name
 
 
-def _splat(build: _Builder, src: node_def_pb2.NodeDef, value: np.ndarray, size: int | None, source: str) -> str:
-    """A constant of batch B with one repeated value -> Fill([batch, ...rest], value)."""
-    shape = np.array(value.shape, np.int32)
+def _splat(build: _Builder, src: node_def_pb2.NodeDef, value_shape: tuple[int, ...], value: np.ndarray,
+           size: int | None, source: str) -> str:
+    """A constant of batch B with one repeated ``value`` -> Fill([batch, ...rest], value)."""
+    shape = np.array(value_shape, np.int32)
     dims = _new_shape(build, node_def_pb2.NodeDef(name=src.name, op="Fill"), shape, size, source)
-    scalar = build.const(f"{src.name}/value", value.reshape(-1)[:1].reshape(()))
+    scalar = build.const(f"{src.name}/value", np.asarray(value).reshape(()))
     fill = build.add(f"{src.name}/batch_fill", "Fill", [dims, scalar], T=src.attr["dtype"].type,
                      index_type=dtypes.DT_INT32)
     return fill.name

@@ -135,3 +135,44 @@ def test_a_batch_input_beside_settings_changes_alone(tf, tmp_path):
         feed = {"x:0": np.ones((batch, 6), np.float32), "scale:0": np.ones(6, np.float32),
                 "mix:0": np.eye(6, dtype=np.float32)}
         assert run_graph(tf, tmp_path / "out.pb", ["y"], feed)[0].shape == (batch, 6)
+
+
+def test_splats_stay_splats(tmp_path):
+    """Issue 13.8: set-batch expanded an [8, 2^26] splat (2.7 GB) and inspect --tensor of it reached 6.4 GB.
+    Both now stay within a small, fixed memory (measured in a child process)."""
+    import json
+    import subprocess
+    import sys
+
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    for d in (8, 1 << 26):
+        x.attr["shape"].shape.dim.add().size = d
+    c = gd.node.add(name="c", op="Const")
+    c.attr["dtype"].type = 1
+    c.attr["value"].tensor.dtype = 1
+    for d in (8, 1 << 26):
+        c.attr["value"].tensor.tensor_shape.dim.add().size = d
+    c.attr["value"].tensor.float_val.append(0.5)
+    gd.node.add(name="y", op="AddV2", input=["x", "c"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    probe = ("import resource, sys, json; from graphkit.cli import main; sys.argv = ['graphkit'] + sys.argv[1:]\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+             "print(json.dumps({'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        return proc.stdout.strip().splitlines(), proc.stderr
+
+    lines, err = run("set-batch", str(tmp_path / "g.pb"), str(tmp_path / "b.pb"), "--size", "2", "-q")
+    assert json.loads(lines[-1])["rss_mb"] < 400, err
+    out = {n.name: n.op for n in __import__("graphkit").load(tmp_path / "b.pb").graph.graph_def.node}
+    assert out["c/batch_fill"] == "Fill"
+    lines, err = run("inspect", str(tmp_path / "g.pb"), "--tensor", "c", "--json")
+    value = json.loads("\n".join(lines[:-1]))
+    assert value["min"] == value["max"] == value["mean"] == 0.5 and value["splat"] and value["values"] is None
+    assert json.loads(lines[-1])["rss_mb"] < 400, err
