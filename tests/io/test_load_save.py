@@ -313,7 +313,7 @@ def test_impossible_constants_are_refused_before_allocating(tmp_path, runner, di
     const.attr["value"].tensor.dtype = 1
     for d in dims:
         const.attr["value"].tensor.tensor_shape.dim.add().size = d
-    const.attr["value"].tensor.float_val.append(1.0)
+    const.attr["value"].tensor.float_val.extend([1.0, 2.0])  # two values: not a splat, so it must be decoded
     save_graph(Graph(gd), tmp_path / "g.pb")
     result = runner.invoke(cli, ["inspect", str(tmp_path / "g.pb"), "--tensor", "c"])
     assert result.exit_code == 1 and says in result.stderr and str(tmp_path / "g.pb") in result.stderr
