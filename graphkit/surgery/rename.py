@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Callable
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, parse_ref
 from graphkit.io.graph import TensorRef
 from graphkit.io.save import Progress
@@ -87,13 +87,15 @@ def rename(
     and in a MetaGraphDef's/SavedModel's signatures, collections and saver."""
     if not (strip_prefix or add_prefix or replace):
         raise GraphkitError("nothing to rename: give --strip-prefix, --add-prefix or --replace")
-    model = open_graph(model_path, tags)
-    assert model.graph is not None
-    fn = renamer(strip_prefix, add_prefix, replace)
-    gd = rename_graph(model.graph.graph_def, fn)
-    external = {fn(k): v for k, v in model.graph.external.items()}
-    report = SurgeryReport("rename")
-    report.rewritten = [n.name for n, m in zip(model.graph.graph_def.node, gd.node, strict=True) if n.name != m.name]
-    if not report.rewritten:
-        report.notes.append("no node name changed")
-    return finish(model, Graph(gd, external), out, report, text=text, progress=progress, rename=fn)
+    with about(model_path):  # a malformed reference in the graph names the file
+        model = open_graph(model_path, tags)
+        assert model.graph is not None
+        fn = renamer(strip_prefix, add_prefix, replace)
+        gd = rename_graph(model.graph.graph_def, fn)
+        external = {fn(k): v for k, v in model.graph.external.items()}
+        report = SurgeryReport("rename")
+        report.rewritten = [n.name for n, m in zip(model.graph.graph_def.node, gd.node, strict=True)
+                            if n.name != m.name]
+        if not report.rewritten:
+            report.notes.append("no node name changed")
+        return finish(model, Graph(gd, external), out, report, text=text, progress=progress, rename=fn)

@@ -161,3 +161,18 @@ def test_a_renamed_checkpoint_graph_still_restores_and_keeps_its_roles(tf, tmp_p
     model = load(tmp_path / "renamed.meta")
     names = [o.name for o in likely_outputs(model.graph.graph_def, model.meta_graph)]
     assert not [n for n in names if n.startswith(("net/save", "net/gradients"))]
+
+
+def test_a_malformed_reference_names_the_file(tmp_path):
+    """Issue 13.13: rename's reference error named no file."""
+    from graphkit.errors import GraphkitError
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+    gd.node.add(name="z", op="Identity", input=["x:0:1"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    with pytest.raises(GraphkitError) as err:
+        rename(tmp_path / "g.pb", tmp_path / "o.pb", add_prefix="a/")
+    assert str(err.value).startswith(f"{tmp_path / 'g.pb'}: 'x:0:1' is not a tensor reference")
