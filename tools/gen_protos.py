@@ -3,7 +3,7 @@
 Dev-only. TensorFlow's wheel carries no .proto files, but each of its ``*_pb2`` modules embeds the
 FileDescriptorProto it was built from. We take those descriptors, move them to a private proto
 package (``graphkit_tf``) and private file paths (``graphkit/proto/<name>.proto``) so that they never
-collide with TensorFlow's own descriptors in one process (FORMATS.md section 7), and run protoc on
+collide with TensorFlow's own descriptors in one process (docs/formats.md section 6), and run protoc on
 them with ``--descriptor_set_in``. The wire format is unchanged.
 
 Usage (needs tensorflow and grpcio-tools==1.75.1, whose protoc 31.1 matches TF 2.21's protobuf floor):

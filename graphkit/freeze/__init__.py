@@ -1,6 +1,6 @@
 """``graphkit freeze``: a checkpoint-backed graph to a frozen GraphDef, without TensorFlow.
 
-TF's algorithm (FORMATS.md 3.2-3.3, convert_to_constants.py), done on the GraphDef directly:
+TF's algorithm (docs/formats.md section 3, convert_to_constants.py), done on the GraphDef directly:
 prune to the outputs (extract_sub_graph), then every variable op on the path becomes a Const holding the
 checkpoint's value, ReadVariableOp becomes Identity, ResourceGather(Nd) becomes GatherV2/GatherNd, and the
 dtype of Identity/Enter/Switch/Merge... chains that carried a resource handle is set to the value's.

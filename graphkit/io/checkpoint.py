@@ -1,9 +1,9 @@
 """TensorFlow checkpoints read without TensorFlow: the V2 tensor bundle and the legacy V1 format.
 
-V2 (FORMATS.md 1.3-1.5; tensor_bundle.cc): ``<prefix>.index`` is a table of BundleEntryProto keyed by
+V2 (docs/formats.md 1.3; tensor_bundle.cc): ``<prefix>.index`` is a table of BundleEntryProto keyed by
 tensor name (header under key ``""``); ``<prefix>.data-NNNNN-of-MMMMM`` hold the raw bytes, read through
 mmap. Partitioned tensors list their slices; each slice is an entry under an OrderedCode key.
-V1 (FORMATS.md 1.7): one table per shard holding SavedTensorSlices messages.
+V1 (docs/formats.md 1.3): one table per shard holding SavedTensorSlices messages.
 Values are bit-identical to TensorFlow's RestoreV2.
 """
 

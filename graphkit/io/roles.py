@@ -315,7 +315,7 @@ _PART = re.compile(r"/part_\d+$")
 def graph_variables(
     graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef | None = None
 ) -> list[Variable]:
-    """The graph's variables keyed as its checkpoint keys them (FORMATS.md 2.1-2.2)."""
+    """The graph's variables keyed as its checkpoint keys them (docs/formats.md section 2)."""
     if meta_graph is not None and len(meta_graph.object_graph_def.nodes) > 1:
         return _object_graph_variables(graph_def, meta_graph)
     index = GraphIndex(graph_def)

@@ -1,6 +1,6 @@
 """Reader for TensorFlow's LevelDB-style table, the container of checkpoint ``.index`` files.
 
-Layout (FORMATS.md 1.2; tsl/lib/io/format.cc, block.cc): data blocks, an (empty) metaindex block, an index
+Layout (docs/formats.md 1.2; tsl/lib/io/format.cc, block.cc): data blocks, an (empty) metaindex block, an index
 block, then a 48-byte footer ending in the table magic. Every block carries a 5-byte trailer: a type byte
 (0 raw, 1 snappy) and the masked CRC32C of contents + type.
 """

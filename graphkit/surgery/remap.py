@@ -1,4 +1,4 @@
-"""``graphkit remap-input``: import_graph_def's input_map on a GraphDef (FORMATS.md section 4)."""
+"""``graphkit remap-input``: import_graph_def's input_map on a GraphDef (docs/formats.md, section 4)."""
 
 from __future__ import annotations
 

@@ -301,7 +301,7 @@ def test_batch_norm_not_folded_when_the_conv_output_is_read_elsewhere(tf, tmp_pa
 
 
 def caffe_pool(x, kernel, stride, pad, is_max, ceil):
-    """A numpy port of Caffe's PoolingLayer Reshape + Forward_cpu loops (FORMATS.md 8.2): the reference for
+    """A numpy port of Caffe's PoolingLayer Reshape + Forward_cpu loops (docs/formats.md section 5): the reference for
     what OpenCV cannot read (round_mode)."""
     n, c, h, w = x.shape
     out = []

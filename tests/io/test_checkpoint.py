@@ -79,7 +79,7 @@ def test_partitioned_variable_is_one_entry_with_full_shape():
 
 
 def test_slice_key_matches_formats_example():
-    # FORMATS.md 1.5 [verified there]: emb/table rows 0:4, columns 0:3
+    # docs/formats.md 1.3: the slice key of emb/table rows 0:4, columns 0:3
     assert slice_key("emb/table", [(0, 4), (0, 3)]) == b"\x00emb/table\x00\x01\x01\x02\x80\x84\x80\x83"
     assert slice_key("t", [(0, -1)]).endswith(b"\x80\x7f")  # a full extent is length -1
     # two-byte signed form: header bits kLengthToHeaderBits[2] = (0xc0, 0) xor'd into big-endian bytes

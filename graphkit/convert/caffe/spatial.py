@@ -1,5 +1,5 @@
 """Spatial layers: Convolution, Deconvolution, Pooling, LRN -- NHWC, with Caffe's exact padding and
-output sizes (FORMATS.md 8.2-8.3)."""
+output sizes (docs/formats.md, section 5)."""
 
 from __future__ import annotations
 
