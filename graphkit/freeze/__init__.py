@@ -30,8 +30,8 @@ import numpy as np
 
 from graphkit.errors import GraphkitError, about
 from graphkit.freeze import tf2
-from graphkit.freeze.branches import prune_unused_branch_outputs_in_place
-from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place, keep_control_flow_functional_in_place
+from graphkit.freeze.branches import keep_control_flow_functional_in_place, prune_unused_branch_outputs_in_place
+from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
@@ -151,78 +151,51 @@ def freeze(
     """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done.
 
     ``progress(done, total)`` is called as the output's bytes are written."""
-    with about(graph or src):
-        return _freeze(src, out, outputs=outputs, graph=graph, checkpoint=checkpoint, signature=signature,
-                       tags=tags, keep_variables=keep_variables, skip_variables=skip_variables,
-                       keep_devices=keep_devices, text=text, verify=verify, batch=batch, inputs=inputs, rtol=rtol,
-                       atol=atol, inline=inline, progress=progress)
-
-
-def _freeze(
-    src: str | os.PathLike[str] | None,
-    out: str | os.PathLike[str],
-    *,
-    outputs: list[str] | None,
-    graph: str | os.PathLike[str] | None,
-    checkpoint: str | os.PathLike[str] | None,
-    signature: str | None,
-    tags: list[str] | None,
-    keep_variables: list[str] | None,
-    skip_variables: list[str] | None,
-    keep_devices: bool,
-    text: bool | None,
-    verify: bool,
-    batch: int,
-    inputs: dict[str, np.ndarray] | None,
-    rtol: float,
-    atol: float,
-    inline: bool,
-    progress: Progress | None,
-) -> FreezeReport:
-    model = resolve_source(src, graph, checkpoint, tags)
-    assert model.graph is not None
-    full = model.graph.graph_def
-    ends = tf2.endpoints(model, signature, _names(outputs)) if is_tf2(model.meta_graph) else None
-    if ends is not None:
-        problems = tf2.resource_problems(ends, model.path)
-        if problems:
-            raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
-        wanted = ends.nodes
-    else:
-        wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
-        _refuse_training_outputs(full, wanted, model.path)
-    pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
-    frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables), ends)
-    report.dropped_updates = dropped + report.dropped_updates
-    if ends is not None:
-        done = tf2.finish(frozen_graph, ends, inline)
-        frozen_graph, report.input_names, report.output_names = done.graph, done.inputs, done.outputs
-        report.signature = ends.key
-        report.outputs = list(report.output_names.values())
-        report.inlined = done.inlined.inlined if done.inlined is not None else []
-        report.kept_calls = done.inlined.kept if done.inlined is not None else []
-        report.init_op = done.init_op or ""
-    if not keep_devices:
-        for node in frozen_graph.graph_def.node:
-            node.device = ""
-    report.pruned_outputs = prune_unused_branch_outputs_in_place(frozen_graph.graph_def)
-    drop_unused_library(frozen_graph.graph_def)
-    keep_control_flow_functional_in_place(frozen_graph.graph_def)
-    size = serialized_size(frozen_graph)
-    if size > PROTOBUF_LIMIT:
-        raise GraphkitError(
-            f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
-            "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
-            "with --skip-variables", out)
-    report.output_path = os.fspath(out)
-    report.nodes_before = len(full.node)
-    report.nodes_after = len(frozen_graph.graph_def.node)
-    check_output(out, model.files)
-    if verify:  # before writing: a graph that fails its check is never left at OUT
-        _verify(model, frozen_graph, report, batch, inputs, rtol, atol)
-    report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
-                                      progress=progress)
-    return report
+    with about(graph or src):  # every error names the model
+        model = resolve_source(src, graph, checkpoint, tags)
+        assert model.graph is not None
+        full = model.graph.graph_def
+        ends = tf2.endpoints(model, signature, _names(outputs)) if is_tf2(model.meta_graph) else None
+        if ends is not None:
+            problems = tf2.resource_problems(ends, model.path)
+            if problems:
+                raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
+            wanted = ends.nodes
+        else:
+            wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
+            _refuse_training_outputs(full, wanted, model.path)
+        pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
+        frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables), ends)
+        report.dropped_updates = dropped + report.dropped_updates
+        if ends is not None:
+            done = tf2.finish(frozen_graph, ends, inline)
+            frozen_graph, report.input_names, report.output_names = done.graph, done.inputs, done.outputs
+            report.signature = ends.key
+            report.outputs = list(report.output_names.values())
+            report.inlined = done.inlined.inlined if done.inlined is not None else []
+            report.kept_calls = done.inlined.kept if done.inlined is not None else []
+            report.init_op = done.init_op or ""
+        if not keep_devices:
+            for node in frozen_graph.graph_def.node:
+                node.device = ""
+        report.pruned_outputs = prune_unused_branch_outputs_in_place(frozen_graph.graph_def)
+        drop_unused_library(frozen_graph.graph_def)
+        keep_control_flow_functional_in_place(frozen_graph.graph_def)
+        size = serialized_size(frozen_graph)
+        if size > PROTOBUF_LIMIT:
+            raise GraphkitError(
+                f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
+                "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
+                "with --skip-variables", out)
+        report.output_path = os.fspath(out)
+        report.nodes_before = len(full.node)
+        report.nodes_after = len(frozen_graph.graph_def.node)
+        check_output(out, model.files)
+        if verify:  # before writing: a graph that fails its check is never left at OUT
+            _verify(model, frozen_graph, report, batch, inputs, rtol, atol)
+        report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
+                                          progress=progress)
+        return report
 
 
 def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,

@@ -1,4 +1,5 @@
-"""Unused outputs of ``If``/``Case`` removed, with the branch code only they needed.
+"""Clean-up of the functional control flow a frozen graph keeps: unused outputs of ``If``/``Case`` removed
+with the branch code only they needed, and every ``If``/``While``/``Case`` kept functional.
 
 ``cond_v2`` rewrites a branch for its gradient: the ``If`` gains outputs for the intermediates the
 gradient needs, many of them ``Optional`` variants (``OptionalFromValue``) that no inference consumer can
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphkit.io.functions import FunctionLibrary, OpDefs, parse_function_ref
+from graphkit.io.functions import FunctionLibrary, OpDefs, nodes_with_function, parse_function_ref
 from graphkit.io.graph import GraphIndex, reachable, unique_name
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
 BRANCHING = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
+_FUNCTIONAL = BRANCHING | {"While", "StatelessWhile"}
 
 
 def prune_unused_branch_outputs_in_place(graph_def: graph_pb2.GraphDef) -> list[str]:
@@ -119,3 +121,17 @@ def _pruned(fdef: function_pb2.FunctionDef, keep: list[int], taken: set[str]) ->
     del copy.node_def[:]
     copy.node_def.extend(kept)
     return copy
+
+
+def keep_control_flow_functional_in_place(graph_def: graph_pb2.GraphDef) -> int:
+    """Set ``_lower_using_switch_merge`` false on every If/While/Case that has it true (main graph and
+    library), as TF's freezer does with ``lower_control_flow=False``
+    (``convert_to_constants.py:disable_lower_using_switch_merge``): otherwise Grappler lowers them to
+    Switch/Merge when a consumer (tf2onnx, TFLite) optimizes the graph. Returns how many nodes changed."""
+    changed = 0
+    for _, node in nodes_with_function(graph_def):
+        if node.op in _FUNCTIONAL and "_lower_using_switch_merge" in node.attr \
+                and node.attr["_lower_using_switch_merge"].b:
+            node.attr["_lower_using_switch_merge"].b = False
+            changed += 1
+    return changed

@@ -78,9 +78,8 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
         return
     click.echo(f"wrote {report.output_path} ({human_bytes(report.bytes_written)})")
     if report.signature:
-        click.echo(f"  signature {report.signature}: inputs "
-                   + ", ".join(f"{k} -> {v}" if k != v else k for k, v in report.input_names.items())
-                   + "; outputs " + ", ".join(f"{k} -> {v}" if k != v else k for k, v in report.output_names.items()))
+        click.echo(f"  signature {report.signature}: inputs {_keys(report.input_names)}; "
+                   f"outputs {_keys(report.output_names)}")
         if report.inlined:
             click.echo(f"  calls inlined: {len(report.inlined)}")
         if report.init_op:
@@ -99,6 +98,11 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
         click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:
         click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")
+
+
+def _keys(mapping: dict[str, str]) -> str:
+    """``key`` where a node took the signature key's name, ``key -> node`` where it could not."""
+    return ", ".join(k if k == v else f"{k} -> {v}" for k, v in mapping.items())
 
 
 def _src_and_out(paths: tuple[str, ...], graph: str | None) -> tuple[str | None, str]:

@@ -33,8 +33,8 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, nodes_with_function, parse_function_ref
-from graphkit.io.graph import GraphIndex, drop_dangling_colocations, unique_name
+from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, parse_function_ref
+from graphkit.io.graph import GraphIndex, downstream, drop_dangling_colocations, unique_name
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
@@ -42,7 +42,6 @@ Shape = tuple[int, ...] | None
 Value = tuple[int, Shape]  # the frozen value's base dtype and shape
 Site = tuple[str, int]  # (producer: a node, or an argument of the function; flat output port)
 
-_FUNCTIONAL = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
 READERS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd", "VariableShape", "_ReadVariablesOp",
                      "VarIsInitializedOp"})
 _PORT0 = frozenset({"Identity", "Snapshot", "Enter", "Exit", "NextIteration", "Merge", "RefIdentity", "RefEnter",
@@ -289,11 +288,11 @@ class ResourceFreezer:
                 if not text.startswith("^") and body.resolve(text) in plan.origin:
                     reads.setdefault(plan.origin[body.resolve(text)], []).append(reader)
         for mutation, variable in plan.mutations.items():
-            readers = set(reads.get(variable, ()))
-            if readers and readers & _downstream(index, mutation):
+            later = set(reads.get(variable, ())) & (downstream(index, [mutation]) - {mutation})
+            if later:
                 self.problems.append(f"in {body.label}, '{mutation}' changes frozen variable '{variable}' before "
-                                     f"it is read ({', '.join(sorted(readers & _downstream(index, mutation)))}); "
-                                     "a frozen graph would read the old value")
+                                     f"it is read ({', '.join(sorted(later))}); a frozen graph would read the old "
+                                     "value")
 
     # ---- rewrite ----------------------------------------------------------------------------------
 
@@ -512,19 +511,6 @@ def _input_site(body: _Body, node: node_def_pb2.NodeDef, i: int) -> Site:
     return body.resolve(data[i]) if i < len(data) else ("", -1)
 
 
-def _downstream(index: GraphIndex, start: str) -> set[str]:
-    """Nodes reachable from ``start`` over data and control edges."""
-    seen: set[str] = set()
-    stack = [start]
-    while stack:
-        name = stack.pop()
-        for user in (*(u for u, _ in index.consumers.get(name, [])), *index.control_consumers.get(name, [])):
-            if user not in seen:
-                seen.add(user)
-                stack.append(user)
-    return seen
-
-
 def _rename_output_arg(body: _Body, name: str, old: str, new: str) -> None:
     """Inside a function: ``name:old:i`` -> ``name:new:i`` in every node input and ``ret`` value."""
     assert body.function is not None
@@ -565,17 +551,3 @@ def _retype_signature(fdef: function_pb2.FunctionDef, spec: Specialization) -> N
             del fdef.resource_arg_unique_id[i]
     for k, (code, _) in spec.plan.forwarded.items():
         fdef.signature.output_arg[k].type = code  # type: ignore[assignment]
-
-
-def keep_control_flow_functional_in_place(graph_def: graph_pb2.GraphDef) -> int:
-    """Set ``_lower_using_switch_merge`` false on every If/While/Case that has it true (main graph and
-    library), as TF's freezer does with ``lower_control_flow=False``
-    (``convert_to_constants.py:disable_lower_using_switch_merge``): otherwise Grappler lowers them to
-    Switch/Merge when a consumer (tf2onnx, TFLite) optimizes the graph. Returns how many nodes changed."""
-    changed = 0
-    for _, node in nodes_with_function(graph_def):
-        if node.op in _FUNCTIONAL and "_lower_using_switch_merge" in node.attr \
-                and node.attr["_lower_using_switch_merge"].b:
-            node.attr["_lower_using_switch_merge"].b = False
-            changed += 1
-    return changed

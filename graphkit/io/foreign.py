@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from graphkit.io.wire import FIXED32, FIXED64, LEN, VARINT, WireError, read_varint
+
 ONNX = "onnx"
 TFLITE = "tflite"
 KERAS = "keras"
@@ -46,36 +48,24 @@ def foreign_format(path: str | os.PathLike[str]) -> str | None:
 
 def _looks_like_onnx(head: bytes) -> bool:
     """An ONNX ModelProto starts with ir_version (1, varint) and has graph (7) or opset_import (8) fields;
-    a SavedModel, the one TF file with a varint field 1, has neither."""
+    a SavedModel, the one TF file with a varint field 1, has neither. Only the tags are read: a field may end
+    past the 4 KiB head."""
     seen: set[tuple[int, int]] = set()
     at = 0
-    while at < len(head) and len(seen) < 16:
-        tag, at = _varint(head, at)
-        if tag is None:
-            break
-        number, wire_type = tag >> 3, tag & 7
-        seen.add((number, wire_type))
-        if wire_type == 0:
-            _, at = _varint(head, at)
-        elif wire_type == 2:
-            length, at = _varint(head, at)
-            if length is None:
+    try:
+        while at < len(head) and len(seen) < 16:
+            tag, at = read_varint(head, at)
+            number, wire_type = tag >> 3, tag & 7
+            seen.add((number, wire_type))
+            if wire_type == VARINT:
+                _, at = read_varint(head, at)
+            elif wire_type == LEN:
+                length, at = read_varint(head, at)
+                at += length
+            elif wire_type in (FIXED64, FIXED32):
+                at += 8 if wire_type == FIXED64 else 4
+            else:
                 break
-            at += length  # the field may end past the head: its tag is what counts
-        elif wire_type in (1, 5):
-            at += 8 if wire_type == 1 else 4
-        else:
-            break
-    return (1, 0) in seen and ((7, 2) in seen or (8, 2) in seen)
-
-
-def _varint(data: bytes, at: int) -> tuple[int | None, int]:
-    value = shift = 0
-    while at < len(data) and shift < 64:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-    return None, at
+    except WireError:
+        pass  # the head ends inside a varint: what was read decides
+    return (1, VARINT) in seen and ((7, LEN) in seen or (8, LEN) in seen)

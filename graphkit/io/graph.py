@@ -101,8 +101,7 @@ class Graph:
         """A Const holding one value for a shape of more elements (TF expands it at load time)."""
         if node.name in self.external:
             return False
-        tensor = node.attr["value"].tensor
-        return not tensor.tensor_content and stored_count(tensor) == 1 and _elements(tensor) > 1
+        return is_splat_tensor(node.attr["value"].tensor)
 
     def logical_nbytes(self, node: node_def_pb2.NodeDef) -> int:
         """The bytes a Const's value takes once expanded (its shape times its dtype's size)."""
@@ -130,10 +129,19 @@ def stored_count(tensor: tensor_pb2.TensorProto) -> int:
 
 
 def _elements(tensor: tensor_pb2.TensorProto) -> int:
-    count = 1
-    for dim in tensor.tensor_shape.dim:
-        count *= max(int(dim.size), 0)
-    return count
+    """The element count of a TensorProto's shape; 0 for a shape that cannot be (negative, overflowing):
+    the summaries list such constants, the decoder refuses them."""
+    from graphkit.io.shapes import element_count
+
+    try:
+        return element_count(tuple(int(d.size) for d in tensor.tensor_shape.dim))
+    except GraphkitError:
+        return 0
+
+
+def is_splat_tensor(tensor: tensor_pb2.TensorProto) -> bool:
+    """One stored value for a shape of more elements (TF repeats it at load time)."""
+    return not tensor.tensor_content and stored_count(tensor) == 1 and _elements(tensor) > 1
 
 
 def stored_nbytes(tensor: tensor_pb2.TensorProto) -> int:
@@ -464,6 +472,19 @@ def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> lis
 
 def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
     return (n.name for n in graph_def.node)
+
+
+def downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
+    """Nodes reachable from ``starts`` over data and control edges (``starts`` included): what they feed."""
+    seen = set(starts)
+    stack = list(seen)
+    while stack:
+        name = stack.pop()
+        for user in [u for u, _ in index.consumers.get(name, [])] + index.control_consumers.get(name, []):
+            if user not in seen:
+                seen.add(user)
+                stack.append(user)
+    return seen
 
 
 def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = True) -> set[str]:

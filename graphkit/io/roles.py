@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import GraphIndex, as_index, parse_ref
+from graphkit.io.graph import GraphIndex, as_index, downstream, parse_ref
 from graphkit.io.shapes import shape_of
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
 
@@ -229,19 +228,6 @@ def _trains(name: str, op: str) -> bool:
                       "AssignSubVariableOp"))
 
 
-def _downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
-    """Nodes reachable from ``starts`` over data and control edges (``starts`` included)."""
-    seen = set(starts)
-    queue = deque(seen)
-    while queue:
-        name = queue.popleft()
-        for user in [u for u, _ in index.consumers.get(name, [])] + index.control_consumers.get(name, []):
-            if user not in seen:
-                seen.add(user)
-                queue.append(user)
-    return seen
-
-
 def label_placeholders(graph: graph_pb2.GraphDef | GraphIndex) -> set[str]:
     """Placeholders that feed only the training loss: the labels/targets of a training graph.
 
@@ -255,7 +241,7 @@ def label_placeholders(graph: graph_pb2.GraphDef | GraphIndex) -> set[str]:
     if len(data) < 2 or not any(_OPTIMIZER.search(n) or op.startswith(("Apply", "ResourceApply"))
                                 for n, op in ops.items()):
         return set()
-    reach = {p: _downstream(index, [p]) for p in data}
+    reach = {p: downstream(index, [p]) for p in data}
     weighted = {p: _reads_weights(index, reach[p] - set().union(*(reach[q] for q in data if q != p)))
                 for p in data}
     return {p for p in data if not weighted[p]
@@ -278,13 +264,13 @@ def _reads_weights(index: GraphIndex, nodes: set[str]) -> bool:
 def _loss_side(index: GraphIndex) -> set[str]:
     """Nodes that need a label placeholder: the loss and metrics of a training graph, never outputs."""
     labels = label_placeholders(index)
-    return _downstream(index, labels) if labels else set()
+    return downstream(index, labels) if labels else set()
 
 
 def _fed_by_placeholder(index: GraphIndex) -> set[str] | None:
     """Nodes downstream of a placeholder (None if the graph has no placeholder)."""
     starts = [name for name, op in index.ops.items() if op in PLACEHOLDER_OPS]
-    return _downstream(index, starts) if starts else None
+    return downstream(index, starts) if starts else None
 
 
 def clear_output(outputs: list[Output]) -> Output | None:

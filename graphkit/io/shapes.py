@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graphkit.errors import GraphkitError
 from graphkit.proto import tensor_shape_pb2
 
 
@@ -26,3 +27,15 @@ def format_shape(shape: tuple[int, ...] | list[int] | None) -> str:
     if shape is None:
         return "<unknown>"
     return "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def element_count(shape: tuple[int, ...]) -> int:
+    """The number of elements of a tensor shape, refusing negative dimensions and counts past int64."""
+    if any(d < 0 for d in shape):
+        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has a negative dimension")
+    count = 1
+    for d in shape:
+        count *= d
+    if count >= 1 << 63:
+        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has more elements than int64 counts")
+    return count

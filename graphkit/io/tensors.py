@@ -6,7 +6,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.shapes import format_shape, shape_of, shape_proto
+from graphkit.io.shapes import element_count, format_shape, shape_of, shape_proto
 from graphkit.proto import tensor_pb2
 
 __all__ = ["format_shape", "from_numpy", "shape_of", "shape_proto", "to_numpy"]
@@ -21,18 +21,6 @@ _FIELD = {
 
 
 MAX_DECODE_BYTES = 4 << 30  # a value larger than this is refused, not allocated (a splat can claim any shape)
-
-
-def element_count(shape: tuple[int, ...]) -> int:
-    """The number of elements of a tensor shape, refusing negative dimensions and counts past int64."""
-    if any(d < 0 for d in shape):
-        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has a negative dimension")
-    count = 1
-    for d in shape:
-        count *= d
-    if count >= 1 << 63:
-        raise GraphkitError(f"the tensor's shape {format_shape(shape)} has more elements than int64 counts")
-    return count
 
 
 def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None = None) -> np.ndarray:
@@ -90,10 +78,9 @@ def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None 
 def splat_scalar(tensor: tensor_pb2.TensorProto) -> np.ndarray | None:
     """The one value of a splat (a TensorProto storing one value for a shape of more elements), decoded
     alone -- never expanded; None for any other tensor."""
-    from graphkit.io.graph import stored_count
+    from graphkit.io.graph import is_splat_tensor
 
-    shape = shape_of(tensor.tensor_shape) or ()
-    if tensor.tensor_content or stored_count(tensor) != 1 or element_count(shape) <= 1:
+    if not is_splat_tensor(tensor):
         return None
     one = tensor_pb2.TensorProto()
     one.CopyFrom(tensor)

@@ -264,39 +264,34 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
             allow_unsafe_ops: bool = False) -> Comparison:
     """Run A and B on the same inputs and compare every output pair (by name, or ``pairs`` A_OUT -> B_OUT)."""
     with about(f"{a} vs {b}"):
-        return _compare(a, b, given, pairs, rtol, atol, batch, seed, signature, tags, allow_unsafe_ops)
+        ra = open_runnable(a, signature=signature, tags=tags, outputs=list(pairs) if pairs else None,
+                           allow_unsafe_ops=allow_unsafe_ops)
+        rb = open_runnable(b, signature=signature, tags=tags, outputs=list(pairs.values()) if pairs else None,
+                           allow_unsafe_ops=allow_unsafe_ops)
+        if pairs:
+            matched = list(pairs.items())
+        else:
+            by_name = {_bare(o): o for o in rb.outputs}  # x:0 (a TF tensor name, graphkit's ONNX) pairs with x
+            matched = [(o, by_name[_bare(o)]) for o in ra.outputs if _bare(o) in by_name]
+            if not matched and len(ra.outputs) == len(rb.outputs) == 1:
+                matched = [(ra.outputs[0], rb.outputs[0])]
+            if not matched:
+                raise GraphkitError(f"no output names in common ({', '.join(ra.outputs)} vs {', '.join(rb.outputs)}); "
+                                    "pair them with --pair A_OUT=B_OUT")
+        feeds = make_feeds(ra, given, batch=batch, seed=seed)
+        by_input = {_bare(k): v for k, v in feeds.items()}
+        required_b = [i.name for i in rb.inputs if not i.has_default]  # optional inputs keep their defaults
+        names_b = [i.name for i in rb.inputs]
+        if len(feeds) == len(required_b) == 1 and _bare(required_b[0]) not in by_input:
+            feeds_b = {required_b[0]: next(iter(feeds.values()))}
+        else:
+            missing = [n for n in required_b if _bare(n) not in by_input]
+            if missing:
+                raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
+            feeds_b = {n: by_input[_bare(n)] for n in names_b if _bare(n) in by_input}
+        va, vb = run(ra, feeds), run(rb, feeds_b)
+        from graphkit.runtime import difference
 
+        results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
+        return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))
 
-def _compare(a: str | os.PathLike[str], b: str | os.PathLike[str], given: dict[str, np.ndarray] | None,
-             pairs: dict[str, str] | None, rtol: float, atol: float, batch: int, seed: int, signature: str | None,
-             tags: list[str] | None, allow_unsafe_ops: bool) -> Comparison:
-    ra = open_runnable(a, signature=signature, tags=tags, outputs=list(pairs) if pairs else None,
-                       allow_unsafe_ops=allow_unsafe_ops)
-    rb = open_runnable(b, signature=signature, tags=tags, outputs=list(pairs.values()) if pairs else None,
-                       allow_unsafe_ops=allow_unsafe_ops)
-    if pairs:
-        matched = list(pairs.items())
-    else:
-        by_name = {_bare(o): o for o in rb.outputs}  # x:0 (a TF tensor name, graphkit's ONNX) pairs with x
-        matched = [(o, by_name[_bare(o)]) for o in ra.outputs if _bare(o) in by_name]
-        if not matched and len(ra.outputs) == len(rb.outputs) == 1:
-            matched = [(ra.outputs[0], rb.outputs[0])]
-        if not matched:
-            raise GraphkitError(f"no output names in common ({', '.join(ra.outputs)} vs {', '.join(rb.outputs)}); "
-                                "pair them with --pair A_OUT=B_OUT")
-    feeds = make_feeds(ra, given, batch=batch, seed=seed)
-    by_input = {_bare(k): v for k, v in feeds.items()}
-    required_b = [i.name for i in rb.inputs if not i.has_default]  # optional inputs keep their defaults
-    names_b = [i.name for i in rb.inputs]
-    if len(feeds) == len(required_b) == 1 and _bare(required_b[0]) not in by_input:
-        feeds_b = {required_b[0]: next(iter(feeds.values()))}
-    else:
-        missing = [n for n in required_b if _bare(n) not in by_input]
-        if missing:
-            raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
-        feeds_b = {n: by_input[_bare(n)] for n in names_b if _bare(n) in by_input}
-    va, vb = run(ra, feeds), run(rb, feeds_b)
-    from graphkit.runtime import difference
-
-    results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
-    return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))

@@ -69,26 +69,18 @@ def caffe2tf(
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
     with about(prototxt):  # every error names a file (a layer's blob mismatch names the net)
-        return _caffe2tf(prototxt, caffemodel, out, layout, input_shapes, outputs, handlers, text, progress, verify,
-                         rtol, atol)
-
-
-def _caffe2tf(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None,
-              out: str | os.PathLike[str], layout: str, input_shapes: dict[str, tuple[int, ...]] | None,
-              outputs: list[str] | None, handlers: dict[str, Handler] | None, text: bool | None,
-              progress: Progress | None, verify: bool, rtol: float, atol: float) -> CaffeReport:
-    net = read_caffe(prototxt, caffemodel, input_shapes)
-    files = [net.prototxt] + ([net.caffemodel] if net.caffemodel else [])
-    check_output(out, files)
-    with Spill(os.path.dirname(os.path.abspath(out))) as spill:
-        b = Builder(spill)
-        graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers, builder=b)
-        report.output_path = os.fspath(out)
-        report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
-                                          progress=progress)
-    if verify:
-        _verify(net, out, report, layout, rtol, atol)
-    return report
+        net = read_caffe(prototxt, caffemodel, input_shapes)
+        files = [net.prototxt] + ([net.caffemodel] if net.caffemodel else [])
+        check_output(out, files)
+        with Spill(os.path.dirname(os.path.abspath(out))) as spill:
+            b = Builder(spill)
+            graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers, builder=b)
+            report.output_path = os.fspath(out)
+            report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
+                                              progress=progress)
+        if verify:
+            _verify(net, out, report, layout, rtol, atol)
+        return report
 
 
 def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: str, rtol: float,
