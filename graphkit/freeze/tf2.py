@@ -22,7 +22,7 @@ from graphkit.io import Graph, Model, dtypes
 from graphkit.io.functions import OpDefs
 from graphkit.io.graph import GraphIndex, TensorRef, extract_subgraph, parse_ref, reachable, rewire, unique_name
 from graphkit.io.roles import VARIABLE_OPS, pick_signature
-from graphkit.io.savedmodel import OBJECT_GRAPH_KEY, SignatureCall, object_graph_keys, signature_call
+from graphkit.io.savedmodel import SignatureCall, object_graph_keys, signature_call
 from graphkit.proto import node_def_pb2
 
 INIT_OP = "init_all_tables"  # the TF1 convention: run it once before inference
@@ -93,9 +93,10 @@ def key_problems(model: Model, ends: Endpoints, keys_by_node: dict[str, str]) ->
     """Cross-check the restore function's keys with the object graph's for the handles the signature
     captures: a different key must hold the same value (Keras 3 writes each weight twice)."""
     ckpt, meta = model.checkpoint, model.meta_graph
-    if ckpt is None or meta is None or OBJECT_GRAPH_KEY not in ckpt:
+    tracked = ckpt.object_graph() if ckpt is not None else None
+    if ckpt is None or meta is None or tracked is None:
         return []
-    graph_keys = object_graph_keys(meta, bytes(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0]))
+    graph_keys = object_graph_keys(meta, tracked)
     problems = []
     for handle, obj in ends.call.captured.items():
         restored, bound = keys_by_node.get(handle), graph_keys.get(obj) if obj is not None else None

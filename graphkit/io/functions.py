@@ -223,11 +223,6 @@ def arg_names(fdef: function_pb2.FunctionDef) -> list[str]:
     return [arg.name for arg in fdef.signature.input_arg]
 
 
-def signature_types(args: Iterable[op_def_pb2.OpDef.ArgDef]) -> list[int]:
-    """The dtype of each (monomorphic, non-list) arg; 0 where it is set by an attr."""
-    return [int(arg.type) for arg in args]
-
-
 def nodes_with_function(graph_def: graph_pb2.GraphDef) -> Iterator[tuple[str | None, node_def_pb2.NodeDef]]:
     """Every node of the main graph (function None) and of every library function, with its function."""
     for node in graph_def.node:

@@ -30,7 +30,6 @@ from graphkit.io.functions import FunctionLibrary, FunctionRef, arg_names, parse
 from graphkit.io.graph import GraphIndex, parse_ref
 from graphkit.proto import graph_pb2, meta_graph_pb2, trackable_object_graph_pb2
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _AUTO_NAME = re.compile(r"^Variable(_\d+)?(:\d+)?$")
 _CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 
@@ -136,11 +135,13 @@ def object_paths(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[int, str]:
     return paths
 
 
-def object_graph_keys(meta_graph: meta_graph_pb2.MetaGraphDef, checkpoint_graph: bytes) -> dict[int, str]:
+def object_graph_keys(meta_graph: meta_graph_pb2.MetaGraphDef,
+                      checkpoint_graph: trackable_object_graph_pb2.TrackableObjectGraph) -> dict[int, str]:
     """SavedObjectGraph node id -> its ``VARIABLE_VALUE`` checkpoint key, by walking the SavedModel's object
-    graph and the checkpoint's TrackableObjectGraph in parallel by child names."""
+    graph and the checkpoint's TrackableObjectGraph (``Checkpoint.object_graph()``) in parallel by child
+    names."""
     saved = meta_graph.object_graph_def.nodes
-    tracked = trackable_object_graph_pb2.TrackableObjectGraph.FromString(checkpoint_graph).nodes
+    tracked = checkpoint_graph.nodes
     pairs = {0: 0}
     queue = deque([0])
     while queue:

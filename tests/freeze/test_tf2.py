@@ -102,8 +102,7 @@ def test_keras_export_takes_the_copies_the_signature_reads(tmp_path):
     model = load(FIXTURES / "keras_cnn")
     keys = restore_keys(model.graph.graph_def, model.meta_graph)
     call = signature_call(model.graph.graph_def, model.meta_graph, "serving_default")
-    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH")
-                                   .reshape(-1)[0])
+    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.object_graph())
     assert all(keys[h].startswith("_all_variables/") for h in call.captured)
     assert all(graph_keys[i].startswith("variables/") for i in call.captured.values())
     assert all(model.checkpoint.same_value(keys[h], graph_keys[i]) for h, i in call.captured.items())
@@ -117,8 +116,7 @@ def test_tf_module_variables_all_named_variable_are_keyed_by_the_restore_functio
         == {"Variable"}
     by_key = {v.key: (v.nodes, v.label) for v in graph_variables(model.graph.graph_def, model.meta_graph)}
     call = signature_call(model.graph.graph_def, model.meta_graph, "serving_default")
-    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH")
-                                   .reshape(-1)[0])
+    graph_keys = object_graph_keys(model.meta_graph, model.checkpoint.object_graph())
     for handle, obj in call.captured.items():  # two independent answers agree
         assert by_key[graph_keys[obj]][0] == [handle]
     assert sorted(label for _, label in by_key.values()) == ["b", "emb", "steps", "w"]
