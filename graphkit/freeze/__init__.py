@@ -34,7 +34,7 @@ from graphkit.freeze.branches import keep_control_flow_functional_in_place, prun
 from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
+from graphkit.io.graph import FileSlice, check_importable, closest, drop_unused_library, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2
@@ -187,6 +187,7 @@ def freeze(
                 f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
                 "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
                 "with --skip-variables", out)
+        check_importable(frozen_graph.graph_def, model.path, "the frozen graph")  # freezing adds no such problem
         report.output_path = os.fspath(out)
         report.nodes_before = len(full.node)
         report.nodes_after = len(frozen_graph.graph_def.node)

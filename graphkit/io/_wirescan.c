@@ -11,6 +11,17 @@
  *   colocated    dict[str, list[str]]   name -> X of each "loc:@X" entry of attr _class (when it has some)
  *   header       list[tuple[int, int, int]]  (field number, start, end) of every top-level non-node field
  *
+ *
+ * check(buffer, schema, dtypes, max_depth) -> None
+ *   Raises ValueError unless the bytes are a message protobuf would parse and keep: every field's wire
+ *   format, recursively through the message fields the schema names; UTF-8 in string fields (TF's protos
+ *   are proto3, so protobuf refuses anything else there); packed numbers; DataType enums that exist (TF's
+ *   importer refuses others); no deeper than max_depth. The schema (graphkit.io.scan builds it from the
+ *   protobuf descriptors) is int32s: the message count, each message's offset, and at that offset its
+ *   field count and (number, kind, sub-message) triples, the first message being the one checked;
+ *   `dtypes` is a bitmap of the valid DataType values. A wire type the schema does not expect also fails:
+ *   callers take the protobuf path then, which decides, so being stricter than protobuf costs only time.
+ *
  * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
  * order, the last _class map entry wins, a repeated embedded `list` merges, and another AttrValue oneof
  * member after it clears it. Anything that is not valid wire format raises ValueError; the caller then
@@ -40,8 +51,10 @@ static int read_varint(ptr_t *pp, ptr_t end, uint64_t *out)
     return -1;
 }
 
-/* Read one field at *pp; for LEN fields set *val and *len to the payload. Returns -1 on bad wire format. */
-static int read_field(ptr_t *pp, ptr_t end, uint64_t *number, int *wire, ptr_t *val, size_t *len)
+/* Read one field at *pp; for LEN fields set *val and *len to the payload, for VARINT fields *varint to the
+ * value. Returns -1 on bad wire format. */
+static int read_field(ptr_t *pp, ptr_t end, uint64_t *number, int *wire, ptr_t *val, size_t *len,
+                      uint64_t *varint)
 {
     uint64_t key, n;
     if (read_varint(pp, end, &key) < 0)
@@ -52,7 +65,7 @@ static int read_field(ptr_t *pp, ptr_t end, uint64_t *number, int *wire, ptr_t *
         return -1;
     switch (*wire) {
     case 0:
-        return read_varint(pp, end, &n);
+        return read_varint(pp, end, varint);
     case 1:
         if (end - *pp < 8)
             return -1;
@@ -79,14 +92,14 @@ static int read_field(ptr_t *pp, ptr_t end, uint64_t *number, int *wire, ptr_t *
  * f.len }`; rc is 0 at the end and -1 on bad wire format. f.start is where the current field begins. */
 typedef struct {
     ptr_t p, end, start, val;
-    uint64_t number;
+    uint64_t number, varint;
     int wire;
     size_t len;
 } fields_t;
 
 static fields_t fields(ptr_t p, ptr_t end)
 {
-    fields_t f = {p, end, p, NULL, 0, 0, 0};
+    fields_t f = {p, end, p, NULL, 0, 0, 0, 0};
     return f;
 }
 
@@ -97,7 +110,7 @@ static int next_field(fields_t *f)
     f->start = f->p;
     f->val = NULL;
     f->len = 0;
-    return read_field(&f->p, f->end, &f->number, &f->wire, &f->val, &f->len) < 0 ? -1 : 1;
+    return read_field(&f->p, f->end, &f->number, &f->wire, &f->val, &f->len, &f->varint) < 0 ? -1 : 1;
 }
 
 static int bad(const char *what)
@@ -433,9 +446,164 @@ done:
     return out;
 }
 
+/* ---- check(): the wire form validated against a schema ---- */
+
+enum { K_VARINT, K_FIXED64, K_FIXED32, K_BYTES, K_STRING, K_MESSAGE, K_DTYPE, K_GROUP };
+
+typedef struct {
+    const int32_t *words;
+    Py_ssize_t count; /* int32 words */
+    const unsigned char *dtypes;
+    Py_ssize_t dtype_bits;
+    int max_depth;
+} schema_t;
+
+/* Strict UTF-8 as protobuf (utf8_range) and Python read it: no overlong forms, surrogates or code points
+ * past U+10FFFF. */
+static int valid_utf8(ptr_t s, size_t len)
+{
+    ptr_t end = s + len;
+    while (s < end) {
+        unsigned char c = *s;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - s) <= n)
+            return 0;
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+static int valid_dtype(const schema_t *schema, uint64_t value)
+{
+    return value < (uint64_t)schema->dtype_bits && (schema->dtypes[value >> 3] >> (value & 7)) & 1;
+}
+
+/* The (kind, sub-message) of field `number` of message `msg`; kind -1 for a field the schema lacks. */
+static int field_kind(const schema_t *schema, int msg, uint64_t number, int *sub)
+{
+    const int32_t *w = schema->words;
+    int32_t at = w[1 + msg], n = w[at];
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t *entry = w + at + 1 + 3 * i;
+        if ((uint64_t)entry[0] == number) {
+            *sub = entry[2];
+            return entry[1];
+        }
+    }
+    return -1;
+}
+
+static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, int depth)
+{
+    if (depth > schema->max_depth)
+        return bad("nested deeper than the scanner checks");
+    fields_t f = fields(p, end);
+    int rc;
+    while ((rc = next_field(&f)) > 0) {
+        int sub = 0, kind = field_kind(schema, msg, f.number, &sub);
+        if (kind < 0)
+            continue; /* an unknown field: protobuf keeps its bytes, which next_field has delimited */
+        if (f.wire == 2) {
+            ptr_t v = f.val, v_end = f.val + f.len;
+            switch (kind) {
+            case K_BYTES:
+                break;
+            case K_STRING:
+                if (!valid_utf8(v, f.len))
+                    return bad("a string field that is not UTF-8");
+                break;
+            case K_MESSAGE:
+                if (check_message(schema, sub, v, v_end, depth + 1) < 0)
+                    return -1;
+                break;
+            case K_VARINT:
+            case K_DTYPE: /* packed */
+                while (v < v_end) {
+                    uint64_t value;
+                    if (read_varint(&v, v_end, &value) < 0)
+                        return bad("a bad packed varint");
+                    if (kind == K_DTYPE && !valid_dtype(schema, value))
+                        return bad("an unknown DataType");
+                }
+                break;
+            case K_FIXED64:
+            case K_FIXED32:
+                if (f.len % (kind == K_FIXED64 ? 8 : 4))
+                    return bad("a packed fixed-size field of the wrong length");
+                break;
+            default:
+                return bad("a field of an unexpected kind");
+            }
+        } else if (f.wire == 0 && (kind == K_VARINT || kind == K_DTYPE)) {
+            if (kind == K_DTYPE && !valid_dtype(schema, f.varint))
+                return bad("an unknown DataType");
+        } else if (!((f.wire == 1 && kind == K_FIXED64) || (f.wire == 5 && kind == K_FIXED32))) {
+            return bad("a field with an unexpected wire type");
+        }
+    }
+    return rc < 0 ? bad("not valid wire format") : 0;
+}
+
+static PyObject *check(PyObject *self, PyObject *args)
+{
+    Py_buffer view, words, dtypes;
+    int max_depth, ok = -1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*y*i:check", &view, &words, &dtypes, &max_depth))
+        return NULL;
+    schema_t schema = {(const int32_t *)words.buf, words.len / 4, (const unsigned char *)dtypes.buf, dtypes.len * 8,
+                       max_depth};
+    /* the schema is ours, but an out-of-range offset would read past it: check it once */
+    const int32_t *w = schema.words;
+    int valid = schema.count >= 2 && w[0] >= 1 && w[0] < schema.count;
+    for (int32_t m = 0; valid && m < w[0]; m++) {
+        int32_t at = w[1 + m];
+        valid = at > w[0] && at < schema.count && w[at] >= 0 && (Py_ssize_t)at + 1 + 3 * (Py_ssize_t)w[at] <= schema.count;
+        for (int32_t i = 0; valid && i < w[at]; i++) {
+            const int32_t *entry = w + at + 1 + 3 * i;
+            valid = entry[1] >= K_VARINT && entry[1] <= K_GROUP && (entry[1] != K_MESSAGE || (entry[2] >= 0 && entry[2] < w[0]));
+        }
+    }
+    if (!valid)
+        PyErr_SetString(PyExc_ValueError, "malformed schema");
+    else
+        ok = check_message(&schema, 0, (ptr_t)view.buf, (ptr_t)view.buf + view.len, 0);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&dtypes);
+    if (ok < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
                                              "duplicates, spans, shaped, colocated, header."},
+    {"check", check, METH_VARARGS, "Raise ValueError unless the bytes are a valid message of the schema."},
     {NULL, NULL, 0, NULL},
 };
 

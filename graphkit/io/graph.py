@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.proto import function_pb2, graph_pb2, node_def_pb2, tensor_pb2
+from graphkit.proto import function_pb2, graph_pb2, node_def_pb2, tensor_pb2, types_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -290,6 +290,11 @@ class GraphIndex:
             {k: v for k, v in full._colocated.items() if k in inputs} if full._colocated is not None else None,
             {k for k in full._shaped if k in inputs} if full._shaped is not None else None)
 
+    def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
+        """The nodes held as messages: all of them (a :class:`~graphkit.io.scan.TableIndex` holds only those
+        a pass asked for)."""
+        return self.nodes.values()
+
     @property
     def ops(self) -> dict[str, str]:
         """Each node's op."""
@@ -382,20 +387,52 @@ def as_index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
     return graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
 
 
+_MERGE = ("Merge", "RefMerge")
+_NEXT_ITERATION = ("NextIteration", "RefNextIteration")
+
+
 def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
     as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
+    order, stuck = _sorted(as_index(graph))
+    if stuck:
+        raise GraphkitError(f"the graph has a cycle that is not a TF1 while loop, through: {', '.join(stuck[:8])}")
+    return order
+
+
+def cycle_nodes(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """The nodes on, or only reachable through, a cycle TF's importer refuses (graph_constructor.cc: "The
+    graph couldn't be sorted in topological order"); empty when there is none. Graphs are nearly always
+    stored with each node after its inputs, which one pass over the edges proves; the full sort runs only
+    when that pass finds a node before one of its inputs."""
     index = as_index(graph)
+    inputs = index.inputs
+    seen: set[str] = set()
+    for name, deps in index.deps.items():
+        for src in deps:
+            # earlier, a source (no cycle runs through it), or dangling (validate reports that)
+            if src in seen or not inputs.get(src, ()):
+                continue
+            ops = index.ops
+            if ops[name] in _MERGE and ops[src] in _NEXT_ITERATION:
+                continue
+            return _sorted(index)[1]
+        seen.add(name)
+    return []
+
+
+def _sorted(index: GraphIndex) -> tuple[list[str], list[str]]:
+    """Kahn's sort: the order, and the nodes it could not place (a cycle, and what only it feeds)."""
     pending: dict[str, int] = {}
     users: dict[str, list[str]] = defaultdict(list)
     nodes, ops = index.nodes, index.ops
     for name, deps_of in index.deps.items():
-        merge = ops[name] in ("Merge", "RefMerge")
+        merge = ops[name] in _MERGE
         deps = 0
         for src in deps_of:
             if src not in nodes:
                 continue
-            if merge and ops[src] in ("NextIteration", "RefNextIteration"):
+            if merge and ops[src] in _NEXT_ITERATION:
                 continue
             deps += 1
             users[src].append(name)
@@ -409,10 +446,7 @@ def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
             pending[user] -= 1
             if pending[user] == 0:
                 ready.append(user)
-    if len(order) < len(pending):
-        stuck = [n for n, d in pending.items() if d > 0]
-        raise GraphkitError(f"the graph has a cycle that is not a TF1 while loop, through: {', '.join(stuck[:8])}")
-    return order
+    return order, [n for n, d in pending.items() if d > 0] if len(order) < len(pending) else []
 
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/>]*$")  # TF's graph_constructor.cc IsValidNodeName
@@ -422,8 +456,8 @@ _GRAPH_INPUT = re.compile(r"^\^?[A-Za-z0-9.][A-Za-z0-9_.\-/>]*(:(0|[1-9][0-9]*))
 def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     """Problems that stop TF from importing a graph (``core/common_runtime/graph_constructor.cc``): duplicate
     or invalid names, malformed or dangling inputs, an output index past the producer's outputs, bad
-    colocations. A FunctionDef body is checked for what applies to it. (Cycles are found where a pass needs
-    an order: :func:`topological_order`.)"""
+    colocations, a cycle that is not a TF1 loop, a type attr holding no DataType (``attr_value_util.cc``:
+    "AttrValue has invalid DataType enum"). A FunctionDef body is checked for what applies to it."""
     index = as_index(graph)
     names = index.inputs  # its keys are the node names
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
@@ -447,6 +481,42 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
         problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
                      if t not in names and t not in arguments]
     problems += _port_problems(index, ported)
+    stuck = cycle_nodes(index)
+    if stuck:
+        problems.append(f"a cycle that is not a TF1 while loop runs through {', '.join(stuck[:8])}")
+    problems += _dtype_problems(index)
+    return problems
+
+
+def check_importable(graph: graph_pb2.GraphDef | GraphIndex, path: str | os.PathLike[str],
+                     what: str = "the result") -> None:
+    """Raise, naming ``path``, when :func:`validate` finds problems: every command that writes a graph calls
+    this before writing, so nothing TF's importer refuses leaves graphkit with exit 0. ``path``: the
+    output, or the input when the problems can only have come from there."""
+    problems = validate(graph)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise GraphkitError(f"{what} would not import in TensorFlow: " + "; ".join(problems[:5]) + more, path)
+
+
+_DATA_TYPES = frozenset(types_pb2.DataType.values())
+
+
+def _dtype_problems(index: GraphIndex) -> list[str]:
+    """Type attrs whose value is no DataType, in the nodes the index holds as messages (a scanned file's
+    other nodes were checked in their wire form: :func:`graphkit.io.scan.scan_graph_file`)."""
+    problems = []
+    for node in index.parsed_nodes():
+        for key, value in node.attr.items():
+            kind = value.WhichOneof("value")
+            if kind == "type":
+                bad = [value.type] if value.type not in _DATA_TYPES else []
+            elif kind == "list":
+                bad = [t for t in value.list.type if t not in _DATA_TYPES]
+            else:
+                continue
+            if bad:
+                problems.append(f"node '{node.name}' has attr '{key}' = {bad[0]}, which is no DataType")
     return problems
 
 

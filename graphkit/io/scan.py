@@ -12,11 +12,14 @@ returns None and callers use the protobuf path: the same results, slower on big 
 
 from __future__ import annotations
 
+import array
+import functools
 import mmap
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from graphkit.io.graph import FileSlice, GraphIndex, without_keys
 from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
@@ -92,6 +95,7 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
                                        else fh.read())
         if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
             return None
+        _wirescan.check(data, *_graph_schema())  # what the table's copies would carry over, as strictly as protobuf
         names, positions, inputs, ops, duplicates, spans, shaped, colocated, header = _wirescan.scan_graph(data)
     except (OSError, ValueError, GraphkitError):
         return None
@@ -99,6 +103,68 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
         return None  # the loader's message says what is wrong
     return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
                      colocated, header)
+
+
+# The check's depth bound (from the GraphDef down); protobuf's is 100 levels from the message parsed. A
+# deeper file takes the protobuf path, which decides.
+_CHECK_DEPTH = 64
+
+_KIND = {"varint": 0, "fixed64": 1, "fixed32": 2, "bytes": 3, "string": 4, "message": 5, "dtype": 6, "group": 7}
+
+
+@functools.cache
+def _graph_schema() -> tuple[bytes, bytes, int]:
+    """The arguments of ``_wirescan.check`` after the buffer for a GraphDef: the schema of every message a
+    GraphDef holds, from the protobuf descriptors (so it follows the compiled protos), the bitmap of valid
+    DataType values, and the depth bound."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    from graphkit.proto import graph_pb2, types_pb2
+
+    fixed64 = {F.TYPE_DOUBLE, F.TYPE_FIXED64, F.TYPE_SFIXED64}
+    fixed32 = {F.TYPE_FLOAT, F.TYPE_FIXED32, F.TYPE_SFIXED32}
+    dtype_enum = types_pb2.DataType.DESCRIPTOR.full_name
+    order: dict[str, int] = {}
+    messages: list[list[tuple[int, int, int]]] = []
+
+    def visit(desc: Any) -> int:
+        if desc.full_name in order:
+            return order[desc.full_name]
+        order[desc.full_name] = len(messages)
+        messages.append([])
+        fields = []
+        for field in desc.fields:
+            sub = 0
+            if field.type == F.TYPE_MESSAGE:
+                kind, sub = "message", visit(field.message_type)
+            elif field.type == F.TYPE_GROUP:
+                kind = "group"
+            elif field.type == F.TYPE_STRING:
+                kind = "string"
+            elif field.type == F.TYPE_BYTES:
+                kind = "bytes"
+            elif field.type == F.TYPE_ENUM and field.enum_type.full_name == dtype_enum:
+                kind = "dtype"
+            else:
+                kind = "fixed64" if field.type in fixed64 else "fixed32" if field.type in fixed32 else "varint"
+            fields.append((field.number, _KIND[kind], sub))
+        messages[order[desc.full_name]] = fields
+        return order[desc.full_name]
+
+    visit(graph_pb2.GraphDef.DESCRIPTOR)
+    words = [len(messages)]
+    offsets_at = len(words)
+    words += [0] * len(messages)
+    for i, fields in enumerate(messages):
+        words[offsets_at + i] = len(words)
+        words.append(len(fields))
+        for entry in fields:
+            words += entry
+    values = types_pb2.DataType.values()
+    bitmap = bytearray(max(values) // 8 + 1)
+    for value in values:
+        bitmap[value >> 3] |= 1 << (value & 7)
+    return array.array("i", words).tobytes(), bytes(bitmap), _CHECK_DEPTH
 
 
 class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
@@ -149,6 +215,10 @@ class TableIndex(GraphIndex):
             self.nodes.positions[node.name] = -1
             self.nodes.cache[node.name] = copy
         self.refresh(n.name for n in new_nodes)
+
+    def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
+        positions = self.nodes.positions
+        return [node for name, node in self.nodes.cache.items() if name in positions]
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
         sub = TableIndex.__new__(TableIndex)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
-from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph, validate
-from graphkit.io.graph import TensorRef, as_index, consumers_of
+from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
+from graphkit.io.graph import TensorRef, as_index, check_importable, consumers_of
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table
@@ -214,9 +214,7 @@ def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str]
         else:
             index, graph = GraphIndex(result.graph_def), result
         before = [n.name for n in model.graph.graph_def.node]
-    problems = validate(index)
-    if problems:
-        raise GraphkitError("the result would not import in TensorFlow: " + "; ".join(problems[:5]), out)
+    check_importable(index, out)
     after = index.inputs  # keys: the node names
     report.nodes_before = len(before)
     report.nodes_after = len(after)

@@ -346,3 +346,23 @@ def test_the_loss_is_not_an_inference_output(tf, tmp_path):
     assert "Y" not in {n.name for n in gd.node}
     got, _ = _run_frozen(tf, tmp_path / "f.pb", ["pred"], {"X:0": np.array([1.0, 2.0], np.float32)})
     assert got[0].shape == (2,)
+
+
+def test_a_graph_tf_would_refuse_is_not_frozen(tmp_path):
+    """Issue 13.12: freeze carried a cycle and an unknown DataType enum through to a graph TF cannot
+    import; it now refuses, naming the input, and writes nothing."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    for case, says in (("cycle", "cycle that is not a TF1 while loop runs through z, w"),
+                       ("dtype", "node 'z' has attr 'T' = 999, which is no DataType")):
+        gd = graph_pb2.GraphDef()
+        gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+        gd.node.add(name="z", op="AddV2", input=["x", "w" if case == "cycle" else "x"]).attr["T"].type = (
+            1 if case == "cycle" else 999)
+        gd.node.add(name="w", op="Identity", input=["z"]).attr["T"].type = 1
+        src = tmp_path / f"{case}.pb"
+        save_graph(Graph(gd), src)
+        with pytest.raises(GraphkitError, match=f"{case}.pb: the frozen graph would not import.*{says}"):
+            freeze(src, tmp_path / "out.pb", outputs=["w"])
+        assert not (tmp_path / "out.pb").exists()

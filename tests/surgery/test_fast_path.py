@@ -185,3 +185,80 @@ def test_prune_and_remap_import_neither_numpy_nor_tensorflow(tmp_path, graphs):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _small_graph() -> graph_pb2.GraphDef:
+    """x -> y -> out, with a marker attr, a function-valued attr and a Const whose ints are packed."""
+    gd = graph_pb2.GraphDef()
+    gd.versions.producer = 1700
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 3
+    c = gd.node.add(name="c", op="Const")
+    c.attr["dtype"].type = 3
+    c.attr["value"].tensor.dtype = 3
+    c.attr["value"].tensor.tensor_shape.dim.add().size = 3
+    c.attr["value"].tensor.int_val.extend([1, 2, 3])
+    y = gd.node.add(name="y", op="AddV2", input=["x", "c"])
+    y.attr["T"].type = 3
+    y.attr["_marker"].s = b"keep"
+    y.attr["_fn"].func.name = "fname"
+    gd.node.add(name="out", op="Identity", input=["y"]).attr["T"].type = 3
+    return gd
+
+
+def _damaged(kind: str) -> bytes:
+    data = bytearray(_small_graph().SerializeToString())
+    if kind == "attr key not UTF-8":  # the issue's case: a bit flip in an attr key of a node no pass changes
+        data[data.index(b"_marker")] = 0xDF  # a lead byte followed by ASCII: invalid
+    elif kind == "nested name not UTF-8":
+        data[data.index(b"fname")] = 0xFF
+    elif kind == "packed varint cut":
+        packed = bytes([0x3A, 3, 1, 2, 3])  # TensorProto.int_val, packed
+        data[data.index(packed) + 4] = 0x83  # the last varint never ends
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["attr key not UTF-8", "nested name not UTF-8", "packed varint cut"])
+def test_corrupt_nodes_are_not_copied_into_the_output(monkeypatch, tmp_path, kind):
+    """Issue 13.9: the fast path copied unchanged nodes' bytes unchecked, so a corrupt node protobuf refuses
+    reached the output with exit 0. Now the scanner checks every node's wire form as strictly as protobuf
+    and the command refuses the file on both paths, writing nothing."""
+    from google.protobuf.message import DecodeError
+
+    data = _damaged(kind)
+    with pytest.raises(DecodeError):
+        graph_pb2.GraphDef.FromString(data)  # what protobuf refuses...
+    src = tmp_path / "bad.pb"
+    src.write_bytes(data)
+    assert scan.scan_graph_file(src) is None  # ...the scanner hands to the protobuf path
+    for fast in (True, False):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(scan, "_wirescan", None)
+            with pytest.raises(GraphkitError, match="bad.pb"):
+                prune(src, tmp_path / "o.pb", outputs=["out"])
+        assert not (tmp_path / "o.pb").exists()
+
+
+def test_the_check_accepts_what_protobuf_accepts(tmp_path, graphs):
+    """The other side: valid files, including unknown fields and deep but legal nesting, keep the fast path."""
+    from graphkit.io import _wirescan
+
+    for path in graphs.values():
+        _wirescan.check(path.read_bytes(), *scan._graph_schema())
+    gd = _small_graph()
+    gd.node[0].attr["_fn"].func.attr["inner"].func.name = "ü-nested"  # valid UTF-8, two levels down
+    data = gd.SerializeToString() + bytes([0xF8, 0x07, 0x05])  # an unknown varint field 127, kept by protobuf
+    graph_pb2.GraphDef.FromString(data)
+    src = tmp_path / "ok.pb"
+    src.write_bytes(data)
+    assert scan.scan_graph_file(src) is not None
+    deep = _small_graph()
+    attr = deep.node[0].attr["_fn"]
+    for _ in range(25):  # deeper than the scanner's bound, within protobuf's: the protobuf path decides
+        attr = attr.func.attr["a"]
+    attr.s = b"x"
+    src.write_bytes(deep.SerializeToString())
+    assert scan.scan_graph_file(src) is None
+    report = prune(src, tmp_path / "deep.pb", outputs=["out"])
+    assert report.nodes_after == 4

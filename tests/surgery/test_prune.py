@@ -200,9 +200,12 @@ def test_cli(runner, tmp_path):
     ("x:abc", "z", "malformed input 'x:abc'"),
     ("x:-1", "z", "malformed input 'x:-1'"),
     ("x:0:1", "z", "malformed input 'x:0:1'"),
+    ("CYCLE", "z", "a cycle that is not a TF1 while loop runs through z, w"),
+    ("DTYPE", "z", "node 'z' has attr 'T' = 999, which is no DataType"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
-    """Issue 13.12: duplicates and malformed references were passed through (or, for duplicates, one kept)."""
+    """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
+    (or, for duplicates, one kept)."""
     import graphkit.io.scan as scan
     from graphkit.errors import GraphkitError
     from graphkit.io import Graph, save_graph
@@ -213,6 +216,11 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
     gd.node.add(name="y", op="Identity", input=["x"]).attr["T"].type = 1
     if bad_input is None:
         gd.node.add(name="y", op="Relu", input=["x"]).attr["T"].type = 1
+    elif bad_input == "CYCLE":
+        gd.node.add(name="z", op="AddV2", input=["x", "w"]).attr["T"].type = 1
+        gd.node.add(name="w", op="Identity", input=["z"]).attr["T"].type = 1
+    elif bad_input == "DTYPE":
+        gd.node.add(name="z", op="Identity", input=["x"]).attr["T"].type = 999
     else:
         gd.node.add(name="z", op="Identity", input=[bad_input]).attr["T"].type = 1
     save_graph(Graph(gd), tmp_path / "g.pb")
