@@ -33,7 +33,7 @@ class GraphkitGroup(click.Group):
         except GraphkitError as exc:
             if ctx.meta.get(_DEBUG):
                 raise
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
+            click.echo(click.style("error: ", fg="red", bold=True) + one_line(str(exc)), err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -47,10 +47,18 @@ class GraphkitGroup(click.Group):
         except Exception as exc:
             if ctx.meta.get(_DEBUG):
                 raise
-            click.echo(click.style("error: ", fg="red", bold=True)
-                       + f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                       err=True)
+            what = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+            click.echo(click.style("error: ", fg="red", bold=True) + one_line(what), err=True)
             ctx.exit(1)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a damaged file's node name) escaped, so an error is
+    one line a terminal shows as it is."""
+    return text.translate(_CONTROL)
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

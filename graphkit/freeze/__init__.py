@@ -34,7 +34,14 @@ from graphkit.freeze.branches import keep_control_flow_functional_in_place, prun
 from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import FileSlice, check_importable, closest, drop_unused_library, extract_subgraph
+from graphkit.io.graph import (
+    FileSlice,
+    check_importable,
+    closest,
+    drop_unused_library,
+    extract_subgraph,
+    unknown_ops_note,
+)
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2
@@ -69,6 +76,7 @@ class FreezeReport:
     weight_bytes: int = 0
     bytes_written: int = 0
     verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
+    notes: list[str] = field(default_factory=list)  # what the user should know (ops TF does not define)
 
 
 def _selected(key: str, nodes: list[str], patterns: list[str]) -> bool:
@@ -188,6 +196,7 @@ def freeze(
                 "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
                 "with --skip-variables", out)
         check_importable(frozen_graph.graph_def, model.path, "the frozen graph")  # freezing adds no such problem
+        report.notes += unknown_ops_note(frozen_graph.graph_def)
         report.output_path = os.fspath(out)
         report.nodes_before = len(full.node)
         report.nodes_after = len(frozen_graph.graph_def.node)

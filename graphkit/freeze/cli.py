@@ -98,6 +98,8 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
         click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
     if report.kept_variables:
         click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")
+    for note in report.notes:
+        click.echo(f"  note: {note}")
 
 
 def _keys(mapping: dict[str, str]) -> str:

@@ -101,6 +101,11 @@ def const_bytes(graph: Graph) -> int:
 
 def summarize(model: Model) -> Json:
     """The inspect summary (README: "inspect --json schema")."""
+    with about(model.path):  # what the lazily read parts find wrong names the model
+        return _summarize(model)
+
+
+def _summarize(model: Model) -> Json:
     ckpt = model.checkpoint
     out: Json = {
         "path": str(model.path),

@@ -1,6 +1,6 @@
 /* graphkit.io._wirescan: one pass over a binary GraphDef's bytes, without building protobuf messages.
  *
- * scan_graph(buffer) -> (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header)
+ * scan_graph(buffer) -> (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs)
  *   names        list[str]              each node's name, in file order
  *   positions    dict[str, int]         name -> node number         (a name given twice: the last node,
  *   inputs       dict[str, tuple[str]]  name -> input strings        at the first one's place, as a
@@ -10,16 +10,20 @@
  *   shaped       set[str]               nodes with attr _output_shapes
  *   colocated    dict[str, list[str]]   name -> X of each "loc:@X" entry of attr _class (when it has some)
  *   header       list[tuple[int, int, int]]  (field number, start, end) of every top-level non-node field
+ *   attrs        dict[str, tuple[str]]  name -> its attr names (shared strings)
  *
  *
- * check(buffer, schema, dtypes, max_depth) -> None
+ * check(buffer, schema, dtypes, max_depth, (tensor_msg, shape_msg, attr_msg, entry_msg), itemsize) -> None
  *   Raises ValueError unless the bytes are a message protobuf would parse and keep: every field's wire
  *   format, recursively through the message fields the schema names; UTF-8 in string fields (TF's protos
  *   are proto3, so protobuf refuses anything else there); packed numbers; DataType enums that exist (TF's
  *   importer refuses others); no deeper than max_depth. The schema (graphkit.io.scan builds it from the
  *   protobuf descriptors) is int32s: the message count, each message's offset, and at that offset its
  *   field count and (number, kind, sub-message) triples, the first message being the one checked;
- *   `dtypes` is a bitmap of the valid DataType values. A wire type the schema does not expect also fails:
+ *   `dtypes` is a bitmap of the valid DataType values; every TensorProto (message `tensor_msg`) must also be
+ *   one TF could build (`itemsize` gives each DataType's bytes per element, 0: no fixed size), every
+ *   TensorShapeProto (`shape_msg`) free of dimensions below -1, every AttrValue (`attr_msg`) holding a value
+ *   and every attr map entry (`entry_msg`) an AttrValue. A wire type the schema does not expect also fails:
  *   callers take the protobuf path then, which decides, so being stricter than protobuf costs only time.
  *
  * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
@@ -149,44 +153,12 @@ static int scan_class(ptr_t p, ptr_t end, PyObject *out)
     return rc < 0 ? bad("bad _class attr") : 0;
 }
 
-/* One attr map entry: key (1) and value (2), in either order. `*colocated` is made on the first _class. */
-static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **colocated)
-{
-    ptr_t key = NULL, value = NULL;
-    size_t key_len = 0, value_len = 0;
-    fields_t entry = fields(p, end);
-    int rc;
-    while ((rc = next_field(&entry)) > 0) {
-        if (entry.number == 1 && entry.wire == 2) {
-            key = entry.val;
-            key_len = entry.len;
-        } else if (entry.number == 2 && entry.wire == 2) {
-            value = entry.val; /* a repeated value field would merge; not seen in TF graphs */
-            value_len = entry.len;
-        }
-    }
-    if (rc < 0)
-        return bad("bad attr entry");
-    if (key_len == 14 && memcmp(key, "_output_shapes", 14) == 0) {
-        *flags |= 1;
-    } else if (key_len == 6 && memcmp(key, "_class", 6) == 0) {
-        *flags |= 2;
-        if (*colocated == NULL && (*colocated = PyList_New(0)) == NULL)
-            return -1;
-        if (PyList_SetSlice(*colocated, 0, PyList_GET_SIZE(*colocated), NULL) < 0)
-            return -1;
-        if (value != NULL && scan_class(value, value + value_len, *colocated) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static PyObject *decode(ptr_t s, size_t len)
 {
     return PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)len, "strict");
 }
 
-/* Strings seen so far, by their bytes: each op is decoded once and shared by its nodes. (Names and inputs
+/* Strings seen so far, by their bytes: each op and attr name is decoded once and shared by its nodes. (Names and inputs
  * are decoded directly: a table of 100,000s of them misses the cache more than decoding costs.) */
 typedef struct {
     ptr_t bytes;
@@ -265,8 +237,48 @@ static PyObject *string(strings_t *t, ptr_t s, size_t len)
     return obj;
 }
 
+/* One attr map entry: key (1) and value (2), in either order. `*colocated` is made on the first _class;
+ * the key is appended to `keys` (shared strings from `seen`). */
+static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **colocated, strings_t *seen, PyObject *keys)
+{
+    ptr_t key = NULL, value = NULL;
+    size_t key_len = 0, value_len = 0;
+    fields_t entry = fields(p, end);
+    int rc;
+    while ((rc = next_field(&entry)) > 0) {
+        if (entry.number == 1 && entry.wire == 2) {
+            key = entry.val;
+            key_len = entry.len;
+        } else if (entry.number == 2 && entry.wire == 2) {
+            value = entry.val; /* a repeated value field would merge; not seen in TF graphs */
+            value_len = entry.len;
+        }
+    }
+    if (rc < 0)
+        return bad("bad attr entry");
+    PyObject *key_obj = string(seen, key ? key : (ptr_t) "", key_len);
+    if (key_obj == NULL)
+        return -1;
+    int appended = PyList_Append(keys, key_obj);
+    Py_DECREF(key_obj);
+    if (appended < 0)
+        return -1;
+    if (key_len == 14 && memcmp(key, "_output_shapes", 14) == 0) {
+        *flags |= 1;
+    } else if (key_len == 6 && memcmp(key, "_class", 6) == 0) {
+        *flags |= 2;
+        if (*colocated == NULL && (*colocated = PyList_New(0)) == NULL)
+            return -1;
+        if (PyList_SetSlice(*colocated, 0, PyList_GET_SIZE(*colocated), NULL) < 0)
+            return -1;
+        if (value != NULL && scan_class(value, value + value_len, *colocated) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 typedef struct {
-    PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header;
+    PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header, *attrs;
     int64_t *spans; /* 3 per node */
     Py_ssize_t count, capacity;
     strings_t ops_seen;
@@ -302,7 +314,10 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
     size_t name_len = 0, op_len = 0, n_inputs = 0;
     unsigned char flags = 0;
     PyObject *inputs = NULL, *colocated = NULL, *name_obj = NULL, *op_obj = NULL, *position = NULL;
+    PyObject *keys = PyList_New(0), *key_tuple = NULL;
     fields_t f = fields(p, end);
+    if (keys == NULL)
+        return -1;
     int ok = -1, rc;
     while ((rc = next_field(&f)) > 0) {
         if (f.number <= 5 && f.wire != 2) {
@@ -330,7 +345,7 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
             r->input_at[2 * n_inputs + 1] = f.val + f.len;
             n_inputs++;
         } else if (f.number == 5) {
-            if (scan_attr(f.val, f.val + f.len, &flags, &colocated) < 0)
+            if (scan_attr(f.val, f.val + f.len, &flags, &colocated, &r->ops_seen, keys) < 0)
                 goto done;
         }
     }
@@ -358,13 +373,16 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
         PyErr_NoMemory();
         goto done;
     }
-    if ((position = PyLong_FromSsize_t(r->count)) == NULL)
+    if ((position = PyLong_FromSsize_t(r->count)) == NULL || (key_tuple = PyList_AsTuple(keys)) == NULL)
         goto done;
+    if (PyObject_GC_IsTracked(key_tuple))
+        PyObject_GC_UnTrack(key_tuple);
     int seen = PyDict_Contains(r->positions, name_obj);
     int has_colocations = colocated != NULL && PyList_GET_SIZE(colocated) > 0;
     if (seen < 0 || (seen && PyList_Append(r->duplicates, name_obj) < 0) ||
         PyDict_SetItem(r->positions, name_obj, position) < 0 || PyList_Append(r->names, name_obj) < 0 ||
         PyDict_SetItem(r->inputs, name_obj, inputs) < 0 || PyDict_SetItem(r->ops, name_obj, op_obj) < 0 ||
+        PyDict_SetItem(r->attrs, name_obj, key_tuple) < 0 ||
         ((has_colocations || seen) && set_or_del(r->colocated, name_obj, has_colocations ? colocated : NULL) < 0) ||
         ((flags & 1) ? PySet_Add(r->shaped, name_obj) : (seen ? PySet_Discard(r->shaped, name_obj) : 0)) < 0)
         goto done;
@@ -374,6 +392,8 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
     r->count++;
     ok = 0;
 done:
+    Py_XDECREF(keys);
+    Py_XDECREF(key_tuple);
     Py_XDECREF(inputs);
     Py_XDECREF(colocated);
     Py_XDECREF(name_obj);
@@ -400,7 +420,9 @@ static PyObject *scan_graph(PyObject *self, PyObject *args)
     r.shaped = PySet_New(NULL);
     r.colocated = PyDict_New();
     r.header = PyList_New(0);
-    if (!r.names || !r.positions || !r.inputs || !r.ops || !r.duplicates || !r.shaped || !r.colocated || !r.header)
+    r.attrs = PyDict_New();
+    if (!r.names || !r.positions || !r.inputs || !r.ops || !r.duplicates || !r.shaped || !r.colocated || !r.header ||
+        !r.attrs)
         goto done;
     fields_t f = fields(base, base + view.len);
     int rc;
@@ -427,9 +449,9 @@ static PyObject *scan_graph(PyObject *self, PyObject *args)
         bad("not a valid GraphDef (truncated or corrupt)");
         goto done;
     }
-    out = Py_BuildValue("(OOOOOy#OOO)", r.names, r.positions, r.inputs, r.ops, r.duplicates,
+    out = Py_BuildValue("(OOOOOy#OOOO)", r.names, r.positions, r.inputs, r.ops, r.duplicates,
                         r.spans ? (const char *)r.spans : "", r.count * 3 * (Py_ssize_t)sizeof(int64_t), r.shaped,
-                        r.colocated, r.header);
+                        r.colocated, r.header, r.attrs);
 done:
     PyBuffer_Release(&view);
     Py_XDECREF(r.names);
@@ -440,6 +462,7 @@ done:
     Py_XDECREF(r.shaped);
     Py_XDECREF(r.colocated);
     Py_XDECREF(r.header);
+    Py_XDECREF(r.attrs);
     PyMem_Free(r.spans);
     PyMem_Free(r.input_at);
     strings_free(&r.ops_seen);
@@ -456,6 +479,12 @@ typedef struct {
     const unsigned char *dtypes;
     Py_ssize_t dtype_bits;
     int max_depth;
+    int tensor_msg;               /* the schema's TensorProto: each one is also checked for soundness */
+    int shape_msg;                /* TensorShapeProto: no dimension below -1 */
+    int attr_msg;                 /* AttrValue: one value set (TF refuses an attr with none) */
+    int entry_msg;                /* NodeDef.AttrEntry: a value present (protobuf hides an entry without) */
+    const unsigned char *itemsize; /* bytes per element by DataType (0: not a fixed size) */
+    Py_ssize_t itemsize_count;
 } schema_t;
 
 /* Strict UTF-8 as protobuf (utf8_range) and Python read it: no overlong forms, surrogates or code points
@@ -517,6 +546,48 @@ static int field_kind(const schema_t *schema, int msg, uint64_t number, int *sub
     return -1;
 }
 
+/* A TensorProto TF could build (graphkit.io.graph.tensor_problem says the same in Python): known rank, no
+ * negative dimension, fewer than 2^63 elements, tensor_content (when set) of exactly the shape's bytes.
+ * Called after check_message validated its wire form. */
+static int check_tensor(const schema_t *schema, ptr_t p, ptr_t end)
+{
+    uint64_t dtype = 0, content = 0, count = 1;
+    int has_content = 0;
+    fields_t f = fields(p, end);
+    while (next_field(&f) > 0) {
+        if (f.number == 1 && f.wire == 0) {
+            dtype = f.varint;
+        } else if (f.number == 4 && f.wire == 2) {
+            content = f.len;
+            has_content = f.len > 0;
+        } else if (f.number == 2 && f.wire == 2) {
+            count = 1;
+            fields_t shape = fields(f.val, f.val + f.len);
+            while (next_field(&shape) > 0) {
+                if (shape.number == 3 && shape.wire == 0 && shape.varint)
+                    return bad("a tensor of unknown rank");
+                if (shape.number != 2 || shape.wire != 2)
+                    continue;
+                int64_t size = 0;
+                fields_t dim = fields(shape.val, shape.val + shape.len);
+                while (next_field(&dim) > 0)
+                    if (dim.number == 1 && dim.wire == 0)
+                        size = (int64_t)dim.varint;
+                if (size < 0)
+                    return bad("a tensor with a negative dimension");
+                if (size && count > (uint64_t)INT64_MAX / (uint64_t)size)
+                    return bad("a tensor with more elements than int64 counts");
+                count *= (uint64_t)size;
+            }
+        }
+    }
+    uint64_t base = dtype >= 100 ? dtype - 100 : dtype;
+    unsigned char size = base < (uint64_t)schema->itemsize_count ? schema->itemsize[base] : 0;
+    if (has_content && size && (count > UINT64_MAX / size || content != count * size))
+        return bad("a tensor whose tensor_content is not its shape's size");
+    return 0;
+}
+
 static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, int depth)
 {
     if (depth > schema->max_depth)
@@ -565,18 +636,48 @@ static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, in
             return bad("a field with an unexpected wire type");
         }
     }
-    return rc < 0 ? bad("not valid wire format") : 0;
+    if (rc < 0)
+        return bad("not valid wire format");
+    if (msg == schema->tensor_msg)
+        return check_tensor(schema, p, end);
+    if (msg == schema->entry_msg) {
+        int has_value = 0;
+        f = fields(p, end);
+        while (next_field(&f) > 0)
+            has_value |= f.number == 2 && f.wire == 2;
+        if (!has_value)
+            return bad("an attr with no value");
+    }
+    if (msg == schema->shape_msg || msg == schema->attr_msg) {
+        int valued = 0;
+        f = fields(p, end);
+        while (next_field(&f) > 0) {
+            int unused;
+            valued |= field_kind(schema, msg, f.number, &unused) >= 0; /* an unknown field is no value */
+            if (msg == schema->shape_msg && f.number == 2 && f.wire == 2) {
+                fields_t dim = fields(f.val, f.val + f.len);
+                while (next_field(&dim) > 0)
+                    if (dim.number == 1 && dim.wire == 0 && (int64_t)dim.varint < -1)
+                        return bad("a shape with a dimension below -1");
+            }
+        }
+        if (msg == schema->attr_msg && !valued)
+            return bad("an attr with no value");
+    }
+    return 0;
 }
 
 static PyObject *check(PyObject *self, PyObject *args)
 {
-    Py_buffer view, words, dtypes;
-    int max_depth, ok = -1;
+    Py_buffer view, words, dtypes, itemsize;
+    int max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, ok = -1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*i:check", &view, &words, &dtypes, &max_depth))
+    if (!PyArg_ParseTuple(args, "y*y*y*i(iiii)y*:check", &view, &words, &dtypes, &max_depth, &tensor_msg, &shape_msg,
+                          &attr_msg, &entry_msg, &itemsize))
         return NULL;
     schema_t schema = {(const int32_t *)words.buf, words.len / 4, (const unsigned char *)dtypes.buf, dtypes.len * 8,
-                       max_depth};
+                       max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, (const unsigned char *)itemsize.buf,
+                       itemsize.len};
     /* the schema is ours, but an out-of-range offset would read past it: check it once */
     const int32_t *w = schema.words;
     int valid = schema.count >= 2 && w[0] >= 1 && w[0] < schema.count;
@@ -595,6 +696,7 @@ static PyObject *check(PyObject *self, PyObject *args)
     PyBuffer_Release(&view);
     PyBuffer_Release(&words);
     PyBuffer_Release(&dtypes);
+    PyBuffer_Release(&itemsize);
     if (ok < 0)
         return NULL;
     Py_RETURN_NONE;

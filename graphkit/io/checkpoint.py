@@ -221,6 +221,8 @@ class BundleCheckpoint(Checkpoint):
                     f"data shard {path.name} is missing; copy all {self.num_shards} .data-* files with the .index",
                     path,
                 ) from None
+            except OSError as exc:  # a directory, no permission, an I/O error
+                raise GraphkitError(f"cannot read data shard {path.name}: {exc.strerror or exc}", path) from None
         return self._maps[shard_id]
 
     def _bytes(self, entry: tensor_bundle_pb2.BundleEntryProto, name: str) -> memoryview:

@@ -85,6 +85,10 @@ def _numpy_table(with_ml_dtypes: bool = False) -> dict[int, np.dtype]:
     return _NUMPY
 
 
+# bytes per element in tensor_content, for the fixed-size types (no numpy: the fast path's checks use it)
+ITEMSIZE = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 8: 8, 9: 8, 10: 1, 11: 1, 12: 1, 13: 4, 14: 2, 15: 2, 16: 2,
+            17: 2, 18: 16, 19: 2, 22: 4, 23: 8, 24: 1, 25: 1, 26: 1, 27: 1, 28: 1}
+
 _BY_NAME = {name: code for code, name in _NAMES.items() if not name.startswith("q")}
 _BY_NAME.update({"float": 1, "double": 2, "half": 19, "str": 7, "bytes": 7})
 REF_OFFSET = 100

@@ -29,9 +29,12 @@ CALLERS: dict[str, tuple[int, str]] = {
 }
 
 
+SHIPPED_TF = "2.21"  # the TensorFlow whose ops data/tf_ops.pb.gz holds (tools/gen_opdefs.py)
+
+
 @functools.cache
 def shipped_op_defs() -> dict[str, op_def_pb2.OpDef]:
-    """Every op TensorFlow 2.21 registers, by name (descriptions stripped; loaded on first use)."""
+    """Every op TensorFlow SHIPPED_TF registers, by name (descriptions stripped; loaded on first use)."""
     import gzip
     from importlib import resources
 

@@ -295,6 +295,10 @@ class GraphIndex:
         a pass asked for)."""
         return self.nodes.values()
 
+    def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
+        """(name, attr names) of the nodes not held as messages: none here (a TableIndex's from the file)."""
+        return ()
+
     @property
     def ops(self) -> dict[str, str]:
         """Each node's op."""
@@ -484,8 +488,163 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     stuck = cycle_nodes(index)
     if stuck:
         problems.append(f"a cycle that is not a TF1 while loop runs through {', '.join(stuck[:8])}")
-    problems += _dtype_problems(index)
+    problems += _node_problems(index)
     return problems
+
+
+def library_problems(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """What :func:`validate` finds in each function body of the library, and body references
+    ``node:out_arg:i`` to an output the node's op does not have (TF: "input ... is not found")."""
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(graph_def)
+    problems = []
+    for fdef in graph_def.library.function:
+        where = f"function '{fdef.signature.name}'"
+        index = GraphIndex(fdef)
+        problems += [f"{where}: {p}" for p in validate(index)]
+        for name, texts in index.inputs.items():
+            for text in texts:
+                parts = text.split(":")
+                node = index.nodes.get(parts[0]) if len(parts) == 3 else None
+                if node is None or op_defs.get(node.op) is None:
+                    continue  # an argument, a plain reference, or an op only a custom library defines
+                try:
+                    op_defs.flat_port(node, parts[1], int(parts[2]))
+                except (GraphkitError, ValueError):
+                    problems.append(f"{where}: node '{name}' reads '{text}', which '{parts[0]}' ({node.op}) "
+                                    "does not output")
+    return problems
+
+
+def tensor_problem(tensor: tensor_pb2.TensorProto) -> str | None:
+    """What makes a TensorProto no tensor TF could build (``Tensor::FromProto``, and the Const shape
+    function at import): a negative or unknown dimension, more elements than int64 counts, tensor_content
+    whose length is not the shape's; None when it is sound."""
+    if tensor.tensor_shape.unknown_rank:
+        return "its shape has an unknown rank"
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        return f"its shape [{','.join(map(str, dims))}] has a negative dimension"
+    count = 1
+    for d in dims:
+        count *= d
+    if count >= 1 << 63:
+        return f"its shape [{','.join(map(str, dims))}] has more elements than int64 counts"
+    size = dtypes.ITEMSIZE.get(dtypes.base(tensor.dtype))
+    content = len(tensor.tensor_content)
+    if content and size is not None and content != count * size:
+        return f"its tensor_content holds {content} bytes where shape [{','.join(map(str, dims))}] needs {count * size}"
+    return None
+
+
+def _node_problems(index: GraphIndex) -> list[str]:
+    """Per node: attrs its op requires that are missing (TF: "NodeDef missing attr"), type attrs holding no
+    DataType (``attr_value_util.cc``: "AttrValue has invalid DataType enum"), tensors no TF could build. A
+    scanned file's unparsed nodes had their types and tensors checked in their wire form
+    (:func:`graphkit.io.scan.scan_graph_file`); their attr names come from the table."""
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(index.graph_def)
+    required: dict[str, frozenset[str] | None] = {}
+
+    def missing(op: str, keys: Collection[str]) -> str | None:
+        if op not in required:
+            op_def = op_defs.get(op)
+            required[op] = None if op_def is None else frozenset(
+                a.name for a in op_def.attr if not a.HasField("default_value"))
+        need = required[op]
+        if not need:
+            return None
+        absent = [a for a in need if a not in keys]
+        return min(absent) if absent else None
+
+    from graphkit.io.scan import available, wire_sound
+
+    problems = []
+    # types and tensors checked in C, when it is built (else node by node, below)
+    sound = index.graph_def is not None and wire_sound(index.graph_def)
+    verdicts: dict[tuple[str, Sequence[str]], str | None] = {}  # most nodes share their op's attr names
+    for node in index.parsed_nodes():
+        attrs = node.attr
+        names = tuple(attrs)
+        try:
+            lacking = verdicts[node.op, names]
+        except KeyError:
+            lacking = verdicts[node.op, names] = missing(node.op, names)
+        if lacking:
+            problems.append(f"node '{node.name}' ({node.op}) lacks attr '{lacking}', which its op requires")
+        if sound:
+            continue
+        for key, value in attrs.items():
+            kind = value.WhichOneof("value")
+            if kind is None:
+                if not key.startswith("_"):  # TF: "AttrValue missing value with expected type ..."
+                    problems.append(f"node '{node.name}' has attr '{key}' with no value")
+                continue
+            if kind == "shape" or kind == "list" and value.list.shape:
+                for shape in [value.shape] if kind == "shape" else value.list.shape:
+                    if any(d.size < -1 for d in shape.dim):
+                        problems.append(f"node '{node.name}' has attr '{key}' holding a shape with a dimension "
+                                        f"below -1 ([{','.join(str(d.size) for d in shape.dim)}])")
+            if kind == "type":
+                if value.type not in _DATA_TYPES:
+                    problems.append(f"node '{node.name}' has attr '{key}' = {value.type}, which is no DataType")
+            elif kind == "tensor" or kind == "list":
+                bad = [t for t in value.list.type if t not in _DATA_TYPES] if kind == "list" else []
+                if bad:
+                    problems.append(f"node '{node.name}' has attr '{key}' = {bad[0]}, which is no DataType")
+                for tensor in [value.tensor] if kind == "tensor" else value.list.tensor:
+                    why = tensor_problem(tensor)
+                    if why:
+                        problems.append(f"node '{node.name}' has attr '{key}' holding a tensor TF cannot build: "
+                                        f"{why}")
+    if available() and not sound and not problems and index.graph_def is not None:
+        # what protobuf parsed and hides (an attr entry without its value) but TF would read: the check saw it
+        from graphkit.io.scan import node_wire_problem
+
+        for node in index.parsed_nodes():
+            why = node_wire_problem(node)
+            if why:
+                problems.append(f"node '{node.name}': {why}")
+    ops = index.ops
+    for name, keys in index.unparsed_attr_keys():
+        op = ops[name]
+        try:
+            lacking = verdicts[op, keys]
+        except KeyError:
+            lacking = verdicts[op, keys] = missing(op, keys)
+        if lacking:
+            problems.append(f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires")
+    return problems
+
+
+def unknown_ops(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """Ops neither TensorFlow (the op table graphkit ships) nor the graph's library defines: TF refuses
+    the graph unless a custom-op library registers them, which graphkit cannot know -- so callers note them
+    rather than refuse. Each as "Op (node)"."""
+    from graphkit.io.functions import OpDefs
+
+    index = as_index(graph)
+    op_defs = OpDefs(index.graph_def)
+    unknown = {op for op in set(index.ops.values()) if op and op_defs.get(op) is None}
+    first: dict[str, str] = {}
+    if unknown:
+        for name, op in index.ops.items():
+            if op in unknown and op not in first:
+                first[op] = name
+    return [f"{op} (node '{name}')" for op, name in first.items()]
+
+
+def unknown_ops_note(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """The note commands add to their report for :func:`unknown_ops` (none when every op is known)."""
+    from graphkit.io.functions import SHIPPED_TF
+
+    unknown = unknown_ops(graph)
+    if not unknown:
+        return []
+    return [f"TensorFlow {SHIPPED_TF} defines no op {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
+            "TF refuses the graph unless a custom-op library registers it (a damaged file shows this too)"]
 
 
 def check_importable(graph: graph_pb2.GraphDef | GraphIndex, path: str | os.PathLike[str],
@@ -494,30 +653,15 @@ def check_importable(graph: graph_pb2.GraphDef | GraphIndex, path: str | os.Path
     this before writing, so nothing TF's importer refuses leaves graphkit with exit 0. ``path``: the
     output, or the input when the problems can only have come from there."""
     problems = validate(graph)
+    graph_def = as_index(graph).graph_def
+    if graph_def is not None and graph_def.library.function:
+        problems += library_problems(graph_def)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise GraphkitError(f"{what} would not import in TensorFlow: " + "; ".join(problems[:5]) + more, path)
 
 
 _DATA_TYPES = frozenset(types_pb2.DataType.values())
-
-
-def _dtype_problems(index: GraphIndex) -> list[str]:
-    """Type attrs whose value is no DataType, in the nodes the index holds as messages (a scanned file's
-    other nodes were checked in their wire form: :func:`graphkit.io.scan.scan_graph_file`)."""
-    problems = []
-    for node in index.parsed_nodes():
-        for key, value in node.attr.items():
-            kind = value.WhichOneof("value")
-            if kind == "type":
-                bad = [value.type] if value.type not in _DATA_TYPES else []
-            elif kind == "list":
-                bad = [t for t in value.list.type if t not in _DATA_TYPES]
-            else:
-                continue
-            if bad:
-                problems.append(f"node '{node.name}' has attr '{key}' = {bad[0]}, which is no DataType")
-    return problems
 
 
 def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> list[str]:
@@ -641,6 +785,16 @@ def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, Tens
 def data_first(inputs: list[str]) -> list[str]:
     """TF requires control inputs after data inputs."""
     return [i for i in inputs if not i.startswith("^")] + [i for i in inputs if i.startswith("^")]
+
+
+def valid_node_name(text: str) -> str:
+    """``text`` made a name TF accepts (:data:`_NODE_NAME`), for names from other frameworks: characters TF
+    does not allow become ``_``, empty scope parts go, and a name cannot start with ``_``, ``-``, ``>``
+    or ``/`` (TF keeps a leading ``_`` for its own nodes). Valid names come back unchanged."""
+    if _NODE_NAME.match(text):
+        return text
+    parts = [re.sub(r"[^A-Za-z0-9_.\-/>]", "_", part) for part in text.split("/") if part]
+    return "/".join(parts).lstrip("_->") or "node"
 
 
 def unique_name(base: str, taken: set[str]) -> str:

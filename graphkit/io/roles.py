@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from google.protobuf.message import DecodeError
+
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.graph import GraphIndex, as_index, downstream, parse_ref
@@ -339,7 +341,11 @@ def variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.
     for key in ("variables", "local_variables", "model_variables", "trainable_variables"):
         if key in meta_graph.collection_def:
             for raw in meta_graph.collection_def[key].bytes_list.value:
-                vdef = variable_pb2.VariableDef.FromString(raw)
+                try:
+                    vdef = variable_pb2.VariableDef.FromString(raw)
+                except DecodeError:
+                    raise GraphkitError(f"the meta graph's '{key}' collection holds an entry that is not a valid "
+                                        "VariableDef; the file is corrupt") from None
                 if vdef.variable_name not in seen:
                     seen.add(vdef.variable_name)
                     out.append(vdef)
@@ -359,8 +365,12 @@ def _saver_variables(index: GraphIndex) -> dict[str, Variable]:
         specs_node = index.nodes.get(parse_ref(node.input[2]).node)
         if not names_node or not specs_node or names_node.op != "Const" or specs_node.op != "Const":
             continue
-        names = [s.decode() for s in names_node.attr["value"].tensor.string_val]
-        specs = [s.decode() for s in specs_node.attr["value"].tensor.string_val]
+        try:
+            names = [s.decode() for s in names_node.attr["value"].tensor.string_val]
+            specs = [s.decode() for s in specs_node.attr["value"].tensor.string_val]
+        except UnicodeDecodeError:
+            raise GraphkitError(f"the saver's key list '{names_node.name}' holds a name that is not UTF-8; the "
+                                "file is corrupt") from None
         for key, spec, src in zip(names, specs, node.input[3:], strict=False):
             var_node = _variable_behind(index, parse_ref(src).node)
             if var_node is None:

@@ -206,9 +206,13 @@ def save_saved_model(
         raise GraphkitError("output folder exists; give a new folder for the SavedModel", out)
     if not out.parent.is_dir():
         raise GraphkitError(f"output folder '{out.parent}' does not exist", out)
+    src = Path(src_dir)
+    if (src / "variables" / "variables.index").is_file():  # linked as is: a corrupt index must not pass on
+        from graphkit.io.checkpoint import open_checkpoint
+
+        open_checkpoint(src / "variables" / "variables")
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        src = Path(src_dir)
         for sub in ("variables", "assets", "assets.extra"):
             if (src / sub).is_dir():
                 _link_tree(src / sub, tmp / sub)

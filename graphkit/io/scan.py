@@ -23,7 +23,7 @@ from typing import Any
 
 from graphkit.io.graph import FileSlice, GraphIndex, without_keys
 from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
-from graphkit.proto import node_def_pb2
+from graphkit.proto import graph_pb2, node_def_pb2
 
 try:
     from graphkit.io import _wirescan
@@ -44,7 +44,7 @@ def available() -> bool:
 @dataclass
 class NodeTable:
     """What the scanner read: the nodes' names in file order, by name their position, input strings, op,
-    ``_output_shapes`` presence and ``_class`` colocations, and each node's byte span."""
+    ``_output_shapes`` presence, ``_class`` colocations and attr names, and each node's byte span."""
 
     path: Path
     data: bytes | mmap.mmap
@@ -57,6 +57,7 @@ class NodeTable:
     shaped: set[str]
     colocated: dict[str, list[str]]  # loc:@ targets, for nodes that have some
     header: list[tuple[int, int, int]]  # (field number, start, end) of every top-level non-node field
+    attrs: dict[str, tuple[str, ...]]  # each node's attr names
 
     def node(self, i: int) -> node_def_pb2.NodeDef:
         from google.protobuf.message import DecodeError
@@ -96,13 +97,13 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
         if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
             return None
         _wirescan.check(data, *_graph_schema())  # what the table's copies would carry over, as strictly as protobuf
-        names, positions, inputs, ops, duplicates, spans, shaped, colocated, header = _wirescan.scan_graph(data)
+        names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs = _wirescan.scan_graph(data)
     except (OSError, ValueError, GraphkitError):
         return None
     if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):
         return None  # the loader's message says what is wrong
     return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
-                     colocated, header)
+                     colocated, header, attrs)
 
 
 # The check's depth bound (from the GraphDef down); protobuf's is 100 levels from the message parsed. A
@@ -112,14 +113,24 @@ _CHECK_DEPTH = 64
 _KIND = {"varint": 0, "fixed64": 1, "fixed32": 2, "bytes": 3, "string": 4, "message": 5, "dtype": 6, "group": 7}
 
 
+def _graph_schema() -> tuple[bytes, bytes, int, tuple[int, int, int, int], bytes]:
+    """The arguments of ``_wirescan.check`` after the buffer for a GraphDef (see :func:`_schema`)."""
+    from graphkit.proto import graph_pb2
+
+    return _schema(graph_pb2.GraphDef.DESCRIPTOR.full_name)
+
+
 @functools.cache
-def _graph_schema() -> tuple[bytes, bytes, int]:
-    """The arguments of ``_wirescan.check`` after the buffer for a GraphDef: the schema of every message a
-    GraphDef holds, from the protobuf descriptors (so it follows the compiled protos), the bitmap of valid
-    DataType values, and the depth bound."""
+def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int], bytes]:
+    """The arguments of ``_wirescan.check`` after the buffer for message ``root`` (a GraphDef or a NodeDef,
+    by full name): the schema of every message it holds, from the protobuf descriptors (so it follows the
+    compiled protos), the bitmap of valid DataType values, the depth bound, the places of TensorProto,
+    TensorShapeProto, AttrValue and the NodeDef attr map entry in the schema (checked further) and the
+    bytes per element of each DataType (:data:`graphkit.io.dtypes.ITEMSIZE`)."""
     from google.protobuf.descriptor import FieldDescriptor as F
 
-    from graphkit.proto import graph_pb2, types_pb2
+    from graphkit.io.dtypes import ITEMSIZE
+    from graphkit.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
     fixed64 = {F.TYPE_DOUBLE, F.TYPE_FIXED64, F.TYPE_SFIXED64}
     fixed32 = {F.TYPE_FLOAT, F.TYPE_FIXED32, F.TYPE_SFIXED32}
@@ -151,7 +162,7 @@ def _graph_schema() -> tuple[bytes, bytes, int]:
         messages[order[desc.full_name]] = fields
         return order[desc.full_name]
 
-    visit(graph_pb2.GraphDef.DESCRIPTOR)
+    visit({m.DESCRIPTOR.full_name: m.DESCRIPTOR for m in (graph_pb2.GraphDef, node_def_pb2.NodeDef)}[root])
     words = [len(messages)]
     offsets_at = len(words)
     words += [0] * len(messages)
@@ -164,7 +175,43 @@ def _graph_schema() -> tuple[bytes, bytes, int]:
     bitmap = bytearray(max(values) // 8 + 1)
     for value in values:
         bitmap[value >> 3] |= 1 << (value & 7)
-    return array.array("i", words).tobytes(), bytes(bitmap), _CHECK_DEPTH
+    itemsize = bytearray(max(ITEMSIZE) + 1)
+    for code, size in ITEMSIZE.items():
+        itemsize[code] = size
+    return (array.array("i", words).tobytes(), bytes(bitmap), _CHECK_DEPTH,
+            (order[tensor_pb2.TensorProto.DESCRIPTOR.full_name],
+             order[tensor_shape_pb2.TensorShapeProto.DESCRIPTOR.full_name],
+             order[attr_value_pb2.AttrValue.DESCRIPTOR.full_name],
+             order[f"{node_def_pb2.NodeDef.DESCRIPTOR.full_name}.AttrEntry"]),
+            bytes(itemsize))
+
+
+def wire_sound(graph_def: graph_pb2.GraphDef) -> bool:
+    """Whether the compiled check passes on this parsed graph (its DataTypes and tensors sound): the fast
+    answer for :func:`graphkit.io.graph.validate`; False without the scanner, or when the check fails (the
+    caller then looks node by node, to say which)."""
+    if _wirescan is None:
+        return False
+    try:
+        _wirescan.check(graph_def.SerializeToString(), *_graph_schema())
+    except ValueError:
+        return False
+    return True
+
+
+def node_wire_problem(node: node_def_pb2.NodeDef) -> str | None:
+    """What the compiled check finds wrong in one node's wire form (protobuf can keep bytes TF then reads
+    differently, such as an attr map entry without its value), or None; None without the scanner."""
+    if _wirescan is None:
+        return None
+    try:
+        _wirescan.check(node.SerializeToString(), *_schema(node_def_pb2.NodeDef.DESCRIPTOR.full_name))
+    except ValueError as exc:
+        return None if str(exc) == _TOO_DEEP else str(exc)  # deep nesting is the check's limit, not a fault
+    return None
+
+
+_TOO_DEEP = "nested deeper than the scanner checks"  # _wirescan.c's message
 
 
 class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
@@ -219,6 +266,10 @@ class TableIndex(GraphIndex):
     def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
         positions = self.nodes.positions
         return [node for name, node in self.nodes.cache.items() if name in positions]
+
+    def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
+        positions, cache, attrs = self.nodes.positions, self.nodes.cache, self.table.attrs
+        return [(name, attrs[name]) for name in positions if name not in cache]
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
         sub = TableIndex.__new__(TableIndex)

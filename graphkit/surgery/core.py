@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
-from graphkit.io.graph import TensorRef, as_index, check_importable, consumers_of
+from graphkit.io.graph import TensorRef, as_index, check_importable, consumers_of, unknown_ops_note
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table
@@ -215,6 +215,7 @@ def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str]
             index, graph = GraphIndex(result.graph_def), result
         before = [n.name for n in model.graph.graph_def.node]
     check_importable(index, out)
+    report.notes += unknown_ops_note(index)
     after = index.inputs  # keys: the node names
     report.nodes_before = len(before)
     report.nodes_after = len(after)

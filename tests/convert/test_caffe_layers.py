@@ -348,7 +348,8 @@ def test_training_layers_dropped_and_input_shape_declaration(tf, tmp_path):
     model = tmp_path / "n.caffemodel"
     model.write_bytes(caffe_pb2.NetParameter(name="t").SerializeToString())
     report = caffe2tf(proto, model, tmp_path / "n.pb")
-    assert report.inputs == [{"name": "data", "shape": [-1, 2, 4, 4]}] and [o["name"] for o in report.outputs] == ["r"]
+    assert report.inputs == [{"name": "data", "blob": "data", "shape": [-1, 2, 4, 4]}]
+    assert [o["name"] for o in report.outputs] == ["r"]
     assert report.dropped == ["label (Data)", "loss (SoftmaxWithLoss)", "acc (Accuracy)", "quiet (Silence)"]
     x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 2, 4, 4)
     np.testing.assert_array_equal(run_graph(tf, tmp_path / "n.pb", ["r"], {"data:0": x})[0], np.maximum(x, 0))
@@ -428,3 +429,20 @@ def test_layers_caffe_refuses_are_not_converted(tmp_path, body, blobs, says):
     with pytest.raises(GraphkitError, match=re.escape(says)):
         caffe2tf(proto, model, tmp_path / "out.pb")
     assert not (tmp_path / "out.pb").exists()
+
+
+def test_caffe_names_tf_refuses_become_valid_node_names(tf, tmp_path):
+    """Issue 13 corpus: Caffe allows any layer or blob name ("", "_x", "a b:0"); TF's importer refuses them.
+    caffe2tf makes them valid (the report keeps the blob's own name) and --verify still finds OpenCV's
+    outputs by the Caffe names."""
+    body = ('layer { name: "" type: "ReLU" bottom: "data" top: "_r elu:0" }\n'
+            'layer { name: "scale me" type: "Power" bottom: "_r elu:0" top: "out put" power_param { scale: 2 } }\n')
+    proto, model = write_net(tmp_path, body, (1, 2, 3, 3), {})
+    report = caffe2tf(proto, model, tmp_path / "n.pb", verify=True)
+    assert [(o["name"], o["blob"]) for o in report.outputs] == [("out_put", "out put")]
+    assert report.verified and all(d["ok"] for d in report.verified)
+    from graphkit.io import load, validate
+
+    assert validate(load(tmp_path / "n.pb").graph.graph_def) == []
+    x = np.linspace(-1, 1, 18, dtype=np.float32).reshape(1, 2, 3, 3)
+    np.testing.assert_allclose(run_graph(tf, tmp_path / "n.pb", ["out_put"], {"data:0": x})[0], 2 * np.maximum(x, 0))

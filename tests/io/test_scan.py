@@ -82,9 +82,21 @@ def _class(*entries: bytes) -> bytes:
 
 
 @needs_scanner
-def test_protobuf_semantics_on_unusual_but_valid_bytes(tmp_path):
+def test_protobuf_semantics_on_unusual_but_valid_bytes(tmp_path, monkeypatch):
     """Field order (name after attrs, value before key), a name given twice (the last wins), a repeated
-    ``_class`` (the last wins), a merged ``list``, duplicate node names, UTF-8 names and unknown fields."""
+    ``_class`` (the last wins), a merged ``list``, duplicate node names, UTF-8 names and unknown fields.
+    (The wire check before the scan refuses the attrs without a value here, handing such files to the
+    protobuf path; this test is about the scan itself, so it runs without the check.)"""
+    from graphkit.io import _wirescan, scan
+
+    class Unchecked:
+        scan_graph = staticmethod(_wirescan.scan_graph)
+
+        @staticmethod
+        def check(*args):
+            return None
+
+    monkeypatch.setattr(scan, "_wirescan", Unchecked)
     nodes = [
         _attr("T", _field(6, b"")) + _field(2, b"Const") + _field(1, "ä/x".encode()),
         _field(1, b"wrong") + _field(1, b"y") + _field(2, b"Identity") + _field(3, "ä/x".encode())

@@ -82,12 +82,16 @@ def test_prune_cut_at_a_second_output_equals_the_protobuf_path(monkeypatch, tmp_
     gd = graph_pb2.GraphDef()
     x = gd.node.add(name="x", op="Placeholder")
     x.attr["dtype"].type = 1
-    gd.node.add(name="axis", op="Const").attr["dtype"].type = 3
+    axis = gd.node.add(name="axis", op="Const")
+    axis.attr["dtype"].type = 3
+    axis.attr["value"].tensor.dtype = 3
+    axis.attr["value"].tensor.int_val.append(1)
     split = gd.node.add(name="split", op="Split", input=["axis", "x"])
     split.attr["T"].type = 1
     split.attr["num_split"].i = 2
     both = gd.node.add(name="both", op="ConcatV2", input=["split", "split:1", "axis"])
     both.attr["T"].type = 1
+    both.attr["N"].i = 2
     src = tmp_path / "split.pb"
     src.write_bytes(gd.SerializeToString())
     out, report = _both(monkeypatch, tmp_path, prune, src, outputs=["both"], inputs=["split:1"])

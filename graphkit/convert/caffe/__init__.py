@@ -22,6 +22,7 @@ from graphkit.convert.caffe.fold import fold_batch_norms
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
+from graphkit.io.graph import check_importable, valid_node_name
 from graphkit.io.save import Progress, Spill, check_output
 from graphkit.proto import graph_pb2
 
@@ -75,6 +76,7 @@ def caffe2tf(
         with Spill(os.path.dirname(os.path.abspath(out))) as spill:
             b = Builder(spill)
             graph, report = convert_net(net, layout=layout, outputs=outputs, handlers=handlers, builder=b)
+            check_importable(graph, prototxt, "the converted graph")
             report.output_path = os.fspath(out)
             report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
                                               progress=progress)
@@ -93,10 +95,11 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
 
     if net.caffemodel is None or len(net.inputs) != 1:
         raise GraphkitError("--verify needs the caffemodel and a net with one input", net.prototxt)
-    (name, shape), = net.inputs.items()
+    (_, shape), = net.inputs.items()
+    name = report.inputs[0]["name"]
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
     outputs = [o["name"] for o in report.outputs]
-    want = runtime.run_caffe_opencv(str(net.prototxt), str(net.caffemodel), x, outputs)
+    want = runtime.run_caffe_opencv(str(net.prototxt), str(net.caffemodel), x, [o["blob"] for o in report.outputs])
     model = load(out)
     assert model.graph is not None
     feed = x.transpose(0, 2, 3, 1) if layout == "nhwc" and x.ndim == 4 else x
@@ -146,18 +149,11 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
         else:
             shape = [-1, *dims[1:]]
             blobs[name] = Tensor(b.placeholder(name, shape), tuple(dims), identity_perm(len(dims)))
-        report.inputs.append({"name": name, "shape": shape})
+        # "name": the TF node (the blob's name made valid for TF, see valid_node_name); "blob": Caffe's
+        report.inputs.append({"name": blobs[name].ref.split(":")[0], "blob": name, "shape": shape})
     for layer in layers:
-        missing = [bottom for bottom in layer.bottoms if bottom not in blobs]
-        if missing:
-            raise LayerError(layer, f"reads blob(s) {', '.join(missing)} that no earlier layer makes")
-        inputs = [blobs[bottom] for bottom in layer.bottoms]
-        tops = registry[layer.type](b, layer, inputs)
+        convert_layer(registry[layer.type], b, layer, blobs)
         net.release(layer)
-        if len(tops) != len(layer.tops):
-            raise LayerError(layer, f"made {len(tops)} outputs for {len(layer.tops)} tops")
-        for top, tensor in zip(layer.tops, tops, strict=True):
-            blobs[top] = tensor
         report.layers_converted += 1
     # in-place tops are consumed by the layers that rewrite them; the net's outputs are the rest
     final = outputs or _net_outputs(layers)
@@ -166,13 +162,14 @@ def convert_net(net: CaffeNet, *, layout: str = "nchw", outputs: list[str] | Non
             raise GraphkitError(f"--outputs names blob '{name}', which the net does not make", net.prototxt)
         t = blobs[name]
         t = b.to_perm(t, NHWC if layout == "nhwc" and t.rank == 4 else identity_perm(t.rank), f"{name}/output_layout")
-        if name in b.names:
+        node_name = valid_node_name(name)
+        if node_name in b.names:
             raise GraphkitError(f"output blob '{name}' has the name of another node; rename the blob or layer",
                                 net.prototxt)
-        b.names.add(name)
-        node = b.graph.node.add(name=name, op="Identity", input=[t.ref])
+        b.names.add(node_name)
+        node = b.graph.node.add(name=node_name, op="Identity", input=[t.ref])
         node.attr["T"].type = 1  # type: ignore[assignment]
-        report.outputs.append({"name": name, "shape": [-1, *(t.stored_shape[1:])]})
+        report.outputs.append({"name": node_name, "blob": name, "shape": [-1, *(t.stored_shape[1:])]})
     report.dropped = dropped
     report.folded = folded if fold else []
     report.weight_bytes = net.weight_bytes
@@ -197,6 +194,22 @@ def _needed(layers: list[CaffeLayer], outputs: list[str]) -> list[CaffeLayer]:
             keep.append(layer)
             wanted |= set(layer.bottoms)
     return list(reversed(keep))
+
+
+def convert_layer(handler: Handler, b: Builder, layer: CaffeLayer, blobs: dict[str, Tensor]) -> list[Tensor]:
+    """Run one layer's handler on the blobs it reads and record its tops in ``blobs`` (caffe2tf and
+    inspect's shape inference alike): a layer reading no blob, or one no earlier layer makes, or making
+    another number of tops than it declares, is refused naming it."""
+    missing = [bottom for bottom in layer.bottoms if bottom not in blobs]
+    if missing:
+        raise LayerError(layer, f"reads blob(s) {', '.join(missing)} that no earlier layer makes")
+    if not layer.bottoms:  # every layer graphkit converts reads a blob (Input layers are the net's inputs)
+        raise LayerError(layer, "reads no bottom blob")
+    tops = handler(b, layer, [blobs[bottom] for bottom in layer.bottoms])
+    if len(tops) != len(layer.tops):
+        raise LayerError(layer, f"made {len(tops)} outputs for {len(layer.tops)} tops")
+    blobs.update(zip(layer.tops, tops, strict=True))
+    return tops
 
 
 def describe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None = None,
@@ -224,9 +237,7 @@ def describe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str
             try:
                 if layer.type not in REGISTRY:
                     raise LayerError(layer, "no handler (caffe2tf cannot convert it)")
-                tops = REGISTRY[layer.type](b, layer, [blobs[x] for x in layer.bottoms])
-                for top, tensor in zip(layer.tops, tops, strict=True):
-                    blobs[top] = tensor
+                tops = convert_layer(REGISTRY[layer.type], b, layer, blobs)
                 entry["top_shapes"] = [list(t.shape) for t in tops]
             except (GraphkitError, KeyError) as exc:
                 problem = f"shapes unknown from layer '{layer.name}' on: {exc}"

@@ -15,7 +15,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import FileSlice, unique_name
+from graphkit.io.graph import FileSlice, unique_name, valid_node_name
 from graphkit.io.save import Spill
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
@@ -71,7 +71,8 @@ class Builder:
         self._layouts: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def unique(self, name: str) -> str:
-        return unique_name(name, self.names)
+        """A new node's name: Caffe allows any layer or blob name, TF does not (see valid_node_name)."""
+        return unique_name(valid_node_name(name), self.names)
 
     def op(self, name: str, op: str, inputs: Sequence[str], dtype: int | None = FLOAT, **attrs: object) -> str:
         node = self.graph.node.add(name=self.unique(name), op=op)
@@ -120,10 +121,9 @@ class Builder:
         return node.name
 
     def placeholder(self, name: str, shape: Sequence[int]) -> str:
-        if name in self.names:
+        if valid_node_name(name) in self.names:
             raise GraphkitError(f"input blob '{name}' clashes with another node name")
-        node = self.graph.node.add(name=name, op="Placeholder")
-        self.names.add(name)
+        node = self.graph.node.add(name=self.unique(name), op="Placeholder")
         node.attr["dtype"].type = FLOAT  # type: ignore[assignment]
         for d in shape:
             node.attr["shape"].shape.dim.add().size = d
