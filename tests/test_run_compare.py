@@ -280,3 +280,39 @@ def test_a_tf_run_failure_is_one_line_without_the_cpp_log(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'g.pb'}: TensorFlow could not run it: Incompatible shapes: [4] vs. [3] (at node 'y')"]
+
+
+def test_run_refuses_what_tf_would_abort_on(tf, runner, tmp_path):
+    """The corpus found TF aborting the whole process (a CHECK) on a Const whose value has another dtype
+    than its dtype attr: `graphkit run` died with no message. It now checks the graph first."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    c = gd.node.add(name="c", op="Const")
+    c.attr["dtype"].type = 1
+    c.attr["value"].tensor.dtype = 3
+    c.attr["value"].tensor.int_val.append(1)
+    gd.node.add(name="y", op="Identity", input=["c"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    result = runner.invoke(cli, ["run", str(tmp_path / "g.pb")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (f"error: {tmp_path / 'g.pb'}: the graph would not import in TensorFlow: node 'c' "
+                                     "(Const) has dtype 1 but a value of dtype 3")
+
+
+def test_run_of_an_op_tf_lacks_is_one_line(tf, runner, tmp_path):
+    """The corpus found `run` ending in "internal error: NotFoundError" when the graph holds an op TF does
+    not register (a bit flip in 'MatMul')."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    gd.node.add(name="y", op="LatMul", input=["x", "x"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    result = runner.invoke(cli, ["run", str(tmp_path / "g.pb"), "--outputs", "y", "--input-shape", "x=2,2"])
+    assert result.exit_code == 1, result.output
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'g.pb'}: TensorFlow cannot import the graph: ") and "LatMul" in line

@@ -1,6 +1,7 @@
 /* graphkit.io._wirescan: one pass over a binary GraphDef's bytes, without building protobuf messages.
  *
- * scan_graph(buffer) -> (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs)
+ * scan_graph(buffer) -> (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
+ *                        devices)
  *   names        list[str]              each node's name, in file order
  *   positions    dict[str, int]         name -> node number         (a name given twice: the last node,
  *   inputs       dict[str, tuple[str]]  name -> input strings        at the first one's place, as a
@@ -11,9 +12,10 @@
  *   colocated    dict[str, list[str]]   name -> X of each "loc:@X" entry of attr _class (when it has some)
  *   header       list[tuple[int, int, int]]  (field number, start, end) of every top-level non-node field
  *   attrs        dict[str, tuple[str]]  name -> its attr names (shared strings)
+ *   devices      dict[str, str]         each distinct non-empty device string -> the first node with it
  *
  *
- * check(buffer, schema, dtypes, max_depth, (tensor_msg, shape_msg, attr_msg, entry_msg), itemsize) -> None
+ * check(buffer, schema, dtypes, max_depth, (tensor_msg, shape_msg, attr_msg, entry_msg, node_msg), itemsize)
  *   Raises ValueError unless the bytes are a message protobuf would parse and keep: every field's wire
  *   format, recursively through the message fields the schema names; UTF-8 in string fields (TF's protos
  *   are proto3, so protobuf refuses anything else there); packed numbers; DataType enums that exist (TF's
@@ -23,7 +25,7 @@
  *   `dtypes` is a bitmap of the valid DataType values; every TensorProto (message `tensor_msg`) must also be
  *   one TF could build (`itemsize` gives each DataType's bytes per element, 0: no fixed size), every
  *   TensorShapeProto (`shape_msg`) free of dimensions below -1, every AttrValue (`attr_msg`) holding a value
- *   and every attr map entry (`entry_msg`) an AttrValue. A wire type the schema does not expect also fails:
+ *   and every attr map entry (`entry_msg`) an AttrValue, every Const NodeDef (`node_msg`) a value of its dtype. A wire type the schema does not expect also fails:
  *   callers take the protobuf path then, which decides, so being stricter than protobuf costs only time.
  *
  * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
@@ -278,7 +280,7 @@ static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **coloca
 }
 
 typedef struct {
-    PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header, *attrs;
+    PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header, *attrs, *devices;
     int64_t *spans; /* 3 per node */
     Py_ssize_t count, capacity;
     strings_t ops_seen;
@@ -310,8 +312,8 @@ static int set_or_del(PyObject *dict, PyObject *key, PyObject *value)
 
 static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t *r)
 {
-    ptr_t name = (ptr_t) "", op = (ptr_t) "";
-    size_t name_len = 0, op_len = 0, n_inputs = 0;
+    ptr_t name = (ptr_t) "", op = (ptr_t) "", device = (ptr_t) "";
+    size_t name_len = 0, op_len = 0, device_len = 0, n_inputs = 0;
     unsigned char flags = 0;
     PyObject *inputs = NULL, *colocated = NULL, *name_obj = NULL, *op_obj = NULL, *position = NULL;
     PyObject *keys = PyList_New(0), *key_tuple = NULL;
@@ -330,6 +332,9 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
         } else if (f.number == 2) {
             op = f.val;
             op_len = f.len;
+        } else if (f.number == 4) {
+            device = f.val;
+            device_len = f.len;
         } else if (f.number == 3) {
             if (2 * (n_inputs + 1) > r->input_capacity) {
                 size_t capacity = r->input_capacity ? r->input_capacity * 2 : 64;
@@ -377,6 +382,13 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
         goto done;
     if (PyObject_GC_IsTracked(key_tuple))
         PyObject_GC_UnTrack(key_tuple);
+    if (device_len) { /* each distinct device string once, with the first node that has it */
+        PyObject *device_obj = string(&r->ops_seen, device, device_len);
+        int added = device_obj ? PyDict_SetDefault(r->devices, device_obj, name_obj) != NULL : 0;
+        Py_XDECREF(device_obj);
+        if (!added)
+            goto done;
+    }
     int seen = PyDict_Contains(r->positions, name_obj);
     int has_colocations = colocated != NULL && PyList_GET_SIZE(colocated) > 0;
     if (seen < 0 || (seen && PyList_Append(r->duplicates, name_obj) < 0) ||
@@ -421,8 +433,9 @@ static PyObject *scan_graph(PyObject *self, PyObject *args)
     r.colocated = PyDict_New();
     r.header = PyList_New(0);
     r.attrs = PyDict_New();
+    r.devices = PyDict_New();
     if (!r.names || !r.positions || !r.inputs || !r.ops || !r.duplicates || !r.shaped || !r.colocated || !r.header ||
-        !r.attrs)
+        !r.attrs || !r.devices)
         goto done;
     fields_t f = fields(base, base + view.len);
     int rc;
@@ -449,9 +462,9 @@ static PyObject *scan_graph(PyObject *self, PyObject *args)
         bad("not a valid GraphDef (truncated or corrupt)");
         goto done;
     }
-    out = Py_BuildValue("(OOOOOy#OOOO)", r.names, r.positions, r.inputs, r.ops, r.duplicates,
+    out = Py_BuildValue("(OOOOOy#OOOOO)", r.names, r.positions, r.inputs, r.ops, r.duplicates,
                         r.spans ? (const char *)r.spans : "", r.count * 3 * (Py_ssize_t)sizeof(int64_t), r.shaped,
-                        r.colocated, r.header, r.attrs);
+                        r.colocated, r.header, r.attrs, r.devices);
 done:
     PyBuffer_Release(&view);
     Py_XDECREF(r.names);
@@ -463,6 +476,7 @@ done:
     Py_XDECREF(r.colocated);
     Py_XDECREF(r.header);
     Py_XDECREF(r.attrs);
+    Py_XDECREF(r.devices);
     PyMem_Free(r.spans);
     PyMem_Free(r.input_at);
     strings_free(&r.ops_seen);
@@ -483,6 +497,7 @@ typedef struct {
     int shape_msg;                /* TensorShapeProto: no dimension below -1 */
     int attr_msg;                 /* AttrValue: one value set (TF refuses an attr with none) */
     int entry_msg;                /* NodeDef.AttrEntry: a value present (protobuf hides an entry without) */
+    int node_msg;                 /* NodeDef: a Const's value of its dtype attr's type (else TF aborts) */
     const unsigned char *itemsize; /* bytes per element by DataType (0: not a fixed size) */
     Py_ssize_t itemsize_count;
 } schema_t;
@@ -588,6 +603,57 @@ static int check_tensor(const schema_t *schema, ptr_t p, ptr_t end)
     return 0;
 }
 
+/* The varint of field `number` in a message, or -1 when it has none (the last one wins). */
+static int64_t varint_field(ptr_t p, ptr_t end, uint64_t number)
+{
+    int64_t out = -1;
+    fields_t f = fields(p, end);
+    while (next_field(&f) > 0)
+        if (f.number == number && f.wire == 0)
+            out = (int64_t)f.varint;
+    return out;
+}
+
+/* A Const NodeDef whose `value` tensor has another dtype than its `dtype` attr (TF's Const kernel refuses
+ * it, and its shape inference can abort the process first). Called on a NodeDef check_message passed. */
+static int check_const(ptr_t p, ptr_t end)
+{
+    int is_const = 0;
+    int64_t dtype = -1, value_dtype = -1;
+    fields_t f = fields(p, end);
+    while (next_field(&f) > 0) {
+        if (f.number == 2 && f.wire == 2) {
+            is_const = f.len == 5 && memcmp(f.val, "Const", 5) == 0;
+        } else if (f.number == 5 && f.wire == 2) {
+            ptr_t key = NULL, value = NULL;
+            size_t key_len = 0, value_len = 0;
+            fields_t entry = fields(f.val, f.val + f.len);
+            while (next_field(&entry) > 0) {
+                if (entry.number == 1 && entry.wire == 2)
+                    key = entry.val, key_len = entry.len;
+                else if (entry.number == 2 && entry.wire == 2)
+                    value = entry.val, value_len = entry.len;
+            }
+            if (key == NULL || value == NULL)
+                continue;
+            if (key_len == 5 && memcmp(key, "dtype", 5) == 0) {
+                dtype = varint_field(value, value + value_len, 6);
+            } else if (key_len == 5 && memcmp(key, "value", 5) == 0) {
+                fields_t attr = fields(value, value + value_len);
+                while (next_field(&attr) > 0)
+                    if (attr.number == 8 && attr.wire == 2) {
+                        value_dtype = varint_field(attr.val, attr.val + attr.len, 1);
+                        if (value_dtype < 0)
+                            value_dtype = 0; /* DT_INVALID, unset */
+                    }
+            }
+        }
+    }
+    if (is_const && dtype >= 0 && value_dtype >= 0 && dtype != value_dtype)
+        return bad("a Const whose value has another dtype than its dtype attr");
+    return 0;
+}
+
 static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, int depth)
 {
     if (depth > schema->max_depth)
@@ -640,6 +706,8 @@ static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, in
         return bad("not valid wire format");
     if (msg == schema->tensor_msg)
         return check_tensor(schema, p, end);
+    if (msg == schema->node_msg)
+        return check_const(p, end);
     if (msg == schema->entry_msg) {
         int has_value = 0;
         f = fields(p, end);
@@ -670,14 +738,14 @@ static int check_message(const schema_t *schema, int msg, ptr_t p, ptr_t end, in
 static PyObject *check(PyObject *self, PyObject *args)
 {
     Py_buffer view, words, dtypes, itemsize;
-    int max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, ok = -1;
+    int max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, node_msg, ok = -1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*i(iiii)y*:check", &view, &words, &dtypes, &max_depth, &tensor_msg, &shape_msg,
-                          &attr_msg, &entry_msg, &itemsize))
+    if (!PyArg_ParseTuple(args, "y*y*y*i(iiiii)y*:check", &view, &words, &dtypes, &max_depth, &tensor_msg,
+                          &shape_msg, &attr_msg, &entry_msg, &node_msg, &itemsize))
         return NULL;
     schema_t schema = {(const int32_t *)words.buf, words.len / 4, (const unsigned char *)dtypes.buf, dtypes.len * 8,
-                       max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, (const unsigned char *)itemsize.buf,
-                       itemsize.len};
+                       max_depth, tensor_msg, shape_msg, attr_msg, entry_msg, node_msg,
+                       (const unsigned char *)itemsize.buf, itemsize.len};
     /* the schema is ours, but an out-of-range offset would read past it: check it once */
     const int32_t *w = schema.words;
     int valid = schema.count >= 2 && w[0] >= 1 && w[0] < schema.count;

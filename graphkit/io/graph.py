@@ -295,6 +295,14 @@ class GraphIndex:
         a pass asked for)."""
         return self.nodes.values()
 
+    def devices(self) -> dict[str, str]:
+        """Each distinct non-empty device string, with the first node that has it."""
+        out: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            if node.device:
+                out.setdefault(node.device, name)
+        return out
+
     def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
         """(name, attr names) of the nodes not held as messages: none here (a TableIndex's from the file)."""
         return ()
@@ -492,6 +500,36 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     return problems
 
 
+# DeviceSpec's device types without a plugin (python/framework/device_spec.py _VALID_DEVICE_TYPES); a
+# pluggable device is written /device:TYPE:N, which takes any type
+_DEVICE_TYPES = frozenset({"CPU", "GPU", "TPU", "CUSTOM", "EPU"})
+
+
+def device_problem(spec: str) -> str | None:
+    """Why ``tf.import_graph_def`` would refuse a node's device string, or None: the rules of
+    ``DeviceSpecV2._string_to_components`` (``/job:J/replica:R/task:T/device:TYPE:N``, the short ``/cpu:0``,
+    ``*`` indexes, one device type)."""
+    device_type = None
+    for part in spec.split("/"):
+        y = part.split(":")
+        if len(y) == 2 and y[0] == "job":
+            continue
+        if len(y) == 2 and y[0] in ("replica", "task"):
+            if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", y[1]):  # DeviceSpec makes them ints
+                return f"device '{spec}' has the {y[0]} '{y[1]}', which is no number"
+            continue
+        if len(y) in (1, 2) and y[0].upper() in _DEVICE_TYPES or len(y) == 3 and y[0] == "device":
+            if device_type is not None:
+                return f"device '{spec}' names more than one device type"
+            device_type = y[1] if len(y) == 3 else y[0]
+            index = y[-1] if len(y) > 1 else "*"
+            if index != "*" and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", index):
+                return f"device '{spec}' has the index '{index}', which is no number"
+        elif y[0] != "":
+            return f"device '{spec}' has a part '{y[0]}' TF does not know"
+    return None
+
+
 def library_problems(graph_def: graph_pb2.GraphDef) -> list[str]:
     """What :func:`validate` finds in each function body of the library, and body references
     ``node:out_arg:i`` to an output the node's op does not have (TF: "input ... is not found")."""
@@ -576,6 +614,10 @@ def _node_problems(index: GraphIndex) -> list[str]:
             problems.append(f"node '{node.name}' ({node.op}) lacks attr '{lacking}', which its op requires")
         if sound:
             continue
+        if node.op == "Const" and "dtype" in attrs and "value" in attrs and (
+                attrs["value"].tensor.dtype != attrs["dtype"].type):
+            problems.append(f"node '{node.name}' (Const) has dtype {attrs['dtype'].type} but a value of dtype "
+                            f"{attrs['value'].tensor.dtype}")
         for key, value in attrs.items():
             kind = value.WhichOneof("value")
             if kind is None:
@@ -607,6 +649,10 @@ def _node_problems(index: GraphIndex) -> list[str]:
             why = node_wire_problem(node)
             if why:
                 problems.append(f"node '{node.name}': {why}")
+    for device, name in index.devices().items():
+        why = device_problem(device)
+        if why:
+            problems.append(f"node '{name}': {why}")
     ops = index.ops
     for name, keys in index.unparsed_attr_keys():
         op = ops[name]

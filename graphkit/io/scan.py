@@ -58,6 +58,7 @@ class NodeTable:
     colocated: dict[str, list[str]]  # loc:@ targets, for nodes that have some
     header: list[tuple[int, int, int]]  # (field number, start, end) of every top-level non-node field
     attrs: dict[str, tuple[str, ...]]  # each node's attr names
+    devices: dict[str, str]  # each distinct non-empty device string -> the first node with it
 
     def node(self, i: int) -> node_def_pb2.NodeDef:
         from google.protobuf.message import DecodeError
@@ -97,13 +98,14 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
         if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
             return None
         _wirescan.check(data, *_graph_schema())  # what the table's copies would carry over, as strictly as protobuf
-        names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs = _wirescan.scan_graph(data)
+        (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
+         devices) = _wirescan.scan_graph(data)
     except (OSError, ValueError, GraphkitError):
         return None
     if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):
         return None  # the loader's message says what is wrong
     return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
-                     colocated, header, attrs)
+                     colocated, header, attrs, devices)
 
 
 # The check's depth bound (from the GraphDef down); protobuf's is 100 levels from the message parsed. A
@@ -113,7 +115,7 @@ _CHECK_DEPTH = 64
 _KIND = {"varint": 0, "fixed64": 1, "fixed32": 2, "bytes": 3, "string": 4, "message": 5, "dtype": 6, "group": 7}
 
 
-def _graph_schema() -> tuple[bytes, bytes, int, tuple[int, int, int, int], bytes]:
+def _graph_schema() -> tuple[bytes, bytes, int, tuple[int, int, int, int, int], bytes]:
     """The arguments of ``_wirescan.check`` after the buffer for a GraphDef (see :func:`_schema`)."""
     from graphkit.proto import graph_pb2
 
@@ -121,11 +123,11 @@ def _graph_schema() -> tuple[bytes, bytes, int, tuple[int, int, int, int], bytes
 
 
 @functools.cache
-def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int], bytes]:
+def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int, int], bytes]:
     """The arguments of ``_wirescan.check`` after the buffer for message ``root`` (a GraphDef or a NodeDef,
     by full name): the schema of every message it holds, from the protobuf descriptors (so it follows the
     compiled protos), the bitmap of valid DataType values, the depth bound, the places of TensorProto,
-    TensorShapeProto, AttrValue and the NodeDef attr map entry in the schema (checked further) and the
+    TensorShapeProto, AttrValue, the NodeDef attr map entry and NodeDef in the schema (checked further) and the
     bytes per element of each DataType (:data:`graphkit.io.dtypes.ITEMSIZE`)."""
     from google.protobuf.descriptor import FieldDescriptor as F
 
@@ -182,7 +184,8 @@ def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int], by
             (order[tensor_pb2.TensorProto.DESCRIPTOR.full_name],
              order[tensor_shape_pb2.TensorShapeProto.DESCRIPTOR.full_name],
              order[attr_value_pb2.AttrValue.DESCRIPTOR.full_name],
-             order[f"{node_def_pb2.NodeDef.DESCRIPTOR.full_name}.AttrEntry"]),
+             order[f"{node_def_pb2.NodeDef.DESCRIPTOR.full_name}.AttrEntry"],
+             order[node_def_pb2.NodeDef.DESCRIPTOR.full_name]),
             bytes(itemsize))
 
 
@@ -266,6 +269,15 @@ class TableIndex(GraphIndex):
     def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
         positions = self.nodes.positions
         return [node for name, node in self.nodes.cache.items() if name in positions]
+
+    def devices(self) -> dict[str, str]:
+        positions, cache = self.nodes.positions, self.nodes.cache
+        out = {device: name for device, name in self.table.devices.items()
+               if name in positions and name not in cache}  # (a device only removed nodes had is gone too)
+        for name, node in cache.items():
+            if node.device and name in positions:
+                out.setdefault(node.device, name)
+        return out
 
     def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
         positions, cache, attrs = self.nodes.positions, self.nodes.cache, self.table.attrs

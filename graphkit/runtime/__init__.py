@@ -112,9 +112,12 @@ def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs:
     graph = tf.Graph()
     with graph.as_default():
         try:
-            tf.compat.v1.import_graph_def(gd, name="")
+            with quiet_stderr():
+                tf.compat.v1.import_graph_def(gd, name="")
         except ValueError as exc:  # TF's import checks: types, shapes, dangling inputs
             raise GraphkitError(f"TensorFlow cannot import the graph: {str(exc).splitlines()[0]}", path) from None
+        except tf.errors.OpError as exc:  # an op this TensorFlow does not register, and the like
+            raise GraphkitError(f"TensorFlow cannot import the graph: {tf_reason(exc)}", path) from None
     with tf.compat.v1.Session(graph=graph) as sess:
         if init:
             sess.run(init)

@@ -14,7 +14,7 @@ import numpy as np
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, Model, dtypes, load
-from graphkit.io.graph import extract_subgraph
+from graphkit.io.graph import check_importable, extract_subgraph
 from graphkit.io.roles import Input, clear_outputs, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
 from graphkit.io.tensors import shape_of
@@ -60,6 +60,9 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
         model = load(path, tags=tags, verify=False)
         if model.graph is None:
             raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
+        # what TF would refuse is said in graphkit's words, before inputs are made for it; TF itself aborts
+        # the process on some of it (a Const whose value has another dtype)
+        check_importable(model.graph.graph_def, path, "the graph")
         meta = model.meta_graph
         if model.format == "savedmodel" and meta is not None and meta.signature_def:
             key = pick_signature(meta, signature, path)

@@ -328,3 +328,21 @@ def test_a_text_graph_nested_3000_deep_is_refused(tmp_path):
     (tmp_path / "deep.pbtxt").write_text('node { name: "a" op: "X" ' + level * 3000 + "} } } " * 3000 + "}\n")
     with pytest.raises(GraphkitError, match="nested too deeply"):
         load(tmp_path / "deep.pbtxt")
+
+
+def test_device_strings_are_judged_as_tf_import_graph_def_judges_them(tf):
+    """graphkit's device check is a port of DeviceSpecV2._string_to_components; TF is the oracle."""
+    from tensorflow.python.framework import device_spec
+
+    from graphkit.io.graph import device_problem
+
+    cases = ["", "/cpu:0", "CPU:0", "/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:0", "/tpu",
+             "/device:XPU:0", "/device:GPU:*", "//cpu:0", "/job:worker/task:1", "/device2CPU:0", "/gpu:x",
+             "/cpu:0/gpu:0", "/foo:1", "/cpu:0:1", "/job:a:b", "/replica:x", "/task:-1"]
+    for spec in cases:
+        try:
+            device_spec.DeviceSpecV2.from_string(spec)
+            refused = False
+        except ValueError:
+            refused = True
+        assert (device_problem(spec) is not None) == refused, spec

@@ -202,10 +202,13 @@ def test_cli(runner, tmp_path):
     ("x:0:1", "z", "malformed input 'x:0:1'"),
     ("CYCLE", "z", "a cycle that is not a TF1 while loop runs through z, w"),
     ("DTYPE", "z", "node 'z' has attr 'T' = 999, which is no DataType"),
+    ("DEVICE", "z", "node 'z': device '/device2CPU:0' has a part 'device2CPU' TF does not know"),
+    ("NO-ATTR", "z", "node 'z' (Identity) lacks attr 'T', which its op requires"),
+    ("CONST-DTYPE", "z", "node 'c' (Const) has dtype 1 but a value of dtype 3"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
     """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
-    (or, for duplicates, one kept)."""
+    (or, for duplicates, one kept); so were, the corpus found, bad device strings and missing attrs."""
     import graphkit.io.scan as scan
     from graphkit.errors import GraphkitError
     from graphkit.io import Graph, save_graph
@@ -221,6 +224,15 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         gd.node.add(name="w", op="Identity", input=["z"]).attr["T"].type = 1
     elif bad_input == "DTYPE":
         gd.node.add(name="z", op="Identity", input=["x"]).attr["T"].type = 999
+    elif bad_input == "DEVICE":
+        gd.node.add(name="z", op="Identity", input=["x"], device="/device2CPU:0").attr["T"].type = 1
+    elif bad_input == "NO-ATTR":
+        gd.node.add(name="z", op="Identity", input=["x"])
+    elif bad_input == "CONST-DTYPE":
+        c = gd.node.add(name="c", op="Const")
+        c.attr["dtype"].type = 1
+        c.attr["value"].tensor.dtype = 3
+        gd.node.add(name="z", op="AddV2", input=["x", "c"]).attr["T"].type = 1
     else:
         gd.node.add(name="z", op="Identity", input=[bad_input]).attr["T"].type = 1
     save_graph(Graph(gd), tmp_path / "g.pb")
