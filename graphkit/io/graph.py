@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -303,9 +303,11 @@ class GraphIndex:
                 out.setdefault(node.device, name)
         return out
 
-    def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
-        """(name, attr names) of the nodes not held as messages: none here (a TableIndex's from the file)."""
-        return ()
+    def unparsed_attr_keys(self) -> tuple[Mapping[str, Sequence[str]], Callable[[str], bool]]:
+        """For the nodes not held as messages: attr names by node name (a superset: a name counts only when
+        it passes the predicate too, cheaper than building the exact table) and the predicate. None here;
+        a TableIndex's come from the file."""
+        return {}, lambda name: False
 
     @property
     def ops(self) -> dict[str, str]:
@@ -420,8 +422,11 @@ def cycle_nodes(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     index = as_index(graph)
     inputs = index.inputs
     seen: set[str] = set()
-    for name, deps in index.deps.items():
-        for src in deps:
+    for name, texts in inputs.items():
+        for text in texts:
+            if text in seen:  # the common case: a plain name, earlier in the file
+                continue
+            src = input_node(text)
             # earlier, a source (no cycle runs through it), or dangling (validate reports that)
             if src in seen or not inputs.get(src, ()):
                 continue
@@ -653,14 +658,17 @@ def _node_problems(index: GraphIndex) -> list[str]:
         why = device_problem(device)
         if why:
             problems.append(f"node '{name}': {why}")
+    attr_keys, unparsed = index.unparsed_attr_keys()
     ops = index.ops
-    for name, keys in index.unparsed_attr_keys():
-        op = ops[name]
+    for name, keys in attr_keys.items():
+        op = ops.get(name)
+        if op is None:
+            continue  # no longer in the graph
         try:
             lacking = verdicts[op, keys]
         except KeyError:
             lacking = verdicts[op, keys] = missing(op, keys)
-        if lacking:
+        if lacking and unparsed(name):
             problems.append(f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires")
     return problems
 

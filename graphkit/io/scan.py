@@ -16,7 +16,7 @@ import array
 import functools
 import mmap
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,9 +279,9 @@ class TableIndex(GraphIndex):
                 out.setdefault(node.device, name)
         return out
 
-    def unparsed_attr_keys(self) -> Iterable[tuple[str, Sequence[str]]]:
-        positions, cache, attrs = self.nodes.positions, self.nodes.cache, self.table.attrs
-        return [(name, attrs[name]) for name in positions if name not in cache]
+    def unparsed_attr_keys(self) -> tuple[Mapping[str, Sequence[str]], Callable[[str], bool]]:
+        positions, cache = self.nodes.positions, self.nodes.cache
+        return self.table.attrs, lambda name: name in positions and name not in cache
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
         sub = TableIndex.__new__(TableIndex)
