@@ -128,6 +128,10 @@ def _json_default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

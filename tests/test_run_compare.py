@@ -88,7 +88,7 @@ def test_compare_passes_for_a_freeze_and_fails_for_an_altered_graph(tf, runner, 
     frozen = tmp_path / "f.pb"
     freeze(fixture_checkpoint("mlp_ref"), frozen, outputs=["output"])
     same = compare(fixture_checkpoint("mlp_ref"), frozen, pairs={"output": "output"}, batch=3, rtol=1e-6)
-    assert same.ok and same.results[0]["max_abs"] <= 1e-6
+    assert same.ok and same.results[0].max_abs <= 1e-6
     gd = tf.compat.v1.GraphDef.FromString(frozen.read_bytes())
     const = next(n for n in gd.node if n.op == "Const" and n.attr["value"].tensor.tensor_content)
     values = np.frombuffer(const.attr["value"].tensor.tensor_content, np.float32).copy()
@@ -127,7 +127,7 @@ def test_a_saved_model_tf2_cannot_revive_runs_through_the_tf1_loader(tf, runner,
     got = run(open_runnable(src), {"dense_input": x})
     np.testing.assert_array_equal(got["dense_1"], want)
     report = freeze(src, tmp_path / "f.pb", verify=True)
-    assert report.verified[0]["ok"] and report.output_names == {"dense_1": "dense_1"}
+    assert report.verified[0].ok and report.output_names == {"dense_1": "dense_1"}
     result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--quiet"])
     assert result.exit_code == 0, result.output + str(result.stderr)
     assert "internal error" not in result.output + str(result.stderr)
@@ -214,7 +214,7 @@ def test_tf_0x_meta_graphs_run_compare_and_verify(tf, runner, tmp_path):
     x = {"Placeholder": np.array([1.0, 3.0], np.float32)}
     assert np.allclose(run(open_runnable(src, outputs=["Add"]), x)["Add"], [2.5, 3.5])
     report = freeze(src, tmp_path / "f.pb", outputs=["Add"], verify=True, inputs=x)  # shape {}: unknown (TF 0.x)
-    assert report.verified[0]["ok"]
+    assert report.verified[0].ok
     np.save(tmp_path / "x.npy", x["Placeholder"])
     result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--input",
                                  f"Placeholder={tmp_path / 'x.npy'}", "--quiet"])

@@ -11,6 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,17 +21,20 @@ from graphkit.io.caffe import is_caffe_prototxt
 from graphkit.io.roles import default_outputs, graph_inputs
 from graphkit.io.save import atomic_write, check_output, materialize
 from graphkit.io.spec import parse_ref
+from graphkit.runtime.difference import Difference
+
+ExportTarget = Literal["onnx", "tflite"]
 
 
 @dataclass
 class ConvertReport:
     output_path: str
-    target: str
+    target: ExportTarget
     inputs: list[str]
     outputs: list[str]
     via: list[str] = field(default_factory=list)  # steps before the export: freeze, caffe2tf
     bytes_written: int = 0
-    verified: list[dict] = field(default_factory=list)
+    verified: list[Difference] = field(default_factory=list)
 
 
 def convert(
@@ -51,9 +55,10 @@ def convert(
 ) -> ConvertReport:
     """Convert ``src`` to ``out`` (``.onnx`` or ``.tflite``); see the module docstring. ``given``: inputs
     for the check (by input name), the rest random."""
-    target = Path(out).suffix.lower().lstrip(".")
-    if target not in ("onnx", "tflite"):
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in ("onnx", "tflite"):
         raise GraphkitError("OUT must end in .onnx or .tflite", out)
+    target: ExportTarget = "onnx" if suffix == "onnx" else "tflite"
     check_output(out, [src] + ([caffemodel] if caffemodel else []))
     report = ConvertReport(os.fspath(out), target, [], [])
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out)), prefix=".graphkit-") as tmp:
@@ -127,7 +132,7 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
 def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: float, atol: float,
             given: dict[str, np.ndarray] | None = None) -> None:
     """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
-    from graphkit.runtime import difference
+    from graphkit.runtime.difference import difference, refuse_differences
     from graphkit.runtime.models import make_feeds, open_runnable, run
 
     reference = open_runnable(frozen, outputs=report.outputs)
@@ -153,8 +158,5 @@ def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: 
         got = export.run_tflite(data, feeds, report.outputs)
     for name in report.outputs:
         report.verified.append(difference(name, np.asarray(want[name]), name, np.asarray(got[name]), rtol, atol))
-    bad = [d for d in report.verified if not d["ok"]]
-    if bad:
-        worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}") for d in bad)
-        raise GraphkitError(f"--verify: the {report.target} model differs from TensorFlow: {worst}",
-                            report.output_path)
+    refuse_differences(report.verified, f"the {report.target} model differs from TensorFlow", report.output_path,
+                       rtol, atol, "the model is not written")

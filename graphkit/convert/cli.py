@@ -60,4 +60,4 @@ def convert_cmd(src: str, out: str, caffemodel: str | None, inputs: tuple[str, .
     click.echo(f"wrote {report.output_path} ({report.bytes_written:,} bytes){via}")
     click.echo(f"  inputs: {', '.join(report.inputs)}; outputs: {', '.join(report.outputs)}")
     for d in report.verified:
-        click.echo(f"  verified {d['output']} against TensorFlow: max abs {d.get('max_abs') or 0:.3g}")
+        click.echo(f"  verified {d.output} against TensorFlow: {d.describe()}")

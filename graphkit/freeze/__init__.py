@@ -48,6 +48,7 @@ from graphkit.io.savedmodel import is_tf2
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.runtime.difference import Difference, difference, refuse_differences
 
 PROTOBUF_LIMIT = (1 << 31) - 1
 _UPDATE_OPS = re.compile(r"^(Assign|AssignAdd|AssignSub|ScatterU?[A-Za-z]*|Apply[A-Za-z]+|ResourceApply[A-Za-z]+|"
@@ -75,7 +76,7 @@ class FreezeReport:
     pruned_outputs: list[str] = field(default_factory=list)  # If/Case outputs nothing reads (gradient intermediates)
     weight_bytes: int = 0
     bytes_written: int = 0
-    verified: list[dict] = field(default_factory=list)  # per output: max_abs, max_rel, ok (with verify=True)
+    verified: list[Difference] = field(default_factory=list)  # per output, with verify=True
     notes: list[str] = field(default_factory=list)  # what the user should know (ops TF does not define)
 
 
@@ -230,15 +231,9 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
                                                feeds, report.outputs, str(model.path))
     result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
                                    report.output_path, init=[report.init_op] if report.init_op else None)
-    report.verified = [runtime.difference(o, a, o, b, rtol, atol)
+    report.verified = [difference(o, a, o, b, rtol, atol)
                        for o, a, b in zip(report.outputs, original, result, strict=True)]
-    bad = [d for d in report.verified if not d["ok"]]
-    if bad:
-        worst = ", ".join(f"{d['output']}: " + (d.get("problem") or f"max abs {d['max_abs']:.3g}, max rel "
-                                                 f"{d['max_rel']:.3g}") for d in bad)
-        raise GraphkitError(f"--verify: the frozen graph differs from the original over rtol {rtol} / atol {atol}: "
-                            f"{worst}; "
-                            "nothing was written", report.output_path)
+    refuse_differences(report.verified, "the frozen graph differs from the original", report.output_path, rtol, atol)
 
 
 def _convert(

@@ -95,7 +95,7 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
     if report.dropped_updates:
         click.echo(f"  state updates dropped: {', '.join(report.dropped_updates)} (a frozen graph has no state)")
     for d in report.verified:
-        click.echo(f"  verified {d['output']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}")
+        click.echo(f"  verified {d.output}: {d.describe()}")
     if report.kept_variables:
         click.echo(f"  left as variables: {', '.join(report.kept_variables)} (the output still needs a checkpoint)")
     for note in report.notes:

@@ -85,12 +85,15 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
         return
     model = load(path, tags=list(tags) or None)
     if target is not None:
+        from typing import cast
+
         from graphkit.inspect.targets import target_check
+        from graphkit.runtime.targets import Target
 
         if model.graph is None:
             raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
         with working(f"checking for {target}", quiet):
-            missing = target_check(model, target)
+            missing = target_check(model, cast(Target, target))  # click.Choice(TARGETS) checked it
         if as_json:
             emit_json({"target": target, "unsupported": missing})
         elif not missing:

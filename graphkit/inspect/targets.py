@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphkit.io import Model, load
 
+if TYPE_CHECKING:
+    from graphkit.runtime.targets import Target
 
-def target_check(model: Model, target: str) -> dict[str, dict]:
+
+def target_check(model: Model, target: Target) -> dict[str, dict]:
     """op type -> {nodes, note} for the ops ``target`` cannot run in ``model`` (frozen first if it has
     variables; its default signature or clear output, as freeze picks them)."""
     from graphkit.runtime.targets import unsupported_ops

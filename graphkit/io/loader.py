@@ -12,7 +12,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from google.protobuf import message, text_format
 
@@ -39,12 +39,15 @@ if TYPE_CHECKING:
 Kind = str  # "GraphDef" | "MetaGraphDef" | "SavedModel"
 
 
+ModelFormat = Literal["graphdef", "metagraph", "savedmodel", "checkpoint"]
+
+
 @dataclass
 class Model:
     """What ``load`` found. ``graph`` is the graph to work on (a MetaGraphDef's graph_def, shared)."""
 
     path: Path
-    format: str  # graphdef | metagraph | savedmodel | checkpoint
+    format: ModelFormat
     graph: Graph | None = None
     meta_graph: meta_graph_pb2.MetaGraphDef | None = None
     checkpoint: Checkpoint | None = None

@@ -17,7 +17,6 @@ from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.loader import Model
 from graphkit.io.roles import Input
-from graphkit.io.tensors import format_shape
 
 
 def import_tf() -> Any:
@@ -79,28 +78,6 @@ def random_feeds(inputs: list[Input], batch: int = 1, seed: int = 0,
         else:
             raise GraphkitError(f"cannot make a random {item.dtype} for input '{item.name}'; give it with --input")
     return feeds
-
-
-def difference(name_a: str, x: np.ndarray, name_b: str, y: np.ndarray, rtol: float, atol: float) -> dict:
-    """How far B's value is from A's: max abs/rel error, the worst element's index, dtype and shape checks."""
-    x, y = np.asarray(x), np.asarray(y)
-    entry: dict = {"output": name_a, "b": name_b, "shape_a": list(x.shape), "shape_b": list(y.shape),
-                   "dtype_a": str(x.dtype), "dtype_b": str(y.dtype)}
-    if x.shape != y.shape or x.dtype != y.dtype:
-        problem = f"{x.dtype}{format_shape(x.shape)} vs {y.dtype}{format_shape(y.shape)}"
-        return {**entry, "ok": False, "problem": problem}
-    if x.dtype.kind not in "fciub":
-        same = bool(np.array_equal(x, y))
-        return {**entry, "ok": same, "max_abs": 0.0 if same else None}
-    diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-    if not diff.size:
-        return {**entry, "ok": True, "max_abs": 0.0, "max_rel": 0.0}
-    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    scale = np.abs(x.astype(np.float64))
-    rel = diff / np.maximum(scale, np.finfo(np.float64).tiny)
-    return {**entry, "ok": bool(np.all(diff <= atol + rtol * scale)), "max_abs": float(diff.max()),
-            "max_rel": float(rel.max()), "worst_index": [int(i) for i in worst],
-            "worst_a": float(x[worst]), "worst_b": float(y[worst])}
 
 
 def run_graph_def(graph_def_bytes: bytes, feeds: dict[str, np.ndarray], outputs: list[str],

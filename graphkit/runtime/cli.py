@@ -117,14 +117,13 @@ def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...],
         emit_json(result.__dict__)
     else:
         for r in result.results:
-            status = "ok" if r["ok"] else "DIFFERENT"
-            head = f"{r['output']}" + (f" ~ {r['b']}" if r["b"] != r["output"] else "")
-            if "problem" in r:
-                click.echo(f"{status:9s} {head}: {r['problem']}")
+            status = "ok" if r.ok else "DIFFERENT"
+            head = r.output + (f" ~ {r.b}" if r.b != r.output else "")
+            if r.problem is not None:
+                click.echo(f"{status:9s} {head}: {r.problem}")
             else:
-                worst = f" at {r['worst_index']} ({r['worst_a']:.6g} vs {r['worst_b']:.6g})" if "worst_index" in r \
+                worst = f" at {r.worst_index} ({r.worst_a:.6g} vs {r.worst_b:.6g})" if r.worst_index is not None \
                     else ""
-                click.echo(f"{status:9s} {head}: max abs {_fmt(r.get('max_abs'))}, max rel {_fmt(r.get('max_rel'))}"
-                           f"{worst}")
+                click.echo(f"{status:9s} {head}: max abs {_fmt(r.max_abs)}, max rel {_fmt(r.max_rel)}{worst}")
     if not result.ok:
         raise GraphkitError(f"outputs differ over rtol {rtol} / atol {atol}", b)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from graphkit.io.roles import Input, clear_outputs, graph_inputs, likely_outputs
 from graphkit.io.spec import parse_ref
 from graphkit.io.tensors import shape_of
 from graphkit.proto import graph_pb2
+from graphkit.runtime.difference import Difference
 
 # ops that touch the file system or run arbitrary code when the graph runs
 UNSAFE_OPS = frozenset({
@@ -31,12 +32,15 @@ UNSAFE_OPS = frozenset({
 })
 
 
+RunnableKind = Literal["graphdef", "checkpoint", "savedmodel", "savedmodel-tf2", "onnx", "tflite"]
+
+
 @dataclass
 class Runnable:
     """A model ready to run: its inputs (with dtype/shape) and outputs, by the names users see."""
 
     path: str
-    kind: str  # graphdef | checkpoint | savedmodel | savedmodel-tf2 | onnx | tflite
+    kind: RunnableKind
     inputs: list[Input]
     outputs: list[str]
     model: Model | None = None
@@ -91,7 +95,7 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
             raise GraphkitError("cannot tell the outputs; name them with --output", path)
         nodes = [parse_ref(n).node for n in names]
         pruned = _check_safe(model, nodes, allow_unsafe_ops)
-        kind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
+        kind: RunnableKind = "checkpoint" if model.checkpoint is not None and meta is not None else "graphdef"
         inputs = graph_inputs(pruned)
         return Runnable(str(path), kind, inputs, list(names), model,
                         feed_names={i.name: f"{i.name}:0" for i in inputs},
@@ -252,7 +256,7 @@ class Comparison:
     a: str
     b: str
     pairs: list[tuple[str, str]]
-    results: list[dict]
+    results: list[Difference]
     ok: bool
 
 
@@ -293,8 +297,8 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, given: dict
                 raise GraphkitError(f"B needs inputs A does not have: {', '.join(missing)}; give them with --input")
             feeds_b = {n: by_input[_bare(n)] for n in names_b if _bare(n) in by_input}
         va, vb = run(ra, feeds), run(rb, feeds_b)
-        from graphkit.runtime import difference
+        from graphkit.runtime.difference import difference
 
         results = [difference(x, va[x], y, vb[y], rtol, atol) for x, y in matched]
-        return Comparison(str(a), str(b), matched, results, all(r["ok"] for r in results))
+        return Comparison(str(a), str(b), matched, results, all(r.ok for r in results))
 

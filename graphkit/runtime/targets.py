@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import defaultdict
+from typing import Literal
 
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, save_graph
@@ -14,7 +15,8 @@ from graphkit.io.functions import nodes_with_function
 from graphkit.io.roles import graph_inputs
 from graphkit.proto import graph_pb2
 
-TARGETS = ("tf", "tflite", "onnx")
+Target = Literal["tf", "tflite", "onnx"]
+TARGETS: tuple[Target, ...] = ("tf", "tflite", "onnx")
 _STRUCTURAL = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "NoOp", "Identity"})
 # TF1 control-flow primitives: TF's executor runs them (no op kernel lookup applies as for other ops), and
 # tf2onnx's loop and cond rewriters turn them into Loop/If (tf2onnx/rewriter/loop_rewriter.py, cond_rewriter.py)
@@ -22,7 +24,7 @@ _CONTROL_FLOW = frozenset({"Enter", "RefEnter", "Exit", "RefExit", "NextIteratio
                            "RefMerge", "Switch", "RefSwitch", "LoopCond", "ControlTrigger"})
 
 
-def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: str, *, outputs: list[str] | None = None,
+def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: Target, *, outputs: list[str] | None = None,
                     opset: int | None = None) -> dict[str, dict]:
     """op type -> {"nodes": [...], "note": why} for every op ``target`` cannot run. ``graph`` is a loaded
     Graph (weights kept in the file are used where the target needs them: tflite) or a GraphDef."""

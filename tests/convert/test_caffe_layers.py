@@ -440,7 +440,7 @@ def test_caffe_names_tf_refuses_become_valid_node_names(tf, tmp_path):
     proto, model = write_net(tmp_path, body, (1, 2, 3, 3), {})
     report = caffe2tf(proto, model, tmp_path / "n.pb", verify=True)
     assert [(o["name"], o["blob"]) for o in report.outputs] == [("out_put", "out put")]
-    assert report.verified and all(d["ok"] for d in report.verified)
+    assert report.verified and all(d.ok for d in report.verified)
     from graphkit.io import load, validate
 
     assert validate(load(tmp_path / "n.pb").graph.graph_def) == []

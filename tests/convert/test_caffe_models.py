@@ -90,13 +90,14 @@ def test_verify_against_opencv(tmp_path, runner):
     pytest.importorskip("cv2", reason="opencv-python-headless>=4.13,<5 is the Caffe oracle")
     base = shared("mtcnn_kpzhang")
     report = caffe2tf(base / "det3.prototxt", base / "det3.caffemodel", tmp_path / "o.pb", verify=True)
-    assert {d["output"] for d in report.verified} == {"conv6-2", "conv6-3", "prob1"}
-    assert all(d["ok"] and d["max_rel_to_max"] <= 1e-4 for d in report.verified)
+    assert {d.output for d in report.verified} == {"conv6-2", "conv6-3", "prob1"}
+    assert all(d.ok and d.max_rel_to_max <= 1e-4 for d in report.verified)
     result = runner.invoke(cli, ["caffe2tf", str(base / "det1.prototxt"), str(base / "det1.caffemodel"),
                                  str(tmp_path / "p.pb"), "--verify", "--rtol", "1e-12", "--atol", "0", "--layout",
                                  "nhwc"])
     assert result.exit_code == 1
     assert "--verify: the TF graph differs from OpenCV's Caffe over rtol 1e-12 / atol 0.0" in result.stderr
+    assert not (tmp_path / "p.pb").exists()  # a graph that failed its check is not left behind
 
 
 def test_inspect_a_prototxt(runner):

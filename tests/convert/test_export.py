@@ -35,7 +35,7 @@ def test_tf2onnx_graphs(tf, tmp_path, name, target):
     out = tmp_path / f"{name}.{target}"
     report = convert(_model(tmp_path, name), out, rtol=1e-5, atol=1e-5)
     assert report.inputs == ["X"] and report.outputs == ["output"] and out.stat().st_size == report.bytes_written
-    assert report.verified and all(d["ok"] and d["max_abs"] <= 1e-4 for d in report.verified)
+    assert report.verified and all(d.ok and d.max_abs <= 1e-4 for d in report.verified)
 
 
 def test_lstm_without_the_keep_prob_fix_says_what_to_do(tmp_path):
@@ -46,7 +46,7 @@ def test_lstm_without_the_keep_prob_fix_says_what_to_do(tmp_path):
 
 def test_checkpoint_is_frozen_first(tf, tmp_path):
     report = convert(fixture_checkpoint("mlp_ref"), tmp_path / "m.onnx", outputs=["output"])
-    assert report.via == ["freeze"] and report.verified[0]["ok"]
+    assert report.via == ["freeze"] and report.verified[0].ok
 
 
 @pytest.mark.parametrize("net", ["RFB-320", "slim-320"])
@@ -116,8 +116,8 @@ def test_tf2_models_convert_with_every_output(tf, tmp_path, name, target):
     report = convert(src, out, outputs=MANIFEST[name]["outputs"] if name.startswith("cfv2") else None, batch=2)
     assert report.via == ["freeze"] and report.outputs == dict((n, o) for n, _, o in TF2_CASES)[name]
     assert out.stat().st_size == report.bytes_written
-    assert [d["output"] for d in report.verified] == report.outputs
-    assert all(d["ok"] for d in report.verified), report.verified
+    assert [d.output for d in report.verified] == report.outputs
+    assert all(d.ok for d in report.verified), report.verified
 
 
 @pytest.mark.parametrize("name", ["cfv2_nested", "tf2_module", "cfv2_var_in_cond"])

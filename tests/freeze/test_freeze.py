@@ -276,7 +276,7 @@ def test_verify_passes(tf, tmp_path, name):
     src = FIXTURES / name if name == "saved_model_tf1" else fixture_checkpoint(name)
     report = freeze(src, tmp_path / "f.pb", verify=True, batch=5,
                     outputs=None if name == "saved_model_tf1" else ["output"])
-    assert report.verified and all(d["ok"] and d["max_abs"] <= 1e-6 for d in report.verified)
+    assert report.verified and all(d.ok and d.max_abs <= 1e-6 for d in report.verified)
 
 
 def test_verify_fails_over_tolerance(tf, tmp_path, monkeypatch, runner):
@@ -322,7 +322,7 @@ def test_shared_regression_saved_model(tf, tmp_path):
     with pytest.raises(GraphkitError, match="unknown rank; give it with --input"):
         freeze(src, tmp_path / "g.pb", verify=True)
     verified = freeze(src, tmp_path / "h.pb", verify=True, inputs={"X": x})
-    assert verified.verified[0]["ok"]
+    assert verified.verified[0].ok
 
 
 def test_graph_and_checkpoint_take_out_as_the_one_positional(runner, tmp_path):
@@ -366,3 +366,18 @@ def test_a_graph_tf_would_refuse_is_not_frozen(tmp_path):
         with pytest.raises(GraphkitError, match=f"{case}.pb: the frozen graph would not import.*{says}"):
             freeze(src, tmp_path / "out.pb", outputs=["w"])
         assert not (tmp_path / "out.pb").exists()
+
+
+def test_verify_of_a_non_float_output_reports_it(tf, tmp_path, runner):
+    """Issue 14.1: freeze --verify of an int64 output wrote the file, then failed with "internal error:
+    KeyError: 'max_rel'" (the difference of integer outputs had no such key). Differences are now one
+    dataclass with every field; the report line describes what applies."""
+    src = fixture_checkpoint("mlp_ref")
+    result = runner.invoke(cli, ["freeze", str(src), str(tmp_path / "v.pb"), "--outputs", "vocab/read", "--verify"])
+    assert result.exit_code == 0, result.stderr
+    assert "verified vocab/read: equal" in result.output
+    result = runner.invoke(cli, ["freeze", str(src), str(tmp_path / "c.pb"), "--outputs", "counts/read", "--verify",
+                                 "--json"])
+    assert result.exit_code == 0, result.stderr
+    verified, = json.loads(result.stdout)["verified"]
+    assert verified["ok"] and verified["max_abs"] == 0.0 and set(verified) >= {"problem", "max_rel", "worst_index"}

@@ -174,7 +174,7 @@ def test_tf_own_v2_freezer_agrees(tf, tmp_path, name):
 def test_shared_half_plus_two_tf2(tf, tmp_path):
     src = shared("tfserving/saved_model_half_plus_two_tf2_cpu/00000123")
     report = freeze(src, tmp_path / "f.pb", verify=True)
-    assert report.output_names == {"y": "y"} and report.verified[0]["ok"]
+    assert report.output_names == {"y": "y"} and report.verified[0].ok
     got, _ = _run(tf, tmp_path / "f.pb", {"x": np.array([3.0], np.float32)}, ["y"])
     np.testing.assert_array_equal(got["y"], [3.5])  # y = 0.5 x + 2
     other = freeze(src, tmp_path / "g.pb", signature="regress_x2_to_y3", verify=True)

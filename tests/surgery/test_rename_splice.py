@@ -156,7 +156,7 @@ def test_a_renamed_checkpoint_graph_still_restores_and_keeps_its_roles(tf, tmp_p
     ckpt = fixture_checkpoint("mlp_ref")
     rename(ckpt, tmp_path / "renamed.meta", add_prefix="net/")
     report = freeze(tmp_path / "renamed.meta", tmp_path / "f.pb", checkpoint=ckpt, verify=True)
-    assert report.outputs == ["net/output"] and report.verified[0]["ok"]
+    assert report.outputs == ["net/output"] and report.verified[0].ok
     assert "dense1/weights" in report.frozen  # the checkpoint's key, not the node's new name
     model = load(tmp_path / "renamed.meta")
     names = [o.name for o in likely_outputs(model.graph.graph_def, model.meta_graph)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from graphkit.cliutil import common, emit_json, human_bytes, progress, shape_options, tolerance_options
@@ -36,12 +38,12 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     rounding and flatten order are reproduced exactly. Every layer that cannot be converted is listed before
     anything is written.
     """
-    from graphkit.convert.caffe import caffe2tf
+    from graphkit.convert.caffe import Layout, caffe2tf
     from graphkit.io.spec import split_names
 
     shapes = shape_options(input_shapes, "NAME=N,C,H,W")
     with progress("writing", quiet) as bar:
-        report = caffe2tf(prototxt, caffemodel, out, layout=layout, input_shapes=shapes or None,
+        report = caffe2tf(prototxt, caffemodel, out, layout=cast(Layout, layout), input_shapes=shapes or None,
                           outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol,
                           atol=atol)
     if as_json:
@@ -53,7 +55,6 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     click.echo(f"  layers converted: {report.layers_converted}; nodes: {report.nodes}; "
                f"weights: {human_bytes(report.weight_bytes)}")
     for d in report.verified:
-        click.echo(f"  verified {d['output']} against OpenCV: max abs {d['max_abs']:.3g}, "
-                   f"relative to max {d['max_rel_to_max']:.3g}")
+        click.echo(f"  verified {d.output} against OpenCV: {d.describe()}")
     if report.dropped:
         click.echo(f"  training-only layers dropped: {', '.join(report.dropped)}")
