@@ -16,7 +16,6 @@ from _measure import bench_args, measure  # noqa: E402
 
 PY = sys.executable
 
-VGG = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 
 MAKE = """
 import sys

@@ -36,12 +36,18 @@ def tf():
 
 @pytest.fixture
 def runner():
+    """click's CliRunner, stderr apart, and an exception that escapes graphkit's own error handling raised
+    in the test (click would otherwise keep it in ``result.exception`` for nobody to read)."""
     from click.testing import CliRunner
 
+    class Runner(CliRunner):
+        def invoke(self, *args, catch_exceptions: bool = False, **kwargs):  # type: ignore[override]
+            return super().invoke(*args, catch_exceptions=catch_exceptions, **kwargs)
+
     try:
-        return CliRunner(mix_stderr=False)
+        return Runner(mix_stderr=False)
     except TypeError:  # click >= 8.2 keeps stderr apart by default
-        return CliRunner()
+        return Runner()
 
 
 def read_graph(tf, path):

@@ -1,4 +1,4 @@
-"""``graphkit inspect`` for a Caffe model: the text rendering of graphkit.convert.caffe.describe."""
+"""``graphkit inspect`` for a Caffe model: the text rendering of graphkit.convert.caffe.describe_caffe."""
 
 from __future__ import annotations
 

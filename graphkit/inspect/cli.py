@@ -66,10 +66,10 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
     from graphkit.io.caffe import is_caffe_prototxt
 
     if is_caffe_prototxt(path):
-        from graphkit.convert.caffe import describe
+        from graphkit.convert.caffe import describe_caffe
         from graphkit.inspect.caffe import caffe_text, find_caffemodel
 
-        info = describe(path, caffemodel or find_caffemodel(path))
+        info = describe_caffe(path, caffemodel or find_caffemodel(path))
         emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
         return
     from graphkit.io.foreign import ONNX, TFLITE, foreign_format

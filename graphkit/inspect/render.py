@@ -8,14 +8,9 @@ import click
 import numpy as np
 
 from graphkit.cliutil import human_bytes
+from graphkit.io.shapes import format_shape
 
 Json = dict[str, Any]
-
-
-def shape_text(shape: list[int] | None) -> str:
-    if shape is None:
-        return "<unknown>"
-    return "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
 
 
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -64,7 +59,7 @@ def summary_text(s: Json, limit: int = 20) -> str:
     if s.get("node_count"):
         lines.append("")
         lines.append(_head("inputs"))
-        rows = [[i["name"], i["dtype"], shape_text(i["shape"]), "(optional: has a default)" * bool(i.get("optional"))]
+        rows = [[i["name"], i["dtype"], format_shape(i["shape"]), "(optional: has a default)" * bool(i.get("optional"))]
                 for i in s["inputs"]]
         lines += _table(rows) or ["  (no placeholders)"]
         lines.append(_head("outputs") + " (likely, best first)")
@@ -74,7 +69,7 @@ def summary_text(s: Json, limit: int = 20) -> str:
             lines.append(f"  ... {len(s['outputs']) - limit} more (--json lists all)")
     for sig in s.get("signatures", []):
         lines.append(_head(f"signature '{sig['key']}'") + f" ({sig['method']})")
-        rows = [[d, t["key"], t["name"], t["dtype"], shape_text(t["shape"])]
+        rows = [[d, t["key"], t["name"], t["dtype"], format_shape(t["shape"])]
                 for d, group in (("in", sig["inputs"]), ("out", sig["outputs"])) for t in group]
         lines += _table(rows, "    ")
 
@@ -96,7 +91,7 @@ def summary_text(s: Json, limit: int = 20) -> str:
                 where = "partitioned"
             if v.get("label") and v["label"] not in v["name"]:
                 where = (f"{v['label']}; " + where) if where else v["label"]
-            rows.append([v["name"], v["dtype"], shape_text(v["shape"]), human_bytes(v.get("bytes")), where])
+            rows.append([v["name"], v["dtype"], format_shape(v["shape"]), human_bytes(v.get("bytes")), where])
         lines += _table(rows)
         if len(variables) > max(limit, 50):
             lines.append(f"  ... {len(variables) - max(limit, 50)} more (--json lists all)")
@@ -107,8 +102,8 @@ def summary_text(s: Json, limit: int = 20) -> str:
             lines.append(f"  {name}: in the graph, not in the checkpoint")
         for d in mismatch["different"]:
             g, c = d["graph"], d["checkpoint"]
-            lines.append(f"  {d['name']}: graph {g['dtype']} {shape_text(g['shape'])}, "
-                         f"checkpoint {c['dtype']} {shape_text(c['shape'])}")
+            lines.append(f"  {d['name']}: graph {g['dtype']} {format_shape(g['shape'])}, "
+                         f"checkpoint {c['dtype']} {format_shape(c['shape'])}")
     if s.get("ops"):
         lines.append("")
         ops = s["ops"]
@@ -143,14 +138,14 @@ def ops_text(ops: dict[str, int]) -> str:
 
 
 def tensors_text(tensors: list[Json]) -> str:
-    rows = [[t["name"], t["dtype"], shape_text(t["shape"]), human_bytes(t.get("bytes"))] for t in tensors]
+    rows = [[t["name"], t["dtype"], format_shape(t["shape"]), human_bytes(t.get("bytes"))] for t in tensors]
     return "\n".join(_table(rows, ""))
 
 
 def value_text(name: str, value: np.ndarray) -> str:
     with np.printoptions(threshold=200, edgeitems=4, linewidth=100):
         body = np.array2string(value, separator=", ")
-    return f"{name}  {dtype_text(value)}  {shape_text(list(value.shape))}\n{body}"
+    return f"{name}  {dtype_text(value)}  {format_shape(list(value.shape))}\n{body}"
 
 
 def dtype_text(value: np.ndarray) -> str:
@@ -170,7 +165,7 @@ def foreign_text(s: Json) -> str:
              f"file size {human_bytes(s['file_bytes'])}; weights {human_bytes(s.get('weight_bytes'))}", ""]
     for title, key in (("inputs", "inputs"), ("outputs", "outputs")):
         lines.append(_head(title))
-        lines += _table([[t["name"], t["dtype"], shape_text(t["shape"])] for t in s[key]]) or ["  (none)"]
+        lines += _table([[t["name"], t["dtype"], format_shape(t["shape"])] for t in s[key]]) or ["  (none)"]
     lines += ["", _head("ops") + f" ({len(s['ops'])} types)",
               "  " + ", ".join(f"{op} {n}" for op, n in s["ops"].items())]
     return "\n".join(lines)

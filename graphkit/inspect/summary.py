@@ -212,7 +212,7 @@ def tensor_value(model: Model, name: str) -> np.ndarray:
             return model.checkpoint.read(name)
         if model.graph is not None:
             for node in model.graph.graph_def.node:
-                if node.name == name.split(":")[0] and node.op == "Const":
+                if node.name == parse_ref(name).node and node.op == "Const":
                     if node.name not in model.graph.external:
                         tensor = node.attr["value"].tensor
                         scalar = splat_scalar(tensor)

@@ -738,10 +738,6 @@ def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> lis
     return problems
 
 
-def node_names(graph_def: graph_pb2.GraphDef) -> Iterable[str]:
-    return (n.name for n in graph_def.node)
-
-
 def downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
     """Nodes reachable from ``starts`` over data and control edges (``starts`` included): what they feed."""
     seen = set(starts)

@@ -26,7 +26,6 @@ from graphkit.proto import graph_pb2, meta_graph_pb2, saved_model_pb2
 PathLike = Union[str, "os.PathLike[str]"]
 STRIP_ABOVE = 16 << 20  # files larger than this are parsed with their weights left in the mmapped file
 _DATA_FILE = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
-_TEXT_SUFFIXES = (".pbtxt", ".pbtext", ".txt", ".prototxt", ".textproto")
 _GRAPH_KEYS = {"node", "versions", "library", "version", "debug_info"}
 _META_KEYS = {"meta_info_def", "graph_def", "saver_def", "collection_def", "signature_def", "asset_file_def",
               "object_graph_def"}

@@ -58,7 +58,7 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     import numpy as np
 
     from graphkit.io.spec import split_names
-    from graphkit.runtime.models import describe, make_feeds, open_runnable, run
+    from graphkit.runtime.models import make_feeds, open_runnable, run, summarize_values
 
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
@@ -74,9 +74,9 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
         with atomic_write(save, [model]) as fh:
             arrays: dict[str, Any] = {**values, **{f"input:{k}": v for k, v in feeds.items()}}
             np.savez(fh, **arrays)
-    summary = describe(values)
+    summary = summarize_values(values)
     if as_json:
-        emit_json({"model": model, "inputs": describe(feeds), "outputs": summary})
+        emit_json({"model": model, "inputs": summarize_values(feeds), "outputs": summary})
         return
     for entry in summary:
         click.echo(f"{entry['name']}  {entry['dtype']}{entry['shape']}  min {_fmt(entry.get('min'))}  "

@@ -239,7 +239,7 @@ def run_model(model: str | os.PathLike[str], *, inputs: dict[str, np.ndarray] | 
     return run(runnable, make_feeds(runnable, inputs, batch=batch, seed=seed, shapes=input_shapes))
 
 
-def describe(values: dict[str, np.ndarray]) -> list[dict]:
+def summarize_values(values: dict[str, np.ndarray]) -> list[dict]:
     """Per output: name, shape, dtype, min/max/mean (numbers only)."""
     out = []
     for name, value in values.items():

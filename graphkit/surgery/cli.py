@@ -189,4 +189,3 @@ def splice_cmd(a: str, b: str, out: str, connect: tuple[str, ...], prefix_a: str
     _show(report, as_json)
 
 
-COMMANDS = [prune_cmd, remap_cmd, set_batch_cmd, rename_cmd, splice_cmd]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fixture_checkpoint, shared
+from conftest import FIXTURES, fixture_checkpoint, shared
 
 from graphkit.cli import cli
 from graphkit.convert import convert
@@ -70,22 +70,22 @@ def test_caffe_to_onnx_matches_the_independent_onnx_export(tf, tmp_path, net):
 
 
 def test_cli(runner, tmp_path):
-    src = shared("tf2onnx_models/ae0/frozen.pb")
+    src = FIXTURES / "frozen" / "sigmoid.pb"
     result = runner.invoke(cli, ["convert", str(src), str(tmp_path / "m.onnx")])
     assert result.exit_code == 0, result.output
-    assert "verified output against TensorFlow" in result.output
+    assert "verified y against TensorFlow: max abs" in result.output
     result = runner.invoke(cli, ["convert", str(src), str(tmp_path / "m.zip")])
     assert result.exit_code == 1 and "must end in .onnx or .tflite" in result.stderr
 
 
 def test_run_and_compare_an_onnx_file(tf, runner, tmp_path):
-    src = shared("tf2onnx_models/fc-layers/frozen.pb")
-    onnx_path = tmp_path / "fc.onnx"
+    src = FIXTURES / "frozen" / "sigmoid.pb"
+    onnx_path = tmp_path / "s.onnx"
     convert(src, onnx_path, verify=False)
     result = runner.invoke(cli, ["run", str(onnx_path), "--batch", "2"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("output:0  float32[2, 10]")
-    result = runner.invoke(cli, ["compare", str(src), str(onnx_path), "--pair", "output=output:0", "--rtol", "1e-4",
+    assert result.output.startswith("y:0  float32[2, 2]")
+    result = runner.invoke(cli, ["compare", str(src), str(onnx_path), "--pair", "y=y:0", "--rtol", "1e-4",
                                  "--atol", "1e-4"])
     assert result.exit_code == 0, result.output + result.stderr
 

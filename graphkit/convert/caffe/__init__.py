@@ -217,7 +217,7 @@ def convert_layer(handler: Handler, b: Builder, layer: CaffeLayer, blobs: dict[s
     return tops
 
 
-def describe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None = None,
+def describe_caffe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | None = None,
              input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """What ``graphkit inspect`` shows for a Caffe model: inputs, outputs, and per layer its type, bottoms,
     tops, parameters, top shapes (shape inference by the converter's own handlers, so exactly what caffe2tf
