@@ -12,6 +12,7 @@ from typing import IO, Any
 import click
 
 from graphkit.errors import GraphkitError
+from graphkit.text import human_bytes, one_line  # noqa: F401 -- the commands' formatting, re-exported
 
 _DEBUG = "graphkit.debug"
 
@@ -50,15 +51,6 @@ class GraphkitGroup(click.Group):
             what = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
             click.echo(click.style("error: ", fg="red", bold=True) + one_line(what), err=True)
             ctx.exit(1)
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters (a newline in a damaged file's node name) escaped, so an error is
-    one line a terminal shows as it is."""
-    return text.translate(_CONTROL)
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -248,14 +240,3 @@ def shape_options(items: tuple[str, ...], what: str = "NAME=DIMS",
         except GraphkitError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None
     return out
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

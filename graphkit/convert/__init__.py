@@ -105,7 +105,7 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
     """A frozen GraphDef file for ``src``: itself, or made by caffe2tf / freeze into ``tmp``."""
     if is_caffe_prototxt(src):
         from graphkit.convert.caffe import caffe2tf
-        from graphkit.inspect.caffe import find_caffemodel
+        from graphkit.io.caffe import find_caffemodel
 
         weights = caffemodel or find_caffemodel(str(src))
         if weights is None:
@@ -133,19 +133,15 @@ def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: 
             given: dict[str, np.ndarray] | None = None) -> None:
     """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
     from graphkit.runtime.difference import difference, refuse_differences
-    from graphkit.runtime.models import make_feeds, open_runnable, run
+    from graphkit.runtime.models import make_feeds, onnx_session, open_runnable, run
 
     reference = open_runnable(frozen, outputs=report.outputs)
     reference.inputs = [i for i in reference.inputs if i.name in report.inputs]
     feeds = make_feeds(reference, given, batch=batch, seed=0)
     want = run(reference, feeds)
     if report.target == "onnx":
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 4
         try:
-            session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            session = onnx_session(data, quiet=True)
             values = session.run([f"{o}:0" for o in report.outputs], {f"{k}:0": v for k, v in feeds.items()})
         except Exception as exc:  # onnxruntime raises its own exception types, none exported as a base
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from graphkit.inspect.render import human_bytes
-
-
-def find_caffemodel(prototxt: str) -> str | None:
-    """The caffemodel beside a prototxt: same stem, or the only ``.caffemodel`` whose name starts with it."""
-    p = Path(prototxt)
-    same = p.with_suffix(".caffemodel")
-    if same.is_file():
-        return str(same)
-    matches = sorted(p.parent.glob(f"{p.stem}*.caffemodel"))
-    return str(matches[0]) if len(matches) == 1 else None
+from graphkit.text import human_bytes
 
 
 def caffe_text(info: dict, show_all: bool = False) -> str:

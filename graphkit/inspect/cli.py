@@ -67,7 +67,8 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
 
     if is_caffe_prototxt(path):
         from graphkit.convert.caffe import describe_caffe
-        from graphkit.inspect.caffe import caffe_text, find_caffemodel
+        from graphkit.inspect.caffe import caffe_text
+        from graphkit.io.caffe import find_caffemodel
 
         info = describe_caffe(path, caffemodel or find_caffemodel(path))
         emit_json(info) if as_json else click.echo(caffe_text(info, show_all))

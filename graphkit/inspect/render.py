@@ -7,8 +7,8 @@ from typing import Any
 import click
 import numpy as np
 
-from graphkit.cliutil import human_bytes
 from graphkit.io.shapes import format_shape
+from graphkit.text import human_bytes
 
 Json = dict[str, Any]
 

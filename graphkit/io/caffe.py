@@ -251,3 +251,13 @@ def _blob(buf: memoryview, start: int, end: int) -> np.ndarray:
     if int(np.prod(dims, dtype=np.int64)) != data.size:
         raise ValueError(f"a blob of shape {dims} holds {data.size} values")
     return data.reshape(dims)
+
+
+def find_caffemodel(prototxt: str) -> str | None:
+    """The caffemodel beside a prototxt: same stem, or the only ``.caffemodel`` whose name starts with it."""
+    p = Path(prototxt)
+    same = p.with_suffix(".caffemodel")
+    if same.is_file():
+        return str(same)
+    matches = sorted(p.parent.glob(f"{p.stem}*.caffemodel"))
+    return str(matches[0]) if len(matches) == 1 else None

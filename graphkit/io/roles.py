@@ -335,21 +335,33 @@ def graph_variables(
     return sorted(found.values(), key=lambda v: v.key)
 
 
+VARIABLE_COLLECTIONS = ("variables", "local_variables", "model_variables", "trainable_variables")
+
+
 def variable_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[variable_pb2.VariableDef]:
+    """The VariableDefs of the meta graph's variable collections, each variable once."""
     out = []
     seen = set()
-    for key in ("variables", "local_variables", "model_variables", "trainable_variables"):
+    for key in VARIABLE_COLLECTIONS:
         if key in meta_graph.collection_def:
-            for raw in meta_graph.collection_def[key].bytes_list.value:
-                try:
-                    vdef = variable_pb2.VariableDef.FromString(raw)
-                except DecodeError:
-                    raise GraphkitError(f"the meta graph's '{key}' collection holds an entry that is not a valid "
-                                        "VariableDef; the file is corrupt") from None
+            vdefs = parse_variable_defs(meta_graph.collection_def[key])
+            if vdefs is None:
+                raise GraphkitError(f"the meta graph's '{key}' collection holds an entry that is not a valid "
+                                    "VariableDef; the file is corrupt")
+            for vdef in vdefs:
                 if vdef.variable_name not in seen:
                     seen.add(vdef.variable_name)
                     out.append(vdef)
     return out
+
+
+def parse_variable_defs(collection: meta_graph_pb2.CollectionDef) -> list[variable_pb2.VariableDef] | None:
+    """A bytes_list collection's entries as VariableDefs, or None when some do not decode as one (another
+    kind of collection, or corrupt bytes)."""
+    try:
+        return [variable_pb2.VariableDef.FromString(raw) for raw in collection.bytes_list.value]
+    except DecodeError:
+        return None
 
 
 def _saver_variables(index: GraphIndex) -> dict[str, Variable]:

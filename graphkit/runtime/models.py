@@ -128,7 +128,7 @@ def _unsafe(node: Any) -> bool:
 
 
 def _open_onnx(path: str, outputs: list[str] | None) -> Runnable:
-    session = _onnx_session(path)
+    session = onnx_session(path)
     inputs = []
     for arg in session.get_inputs():
         dims = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
@@ -151,14 +151,15 @@ def _open_tflite(path: str, outputs: list[str] | None) -> Runnable:
                     fetch_names={n: n for n in names})
 
 
-def _onnx_session(path: str) -> Any:
+def onnx_session(model: str | bytes, quiet: bool = False) -> Any:
+    """An onnxruntime CPU session of an .onnx file or its bytes (``quiet``: no log lines at all)."""
     try:
         import onnxruntime
     except ImportError as exc:
         raise GraphkitError("running ONNX needs onnxruntime: pip install 'graphkit[onnx]'") from exc
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: exporters' warnings are not the user's business here
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    options.log_severity_level = 4 if quiet else 3  # errors only: exporters' warnings are not the user's business
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _onnx_dtype(text: str) -> str:
@@ -192,7 +193,7 @@ def run(runnable: Runnable, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
     outputs = runnable.outputs
     if runnable.kind == "onnx":
-        session = _onnx_session(runnable.path)
+        session = onnx_session(runnable.path)
         values = session.run(outputs, feeds)
         return dict(zip(outputs, values, strict=True))
     if runnable.kind == "tflite":

@@ -303,16 +303,13 @@ def retarget_meta(meta: meta_graph_pb2.MetaGraphDef, names: set[str], rename: Ca
 
 
 def _retarget_variables(col: meta_graph_pb2.CollectionDef, names: set[str], rename: Callable[[str], str]) -> None:
-    from graphkit.proto import variable_pb2
+    from graphkit.io.roles import parse_variable_defs
 
+    vdefs = parse_variable_defs(col)
+    if vdefs is None or not all(v.variable_name for v in vdefs):  # not VariableDefs: leave the collection as is
+        return
     kept = []
-    for raw in col.bytes_list.value:
-        try:
-            vdef = variable_pb2.VariableDef.FromString(raw)
-        except Exception:  # not VariableDefs: leave the collection as it is
-            return
-        if not vdef.variable_name:
-            return
+    for vdef in vdefs:
         fields = ["variable_name", "initial_value_name", "initializer_name", "snapshot_name"]
         values = [getattr(vdef, f) for f in fields]
         if rename(parse_ref(vdef.variable_name).node) not in names:
