@@ -31,7 +31,7 @@ import numpy as np
 from graphkit.errors import GraphkitError, about
 from graphkit.freeze import tf2
 from graphkit.freeze.branches import keep_control_flow_functional_in_place, prune_unused_branch_outputs_in_place
-from graphkit.freeze.resources import PASS_THROUGH, freeze_resources_in_place
+from graphkit.freeze.resources import freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
 from graphkit.io.graph import (
@@ -42,6 +42,7 @@ from graphkit.io.graph import (
     extract_subgraph,
     unknown_ops_note,
 )
+from graphkit.io.ops import HANDLE_FORWARDING
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2
@@ -406,7 +407,7 @@ def _rewrite_value_updates(gd: graph_pb2.GraphDef, variables: set[str]) -> list[
 def _source_variable(index: GraphIndex, ref: str) -> str | None:
     """The variable a ref input comes from, through Ref/Identity/Switch pass-throughs."""
     name = parse_ref(ref).node
-    while name in index.nodes and index.nodes[name].op in PASS_THROUGH and index.nodes[name].input:
+    while name in index.nodes and index.nodes[name].op in HANDLE_FORWARDING and index.nodes[name].input:
         name = parse_ref(index.nodes[name].input[0]).node
     node = index.nodes.get(name)
     return name if node is not None and node.op in VARIABLE_OPS else None

@@ -16,10 +16,8 @@ from collections.abc import Sequence
 
 from graphkit.io.functions import FunctionLibrary, OpDefs, nodes_with_function, parse_function_ref
 from graphkit.io.graph import GraphIndex, reachable, unique_name
+from graphkit.io.ops import BRANCH_OPS, FUNCTIONAL_CONTROL_FLOW
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
-
-BRANCHING = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
-_FUNCTIONAL = BRANCHING | {"While", "StatelessWhile"}
 
 
 def prune_unused_branch_outputs_in_place(graph_def: graph_pb2.GraphDef) -> list[str]:
@@ -38,7 +36,7 @@ def _prune_in(container: graph_pb2.GraphDef | function_pb2.FunctionDef, nodes: S
               rets: list[str], library: FunctionLibrary, taken: set[str],
               added: list[function_pb2.FunctionDef]) -> list[str]:
     in_function = isinstance(container, function_pb2.FunctionDef)
-    branching = {n.name: n for n in nodes if n.op in BRANCHING}
+    branching = {n.name: n for n in nodes if n.op in BRANCH_OPS}
     if not branching:
         return []
     used: dict[str, set[int]] = {name: set() for name in branching}
@@ -130,7 +128,7 @@ def keep_control_flow_functional_in_place(graph_def: graph_pb2.GraphDef) -> int:
     Switch/Merge when a consumer (tf2onnx, TFLite) optimizes the graph. Returns how many nodes changed."""
     changed = 0
     for _, node in nodes_with_function(graph_def):
-        if node.op in _FUNCTIONAL and "_lower_using_switch_merge" in node.attr \
+        if node.op in FUNCTIONAL_CONTROL_FLOW and "_lower_using_switch_merge" in node.attr \
                 and node.attr["_lower_using_switch_merge"].b:
             node.attr["_lower_using_switch_merge"].b = False
             changed += 1

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from graphkit.errors import GraphkitError
 from graphkit.io.functions import FunctionLibrary, OpDefs, parse_function_ref
 from graphkit.io.graph import GraphIndex, TensorRef, rewire
+from graphkit.io.ops import CALL_OPS
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
-CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 IMPLEMENTS = ("_implements", "api_implements")
 
 

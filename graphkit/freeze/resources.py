@@ -35,6 +35,7 @@ from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, parse_function_ref
 from graphkit.io.graph import GraphIndex, downstream, drop_dangling_colocations, unique_name
+from graphkit.io.ops import HANDLE_FORWARDING, VARIABLE_READERS, is_variable_mutation
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
@@ -42,23 +43,9 @@ Shape = tuple[int, ...] | None
 Value = tuple[int, Shape]  # the frozen value's base dtype and shape
 Site = tuple[str, int]  # (producer: a node, or an argument of the function; flat output port)
 
-READERS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd", "VariableShape", "_ReadVariablesOp",
-                     "VarIsInitializedOp"})
-_PORT0 = frozenset({"Identity", "Snapshot", "Enter", "Exit", "NextIteration", "Merge", "RefIdentity", "RefEnter",
-                    "RefExit", "RefNextIteration", "RefMerge"})
-PASS_THROUGH = _PORT0 | {"IdentityN", "Switch", "RefSwitch", "_SwitchN"}
-MUTATIONS = frozenset({
-    "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp", "AssignNewValue",
-    "ResourceStridedSliceAssign", "ResourceCountUpTo", "DestroyResourceOp", "DisableCopyOnRead",
-})
-_MUTATION_PREFIXES = ("ResourceScatter", "ResourceApply", "ResourceSparseApply")
 # what a reader's output arg is called before and after its rewrite (function-body references follow)
 _RENAMED_OUTPUT = {"ReadVariableOp": ("value", "output"), "_ReadVariablesOp": ("values", "output"),
                    "VarIsInitializedOp": ("is_initialized", "output")}
-
-
-def is_mutation(op: str) -> bool:
-    return op in MUTATIONS or op.startswith(_MUTATION_PREFIXES)
 
 
 @dataclass
@@ -115,7 +102,7 @@ class _Body:
         producer = self.index.nodes.get(ref.node)
         if producer is None:
             return ref.node, -1
-        if producer.op in PASS_THROUGH or producer.op in CALLERS or producer.op in self.library:
+        if producer.op in HANDLE_FORWARDING or producer.op in CALLERS or producer.op in self.library:
             return ref.node, self.op_defs.flat_port(producer, ref.out_arg, ref.index)
         return ref.node, -1  # not a producer of handles: never a site
 
@@ -213,9 +200,9 @@ class ResourceFreezer:
                 continue
             node = index.nodes[consumer]
             op = node.op
-            if op in READERS:
+            if op in VARIABLE_READERS:
                 plan.readers.setdefault(consumer, {})[pos] = value
-            elif op in PASS_THROUGH:
+            elif op in HANDLE_FORWARDING:
                 plan.passes.setdefault(consumer, {})[pos] = value
                 for port in _pass_ports(node, pos):
                     out = (consumer, port)
@@ -229,7 +216,7 @@ class ResourceFreezer:
                     self._refuse(body, node, pos, plan.origin[site])
                 else:
                     plan.callers.setdefault(consumer, {})[pos] = value
-            elif is_mutation(op) and pos == 0:
+            elif is_variable_mutation(op) and pos == 0:
                 plan.mutations[consumer] = plan.origin[site]
                 if index.consumers.get(consumer):
                     user = index.consumers[consumer][0][0]
@@ -486,12 +473,12 @@ def _refs_as_values(graph_def: graph_pb2.GraphDef, seeds: dict[str, Value], plan
         name, value = queue.pop()
         for user, pos in index.consumers.get(name, []):
             node = index.nodes[user]
-            if node.op in PASS_THROUGH and user not in plan.passes:
+            if node.op in HANDLE_FORWARDING and user not in plan.passes:
                 plan.passes.setdefault(user, {})[pos] = value
                 if user not in seen:
                     seen.add(user)
                     queue.append((user, value))
-            elif node.op in READERS and user not in plan.readers:
+            elif node.op in VARIABLE_READERS and user not in plan.readers:
                 plan.readers.setdefault(user, {})[pos] = value
 
 

@@ -26,7 +26,7 @@ def _shape(shape: tuple[int, ...] | None) -> list[int] | None:
 
 
 def _nbytes(dtype: int, shape: tuple[int, ...] | None) -> int | None:
-    if shape is None or any(d < 0 for d in shape) or dtypes.base(dtype) in (dtypes.DT_STRING, 20, 21):
+    if shape is None or any(d < 0 for d in shape) or dtypes.base(dtype) in dtypes.NO_FIXED_SIZE:
         return None
     try:
         return int(np.prod(shape, dtype=np.int64)) * dtypes.to_numpy(dtype).itemsize

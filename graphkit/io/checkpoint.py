@@ -362,7 +362,7 @@ class V1Checkpoint(Checkpoint):
                         extents = _extents(proto, len(shape))
                         index = _index(extents, shape)
                         parts.append((slice_key(meta.name, extents), index, tuple(s.stop - s.start for s in index)))
-                    itemsize = dtypes.to_numpy(meta.type).itemsize if dtypes.base(meta.type) != 7 else 0
+                    itemsize = dtypes.to_numpy(meta.type).itemsize if dtypes.base(meta.type) != dtypes.DT_STRING else 0
                     self._infos[meta.name] = TensorInfo(
                         meta.name, meta.type, shape, math.prod(shape) * itemsize, len(meta.slice) > 1
                     )

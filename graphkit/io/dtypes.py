@@ -96,10 +96,15 @@ DT_FLOAT = 1
 DT_INT32 = 3
 DT_UINT8 = 4
 DT_STRING = 7
+DT_COMPLEX64 = 8
 DT_INT64 = 9
 DT_BOOL = 10
+DT_BFLOAT16 = 14
+DT_COMPLEX128 = 18
+DT_HALF = 19
 DT_RESOURCE = 20
 DT_VARIANT = 21
+NO_FIXED_SIZE = frozenset({DT_STRING, DT_RESOURCE, DT_VARIANT})  # no bytes-per-element: sizes are unknown
 
 
 def base(code: int) -> int:

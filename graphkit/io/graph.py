@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
+from graphkit.io.ops import MERGE_OPS, NEXT_ITERATION_OPS
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2, tensor_pb2, types_pb2
 
 if TYPE_CHECKING:
@@ -401,8 +402,6 @@ def as_index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
     return graph if isinstance(graph, GraphIndex) else GraphIndex(graph)
 
 
-_MERGE = ("Merge", "RefMerge")
-_NEXT_ITERATION = ("NextIteration", "RefNextIteration")
 
 
 def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
@@ -431,7 +430,7 @@ def cycle_nodes(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
             if src in seen or not inputs.get(src, ()):
                 continue
             ops = index.ops
-            if ops[name] in _MERGE and ops[src] in _NEXT_ITERATION:
+            if ops[name] in MERGE_OPS and ops[src] in NEXT_ITERATION_OPS:
                 continue
             return _sorted(index)[1]
         seen.add(name)
@@ -444,12 +443,12 @@ def _sorted(index: GraphIndex) -> tuple[list[str], list[str]]:
     users: dict[str, list[str]] = defaultdict(list)
     nodes, ops = index.nodes, index.ops
     for name, deps_of in index.deps.items():
-        merge = ops[name] in _MERGE
+        merge = ops[name] in MERGE_OPS
         deps = 0
         for src in deps_of:
             if src not in nodes:
                 continue
-            if merge and ops[src] in _NEXT_ITERATION:
+            if merge and ops[src] in NEXT_ITERATION_OPS:
                 continue
             deps += 1
             users[src].append(name)

@@ -15,11 +15,10 @@ from google.protobuf.message import DecodeError
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.graph import GraphIndex, as_index, downstream, parse_ref
+from graphkit.io.ops import PLACEHOLDER_OPS, VARIABLE_OPS  # noqa: F401 -- roles' importers take them here too
 from graphkit.io.shapes import shape_of
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
 
-VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable"})
-PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 # ops that are never an inference output, whatever consumes them
 _NOT_OUTPUT_OPS = frozenset({
     "NoOp", "Const", "Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from graphkit.errors import GraphkitError
 from graphkit.io.functions import FunctionLibrary, FunctionRef, arg_names, parse_function_ref
 from graphkit.io.graph import GraphIndex, parse_ref
+from graphkit.io.ops import CALL_OPS
 from graphkit.proto import graph_pb2, meta_graph_pb2, trackable_object_graph_pb2
 
 _AUTO_NAME = re.compile(r"^Variable(_\d+)?(:\d+)?$")
-_CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 
 
 def is_tf2(meta_graph: meta_graph_pb2.MetaGraphDef | None) -> bool:
@@ -45,7 +45,7 @@ def restore_keys(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaG
     restore = meta_graph.saver_def.restore_op_name
     index = GraphIndex(graph_def)
     node = index.nodes.get(parse_ref(restore).node) if restore else None
-    if node is None or node.op not in _CALL_OPS:
+    if node is None or node.op not in CALL_OPS:
         raise GraphkitError("this TF2 SavedModel has no restore function (saver_def.restore_op_name names "
                             f"'{restore or 'nothing'}'), so its variables cannot be matched to checkpoint keys", path)
     library = FunctionLibrary(graph_def)
@@ -109,7 +109,7 @@ def signature_call(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.Met
     name = nodes.pop()
     index = GraphIndex(graph_def)
     node = index.node(name)
-    if node.op not in _CALL_OPS:
+    if node.op not in CALL_OPS:
         raise GraphkitError(f"signature '{key}' reads '{name}' ({node.op}), not a function call", path)
     function = node.attr["f"].func.name
     data = [parse_ref(t).node for t in node.input if not t.startswith("^")]

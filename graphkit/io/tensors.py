@@ -57,10 +57,10 @@ def to_numpy(tensor: tensor_pb2.TensorProto, content: bytes | memoryview | None 
     if field is None:
         raise GraphkitError(f"cannot decode a {dtypes.name(code)} tensor")
     values_list = list(getattr(tensor, field))
-    if code in (8, 18):  # complex: pairs of (real, imag)
+    if code in (dtypes.DT_COMPLEX64, dtypes.DT_COMPLEX128):  # complex: pairs of (real, imag)
         pairs = np.asarray(values_list, dtype=np.float64).reshape(-1, 2)
         vals = (pairs[:, 0] + 1j * pairs[:, 1]).astype(np_dtype)
-    elif code in (14, 19):  # half/bfloat16: bit patterns stored in an int32 list
+    elif code in (dtypes.DT_BFLOAT16, dtypes.DT_HALF):  # bit patterns stored in an int32 list
         vals = np.asarray(values_list, dtype=np.uint16).view(np_dtype)
     elif field == "float8_val":
         vals = np.frombuffer(bytes(values_list[0]) if values_list else b"", dtype=np.uint8).view(np_dtype)

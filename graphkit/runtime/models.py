@@ -15,22 +15,12 @@ import numpy as np
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, Model, dtypes, load
 from graphkit.io.graph import check_importable, extract_subgraph
+from graphkit.io.ops import UNSAFE_OPS
 from graphkit.io.roles import Input, clear_outputs, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
 from graphkit.io.tensors import shape_of
 from graphkit.proto import graph_pb2
 from graphkit.runtime.difference import Difference
-
-# ops that touch the file system or run arbitrary code when the graph runs
-UNSAFE_OPS = frozenset({
-    "ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc", "Save", "SaveV2",
-    "SaveSlices", "MergeV2Checkpoints", "ShardedFilename", "WholeFileReader", "WholeFileReaderV2",
-    "TFRecordReader", "TFRecordReaderV2", "TextLineReader", "TextLineReaderV2", "FixedLengthRecordReader",
-    "FixedLengthRecordReaderV2", "ImmutableConst", "DeleteSessionTensor", "Restore", "RestoreV2", "RestoreSlice",
-    "LoadAndRemapMatrix", "DebugIdentity", "SummaryWriter", "CreateSummaryFileWriter", "WriteSummary",
-    "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "SaveDataset", "SaveDatasetV2",
-})
-
 
 RunnableKind = Literal["graphdef", "checkpoint", "savedmodel", "savedmodel-tf2", "onnx", "tflite"]
 

@@ -12,16 +12,13 @@ from typing import Literal
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, save_graph
 from graphkit.io.functions import nodes_with_function
+from graphkit.io.ops import TF1_CONTROL_FLOW
 from graphkit.io.roles import graph_inputs
 from graphkit.proto import graph_pb2
 
 Target = Literal["tf", "tflite", "onnx"]
 TARGETS: tuple[Target, ...] = ("tf", "tflite", "onnx")
 _STRUCTURAL = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "NoOp", "Identity"})
-# TF1 control-flow primitives: TF's executor runs them (no op kernel lookup applies as for other ops), and
-# tf2onnx's loop and cond rewriters turn them into Loop/If (tf2onnx/rewriter/loop_rewriter.py, cond_rewriter.py)
-_CONTROL_FLOW = frozenset({"Enter", "RefEnter", "Exit", "RefExit", "NextIteration", "RefNextIteration", "Merge",
-                           "RefMerge", "Switch", "RefSwitch", "LoopCond", "ControlTrigger"})
 
 
 def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: Target, *, outputs: list[str] | None = None,
@@ -35,9 +32,9 @@ def unsupported_ops(graph: Graph | graph_pb2.GraphDef, target: Target, *, output
     for function, node in nodes_with_function(gd):  # inside If/While bodies too, named function/node
         by_op[node.op].append(node.name if function is None else f"{function}/{node.name}")
     if target == "tf":
-        missing = _tf_missing(set(by_op) - _CONTROL_FLOW)
+        missing = _tf_missing(set(by_op) - TF1_CONTROL_FLOW)
     elif target == "onnx":
-        missing = _onnx_missing(set(by_op) - _STRUCTURAL - _CONTROL_FLOW, opset)
+        missing = _onnx_missing(set(by_op) - _STRUCTURAL - TF1_CONTROL_FLOW, opset)
     elif target == "tflite":
         missing = _tflite_missing(graph, outputs)
     else:

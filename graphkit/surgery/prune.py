@@ -16,6 +16,7 @@ from graphkit.io.graph import (
     reachable,
     rewire,
 )
+from graphkit.io.ops import INFERENCE_IDENTITIES, SIDE_EFFECT_ONLY
 from graphkit.io.save import Progress
 from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
 from graphkit.io.spec import split_names as names
@@ -30,8 +31,6 @@ from graphkit.surgery.core import (
     spec_placeholder,
 )
 
-_PASSTHROUGH = frozenset({"Identity", "StopGradient", "PreventGradient", "Snapshot", "CheckNumerics", "Print"})
-_SIDE_EFFECT_ONLY = frozenset({"Assert", "PrintV2"})
 
 
 def prune(
@@ -123,7 +122,7 @@ def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: Surger
     keep = set(protected)
     mapping: dict[TensorRef, TensorRef] = {}
     dropped_controls = {n.name for n in gd.node if n.name not in keep and (
-        n.op in _SIDE_EFFECT_ONLY or n.op == "CheckNumerics"
+        n.op in SIDE_EFFECT_ONLY or n.op == "CheckNumerics"
         or (n.op in ("If", "StatelessIf") and n.name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
     grew = True
     while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
@@ -134,7 +133,7 @@ def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: Surger
                 dropped_controls.add(n.name)
                 grew = True
     for node in gd.node:
-        if node.name in keep or node.op not in _PASSTHROUGH or not node.input:
+        if node.name in keep or node.op not in INFERENCE_IDENTITIES or not node.input:
             continue
         controls = [i for i in node.input if i.startswith("^") and i[1:] not in dropped_controls]
         if not controls and not index.control_consumers.get(node.name):

@@ -21,7 +21,7 @@ from graphkit.convert.caffe.builder import NHWC, Builder, Tensor, identity_perm
 from graphkit.convert.caffe.common import Handler, LayerError
 from graphkit.convert.caffe.fold import fold_batch_norms
 from graphkit.errors import GraphkitError, about
-from graphkit.io import Graph, save_graph
+from graphkit.io import Graph, dtypes, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
 from graphkit.io.graph import check_importable, valid_node_name
 from graphkit.io.save import Progress, Spill, check_output
@@ -173,7 +173,7 @@ def convert_net(net: CaffeNet, *, layout: Layout = "nchw", outputs: list[str] | 
                                 net.prototxt)
         b.names.add(node_name)
         node = b.graph.node.add(name=node_name, op="Identity", input=[t.ref])
-        node.attr["T"].type = 1  # type: ignore[assignment]
+        node.attr["T"].type = dtypes.DT_FLOAT  # type: ignore[assignment]
         report.outputs.append({"name": node_name, "blob": name, "shape": [-1, *(t.stored_shape[1:])]})
     report.dropped = dropped
     report.folded = folded if fold else []

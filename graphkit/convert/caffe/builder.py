@@ -21,8 +21,8 @@ from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
 
 NHWC = (0, 2, 3, 1)
-FLOAT = 1
-INT32 = 3
+FLOAT = dtypes.DT_FLOAT
+INT32 = dtypes.DT_INT32
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from graphkit.convert.caffe.builder import Builder, Tensor
 from graphkit.convert.caffe.common import Handler, LayerError, axis_of, blob, channel_const, param
+from graphkit.io import dtypes
 from graphkit.io.caffe import CaffeLayer
 
 
@@ -93,7 +94,8 @@ def log(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
 def threshold(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
     x, t = inputs[0], float(param(layer, "threshold_param").threshold)
     above = b.op(f"{layer.name}/Greater", "Greater", [x.ref, _scalar(b, f"{layer.name}/threshold", t)])
-    return [Tensor(b.op(f"{layer.name}/Cast", "Cast", [above], dtype=None, SrcT=10, DstT=1), x.shape, x.perm)]
+    return [Tensor(b.op(f"{layer.name}/Cast", "Cast", [above], dtype=None, SrcT=dtypes.DT_BOOL,
+                             DstT=dtypes.DT_FLOAT), x.shape, x.perm)]
 
 
 def identity(b: Builder, layer: CaffeLayer, inputs: list[Tensor]) -> list[Tensor]:
