@@ -32,7 +32,6 @@ from graphkit.surgery.core import (
 )
 
 
-
 def prune(
     model_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
