@@ -156,3 +156,19 @@ def test_quiet_silences_tensorflow_and_its_tools(tmp_path, args):
     proc = subprocess.run([sys.executable, "-m", "graphkit", *argv, "-q"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_a_model_without_a_graph_gets_one_error_from_every_command(runner, tmp_path):
+    """Issue 14.8: the "no graph here" error lived in six places, in six wordings; it is now
+    Model.require_graph, so every command says the same thing, naming the file."""
+    from conftest import FIXTURES
+
+    ckpt = str(FIXTURES / "dtypes" / "ckpt")  # a checkpoint with no .meta beside it
+    runs = [["inspect", ckpt, "--nodes"], ["inspect", ckpt, "--ops"], ["freeze", ckpt, str(tmp_path / "f.pb")],
+            ["prune", ckpt, str(tmp_path / "p.pb")], ["tensorboard", ckpt, "--logdir", str(tmp_path / "logs")],
+            ["run", ckpt]]
+    for args in runs:
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith(f"error: {ckpt}: no graph here (a checkpoint without its .meta); "), args
+    assert not list(tmp_path.iterdir())

@@ -33,16 +33,13 @@ def tensorboard(model_path: str | os.PathLike[str], logdir: str | os.PathLike[st
                 tags: list[str] | None = None) -> BoardReport:
     """Write the graph of ``model_path`` (any format graphkit loads) into a new run folder under ``logdir``."""
     model = load(model_path, tags=tags, verify=False)
-    if model.graph is None:
-        from graphkit.errors import GraphkitError
-
-        raise GraphkitError("no graph here (a checkpoint without its .meta)", model_path)
+    graph = model.require_graph()
     gd = graph_pb2.GraphDef()
-    gd.CopyFrom(model.graph.graph_def)
+    gd.CopyFrom(graph.graph_def)
     stripped = 0
     for node in gd.node:
         tensor = node.attr["value"].tensor if node.op == "Const" and "value" in node.attr else None
-        if tensor is not None and (node.name in model.graph.external
+        if tensor is not None and (node.name in graph.external
                                    or len(tensor.tensor_content) > KEEP_VALUES_BELOW):
             tensor.ClearField("tensor_content")
             stripped += 1

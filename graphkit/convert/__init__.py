@@ -63,9 +63,8 @@ def convert(
     report = ConvertReport(os.fspath(out), target, [], [])
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out)), prefix=".graphkit-") as tmp:
         frozen = _frozen(src, caffemodel, Path(tmp), outputs, tags, signature, report)
-        model = load(frozen)
-        assert model.graph is not None
-        gd = model.graph.graph_def
+        graph = load(frozen).require_graph()
+        gd = graph.graph_def
         names = report.outputs or [parse_ref(o).node for o in outputs or []] or default_outputs(gd, path=frozen)
         report.outputs = names
         placeholders = graph_inputs(gd)
@@ -80,13 +79,13 @@ def convert(
         if target == "onnx":
             from graphkit.runtime.targets import unsupported_ops
 
-            missing = unsupported_ops(model.graph, "onnx", opset=opset)
+            missing = unsupported_ops(graph, "onnx", opset=opset)
             if missing:  # tf2onnx would pass them through as custom ops that no ONNX runtime has
                 listed = "; ".join(f"{op} (node {', '.join(repr(n) for n in info['nodes'][:3])})"
                                    for op, info in missing.items())
                 raise GraphkitError(f"tf2onnx cannot convert {listed}: {next(iter(missing.values()))['note']}; "
                                     "replace those ops, or prune the graph before them", src)
-            data = export.to_onnx(materialize(model.graph).SerializeToString(), [f"{i}:0" for i in report.inputs],
+            data = export.to_onnx(materialize(graph).SerializeToString(), [f"{i}:0" for i in report.inputs],
                                   [f"{o}:0" for o in names], opset)
         else:
             shapes = {p.name: [batch if d < 0 else d for d in (p.shape or ())] for p in placeholders
@@ -116,8 +115,7 @@ def _frozen(src: str | os.PathLike[str], caffemodel: str | os.PathLike[str] | No
         report.outputs = [o["name"] for o in made.outputs]
         return path
     model = load(src, tags=tags, verify=False)
-    if model.graph is None:
-        raise GraphkitError("no graph here (a checkpoint without its .meta)", src)
+    model.require_graph()
     if model.checkpoint is not None or model.format == "savedmodel":
         from graphkit.freeze import freeze
 

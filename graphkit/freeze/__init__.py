@@ -119,11 +119,8 @@ def resolve_source(
         if prefix and (os.path.exists(prefix + ".index")):
             model.checkpoint = open_checkpoint(prefix)
             model.files += model.checkpoint.files
-    if model.graph is None:
-        raise GraphkitError(
-            "this checkpoint has no .meta file beside it, so there is no graph to freeze; "
-            "pass the graph with --graph graph.pb|graph.pbtxt", src)
-    if model.checkpoint is None and any(n.op in VARIABLE_OPS for n in model.graph.graph_def.node):
+    graph_def = model.require_graph("pass the graph with --graph graph.pb|graph.pbtxt").graph_def
+    if model.checkpoint is None and any(n.op in VARIABLE_OPS for n in graph_def.node):
         raise GraphkitError("the graph has variables but no checkpoint was found; pass --checkpoint", src)
     return model
 

@@ -164,30 +164,25 @@ def _summarize(model: Model) -> Json:
 def list_nodes(model: Model, match: str | None = None, op: str | None = None) -> list[Json]:
     """Nodes (name, op, inputs), optionally filtered by a name glob and an op type: the main graph's, then
     those inside library functions (marked with ``function``; their inputs in the function-body form)."""
-    if model.graph is None:
-        raise GraphkitError("a checkpoint alone has no graph nodes (no .meta beside it); list its tensors instead",
-                            model.path)
+    graph = model.require_graph("list its tensors instead (--tensors)")
     return [
         {"name": n.name, "op": n.op, "inputs": list(n.input), **({"function": f} if f is not None else {}),
          **({"device": n.device} if n.device else {})}
-        for f, n in nodes_with_function(model.graph.graph_def)
+        for f, n in nodes_with_function(graph.graph_def)
         if (match is None or fnmatch.fnmatchcase(n.name, match)) and (op is None or n.op == op)
     ]
 
 
 def op_counts(model: Model) -> dict[str, int]:
     """Op type -> node count, over the main graph and every library function."""
-    if model.graph is None:
-        raise GraphkitError("a checkpoint alone has no graph (no .meta beside it)", model.path)
-    return dict(Counter(n.op for _, n in nodes_with_function(model.graph.graph_def)).most_common())
+    graph = model.require_graph("list its tensors instead (--tensors)")
+    return dict(Counter(n.op for _, n in nodes_with_function(graph.graph_def)).most_common())
 
 
 def function_tree(model: Model) -> list[Json]:
     """The call tree from the main graph: ``{depth, caller, function, nodes, implements}`` rows, depth first,
     and then the library functions nothing calls (``depth`` -1)."""
-    if model.graph is None:
-        raise GraphkitError("a checkpoint alone has no graph (no .meta beside it)", model.path)
-    gd = model.graph.graph_def
+    gd = model.require_graph("list its tensors instead (--tensors)").graph_def
     library = FunctionLibrary(gd)
     rows: list[Json] = []
     for depth, caller, name in library.call_tree(gd.node):

@@ -59,6 +59,13 @@ class Model:
     def file_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files if f.is_file())
 
+    def require_graph(self, fix: str = "give the .meta, a SavedModel or a GraphDef") -> Graph:
+        """The graph, or the one error every command gives for a model without one (a checkpoint whose
+        .meta is missing), naming the file and ``fix``."""
+        if self.graph is None:
+            raise GraphkitError(f"no graph here (a checkpoint without its .meta); {fix}", self.path)
+        return self.graph
+
 
 def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) -> Model:
     """Load any supported artifact. Raises GraphkitError with a one-line reason when it cannot."""

@@ -52,11 +52,10 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
         if other == TFLITE:
             return _open_tflite(str(path), outputs)
         model = load(path, tags=tags, verify=False)
-        if model.graph is None:
-            raise GraphkitError("no graph here (a checkpoint without its .meta)", path)
         # what TF would refuse is said in graphkit's words, before inputs are made for it; TF itself aborts
         # the process on some of it (a Const whose value has another dtype)
-        check_importable(model.graph.graph_def, path, "the graph")
+        graph = model.require_graph()
+        check_importable(graph.graph_def, path, "the graph")
         meta = model.meta_graph
         if model.format == "savedmodel" and meta is not None and meta.signature_def:
             key = pick_signature(meta, signature, path)
@@ -77,7 +76,7 @@ def open_runnable(path: str | os.PathLike[str], *, signature: str | None = None,
                 fetched = [parse_ref(runnable.fetch_names[o]).node for o in runnable.outputs]
                 _check_safe(model, fetched, allow_unsafe_ops)
             return runnable
-        ranked = likely_outputs(model.graph.graph_def, meta)
+        ranked = likely_outputs(graph.graph_def, meta)
         chosen = clear_outputs(ranked)
         names = outputs or [o.name for o in chosen]
         left = [] if outputs else [f"{o.name}: {o.reason}" for o in ranked if o not in chosen]

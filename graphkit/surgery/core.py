@@ -50,8 +50,7 @@ class SurgeryReport:
 def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None) -> Model:
     """A model with a graph (a checkpoint's weights are never read: surgery is graph-only)."""
     model = load(path, tags=tags, verify=False)
-    if model.graph is None:
-        raise GraphkitError("no graph here (a checkpoint without its .meta); give the .meta or a GraphDef", path)
+    model.require_graph("give the .meta or a GraphDef")
     return model
 
 
