@@ -27,6 +27,9 @@ class GraphkitGroup(click.Group):
         return super().make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from graphkit.runtime.quiet import quiet_tensorflow
+
+        quiet_tensorflow()  # the CLI's output is graphkit's: TF's notes would bury it (a library caller chooses)
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):

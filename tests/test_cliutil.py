@@ -64,3 +64,26 @@ def test_working_shows_elapsed_time_on_a_terminal_only(tmp_path):
     with open(tmp_path / "log", "w") as not_a_tty, working("x", quiet=False, stream=not_a_tty, delay=0.0):
         time.sleep(0.2)
     assert (tmp_path / "log").read_text() == ""
+
+
+def test_tensorflow_is_silenced_only_when_asked(runner):
+    """Issue 14.9: library code no longer silences TensorFlow (fd 2, TF_CPP_MIN_LOG_LEVEL) for the whole
+    process; the CLI asks for it, a library caller chooses."""
+    import os
+
+    from graphkit.cli import cli
+    from graphkit.runtime import quiet
+
+    saved = quiet.is_quiet()
+    try:
+        quiet.quiet_tensorflow(False)
+        before = os.fstat(2)
+        with quiet.quiet_stderr():
+            assert os.fstat(2).st_ino == before.st_ino  # off: stderr untouched
+        runner.invoke(cli, ["inspect", "--help"])
+        assert quiet.is_quiet()  # the CLI turned it on
+        with quiet.quiet_stderr():
+            assert os.fstat(2).st_ino == os.stat(os.devnull).st_ino
+        assert os.fstat(2).st_ino == before.st_ino
+    finally:
+        quiet.quiet_tensorflow(saved)

@@ -39,6 +39,8 @@ def _package(module: str) -> str:
 def test_packages_import_one_another_without_cycles():
     edges: dict[str, set[str]] = defaultdict(set)
     for name, tree in _modules().items():
+        if name.endswith("/cli.py") or name == "graphkit/cli.py":
+            continue  # the commands are the top layer: they may import any package
         here = name.split("/")[1].removesuffix(".py")
         for node in ast.walk(tree):
             targets = []

@@ -6,8 +6,9 @@ Python costs most of the time, so a compiled scanner (``_wirescan.c``, optional 
 fields from the wire format in one pass; a node becomes a NodeDef only when a pass asks for it, and the
 result is written as the input's bytes, unchanged nodes copied, changed ones re-serialized.
 
-Without the compiled scanner (no C compiler at install, or ``GRAPHKIT_NO_SCANNER=1``) :func:`scan_graph_file`
-returns None and callers use the protobuf path: the same results, slower on big graphs.
+Without the compiled scanner (no C compiler at install) :func:`scan_graph_file` returns None and callers
+use the protobuf path: the same results, slower on big graphs. ``prune``/``remap_input`` take
+``scanner=False`` to keep to that path; the CLI maps ``GRAPHKIT_NO_SCANNER=1`` to it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ try:
     from graphkit.io import _wirescan
 except ImportError:  # built without a C compiler
     _wirescan = None
-if os.environ.get("GRAPHKIT_NO_SCANNER"):  # the protobuf path only: to compare, or to rule the scanner out
-    _wirescan = None
+
+
+def scanner_from_environment() -> bool:
+    """What the CLI passes as ``scanner=``: False when ``GRAPHKIT_NO_SCANNER`` is set (the protobuf path
+    only, to compare or to rule the scanner out). Library code never reads the environment itself."""
+    return not os.environ.get("GRAPHKIT_NO_SCANNER")
 
 _MMAP_ABOVE = 16 << 20  # larger files are mapped, and their long runs copied file to file
 _SLICE_ABOVE = 1 << 20

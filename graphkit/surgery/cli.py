@@ -62,12 +62,14 @@ def prune_cmd(model: str, out: str, outputs: tuple[str, ...], inputs: tuple[str,
     With --inputs the graph is also cut at those tensors, like TF's strip_unused: each becomes a Placeholder
     and everything above it that only fed it goes away.
     """
+    from graphkit.io.scan import scanner_from_environment
     from graphkit.surgery import prune
 
     with progress("writing", quiet) as bar:
         report = prune(model, out, outputs=list(outputs), inputs=list(inputs),
                        input_shapes=assignments(input_shapes, "NAME=DIMS", "--input-shape"),
-                       strip_training=strip_training, tags=list(tags) or None, text=text, progress=bar)
+                       strip_training=strip_training, tags=list(tags) or None, text=text,
+                       scanner=scanner_from_environment(), progress=bar)
     _show(report, as_json)
 
 
@@ -95,6 +97,7 @@ def remap_cmd(model: str, out: str, placeholders: tuple[str, ...], maps: tuple[s
     old tensor's readers take.
     """
     from graphkit.io.arrays import load_arrays
+    from graphkit.io.scan import scanner_from_environment
     from graphkit.surgery import remap_input
 
     arrays = load_arrays([f"{k}={v}" for k, v in assignments(constants, "OLD=FILE.npy", "--constant").items()])
@@ -102,7 +105,8 @@ def remap_cmd(model: str, out: str, placeholders: tuple[str, ...], maps: tuple[s
         report = remap_input(model, out,
                              placeholders=assignments(placeholders, "OLD=NAME:DTYPE[DIMS]", "--placeholder"),
                              maps=assignments(maps, "OLD=NEW", "--map"), constants=arrays, outputs=list(outputs),
-                             tags=list(tags) or None, text=text, progress=bar)
+                             tags=list(tags) or None, text=text, scanner=scanner_from_environment(),
+                             progress=bar)
     _show(report, as_json)
 
 

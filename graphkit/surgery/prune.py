@@ -42,16 +42,18 @@ def prune(
     strip_training: bool = False,
     tags: list[str] | None = None,
     text: bool | None = None,
+    scanner: bool = True,
     progress: Progress | None = None,
 ) -> SurgeryReport:
     """Keep only what ``outputs`` need (TF's extract_sub_graph: data, control and colocation inputs). With
     ``inputs`` (specs like ``name:float32[?,224,224,3]``), cut there: each becomes a Placeholder and what only
     fed it goes (strip_unused). ``strip_training`` also removes CheckNumerics, Identity-like pass-throughs
-    and Assert/Print chains (remove_training_nodes, without its bugs)."""
+    and Assert/Print chains (remove_training_nodes, without its bugs). ``scanner=False`` keeps to the
+    protobuf path (same result, slower on big graphs; the CLI maps ``GRAPHKIT_NO_SCANNER`` to it)."""
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
         specs = [parse_spec(s) for s in names(inputs)]
-        model, index = open_indexed(model_path, tags, out, text=text, fast=not strip_training,
+        model, index = open_indexed(model_path, tags, out, text=text, fast=scanner and not strip_training,
                                     copy=bool(specs))
         wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("prune", outputs=wanted)

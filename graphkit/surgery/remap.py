@@ -42,6 +42,7 @@ def remap_input(
     outputs: list[str] | None = None,
     tags: list[str] | None = None,
     text: bool | None = None,
+    scanner: bool = True,
     progress: Progress | None = None,
 ) -> SurgeryReport:
     """Replace tensors as ``tf.import_graph_def(input_map=...)`` does, on the GraphDef:
@@ -51,10 +52,10 @@ def remap_input(
     - ``constants``: OLD -> array, a new Const named after OLD's node.
 
     What only fed the replaced tensors is removed (the graph is pruned to ``outputs``, default: the original's
-    likely outputs). Unused keys and dtype mismatches are errors, as in TF."""
+    likely outputs). Unused keys and dtype mismatches are errors, as in TF. ``scanner``: as for prune."""
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
-        model, index = open_indexed(model_path, tags, out, text=text, fast=True, copy=True)
+        model, index = open_indexed(model_path, tags, out, text=text, fast=scanner, copy=True)
         wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("remap-input", outputs=wanted)
         for name in wanted:

@@ -266,3 +266,14 @@ def test_the_check_accepts_what_protobuf_accepts(tmp_path, graphs):
     assert scan.scan_graph_file(src) is None
     report = prune(src, tmp_path / "deep.pb", outputs=["out"])
     assert report.nodes_after == 4
+
+
+def test_scanner_false_keeps_to_the_protobuf_path(monkeypatch, tmp_path, graphs):
+    """Issue 14.9: the scanner is chosen by an argument (the CLI maps GRAPHKIT_NO_SCANNER to it), not by an
+    environment variable read when the module is imported."""
+    used = []
+    monkeypatch.setattr(core, "write_table", lambda *a, **k: used.append(True))
+    prune(graphs["mlp_ref"], tmp_path / "p.pb", outputs=["output"], scanner=False)
+    remap_input(graphs["mlp_ref"], tmp_path / "r.pb", outputs=["output"], placeholders={"x:0": "f:float32[?,8]"},
+                scanner=False)
+    assert used == [] and (tmp_path / "p.pb").exists() and (tmp_path / "r.pb").exists()
