@@ -114,7 +114,7 @@ def test_mismatches_listed_before_anything_is_written(tmp_path):
 
 
 def test_shape_mismatch_names_both_shapes(tmp_path):
-    from graphkit.freeze import _check_variable
+    from graphkit.freeze.freezer import _check_variable
     from graphkit.io.checkpoint import open_checkpoint
 
     model = load(fixture_checkpoint("mlp_ref"))
@@ -217,7 +217,7 @@ def test_outputs_default_to_the_clear_candidate_or_list_them(tmp_path):
 
 
 def test_two_gb_guard(tmp_path, monkeypatch):
-    import graphkit.freeze as fz
+    import graphkit.freeze.freezer as fz
 
     monkeypatch.setattr(fz, "PROTOBUF_LIMIT", 1000)
     with pytest.raises(GraphkitError, match="cannot load a GraphDef over 2 GiB"):
@@ -227,7 +227,7 @@ def test_two_gb_guard(tmp_path, monkeypatch):
 
 def test_weights_stream_from_the_checkpoint(tmp_path, monkeypatch):
     """Const bytes are copied file-to-file from the data shard, never held (peak memory does not grow)."""
-    import graphkit.freeze as fz
+    import graphkit.freeze.freezer as fz
 
     seen = {}
     real = fz.save_graph
