@@ -34,14 +34,8 @@ from graphkit.freeze.branches import keep_control_flow_functional_in_place, prun
 from graphkit.freeze.resources import freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint, open_checkpoint
-from graphkit.io.graph import (
-    FileSlice,
-    check_importable,
-    closest,
-    drop_unused_library,
-    extract_subgraph,
-    unknown_ops_note,
-)
+from graphkit.io.checks import check_importable, unknown_ops_note
+from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
 from graphkit.io.ops import HANDLE_FORWARDING
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size

@@ -16,8 +16,8 @@ _LAZY = {
     "GraphIndex": "graphkit.io.graph",
     "TensorRef": "graphkit.io.graph",
     "parse_ref": "graphkit.io.graph",
-    "topological_order": "graphkit.io.graph",
-    "validate": "graphkit.io.graph",
+    "topological_order": "graphkit.io.checks",
+    "validate": "graphkit.io.checks",
     "Model": "graphkit.io.loader",
     "load": "graphkit.io.loader",
     "atomic_write": "graphkit.io.save",
@@ -28,7 +28,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from graphkit.io import dtypes
     from graphkit.io.checkpoint import Checkpoint, TensorInfo, open_checkpoint
-    from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref, topological_order, validate
+    from graphkit.io.checks import topological_order, validate
+    from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref
     from graphkit.io.loader import Model, load
     from graphkit.io.save import atomic_write, check_output, save_graph
 

@@ -196,7 +196,7 @@ def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int, int
 
 def wire_sound(graph_def: graph_pb2.GraphDef) -> bool:
     """Whether the compiled check passes on this parsed graph (its DataTypes and tensors sound): the fast
-    answer for :func:`graphkit.io.graph.validate`; False without the scanner, or when the check fails (the
+    answer for :func:`graphkit.io.checks.validate`; False without the scanner, or when the check fails (the
     caller then looks node by node, to say which)."""
     if _wirescan is None:
         return False

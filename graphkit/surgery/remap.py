@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, dtypes, parse_ref
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, reachable, topological_order
+from graphkit.io.checks import topological_order
+from graphkit.io.graph import TensorRef, drop_dangling_colocations, reachable
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec

@@ -334,7 +334,7 @@ def test_device_strings_are_judged_as_tf_import_graph_def_judges_them(tf):
     """graphkit's device check is a port of DeviceSpecV2._string_to_components; TF is the oracle."""
     from tensorflow.python.framework import device_spec
 
-    from graphkit.io.graph import device_problem
+    from graphkit.io.checks import device_problem
 
     cases = ["", "/cpu:0", "CPU:0", "/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:0", "/tpu",
              "/device:XPU:0", "/device:GPU:*", "//cpu:0", "/job:worker/task:1", "/device2CPU:0", "/gpu:x",

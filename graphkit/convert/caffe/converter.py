@@ -23,7 +23,8 @@ from graphkit.convert.caffe.fold import fold_batch_norms
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, dtypes, save_graph
 from graphkit.io.caffe import CaffeLayer, CaffeNet, read_caffe
-from graphkit.io.graph import check_importable, valid_node_name
+from graphkit.io.checks import check_importable
+from graphkit.io.graph import valid_node_name
 from graphkit.io.save import Progress, Spill, check_output
 from graphkit.proto import graph_pb2
 from graphkit.runtime.difference import Difference, difference, refuse_differences

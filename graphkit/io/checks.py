@@ -1,0 +1,348 @@
+"""What TensorFlow's importer refuses, checked on the GraphDef before any command writes one
+(docs/formats.md section 7): names, inputs, cycles, attrs, DataTypes, tensors, shapes, devices, and the
+same in every function body. ``check_importable`` is what commands call; ``validate`` lists the problems."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict, deque
+from collections.abc import Collection, Sequence
+
+from graphkit.errors import GraphkitError
+from graphkit.io import dtypes
+from graphkit.io.graph import NODE_NAME, GraphIndex, as_index, input_node
+from graphkit.io.ops import MERGE_OPS, NEXT_ITERATION_OPS
+from graphkit.proto import graph_pb2, tensor_pb2, types_pb2
+
+
+def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """Node names with every node after its inputs. TF1 loops are cut at NextIteration -> Merge back edges,
+    as TF's graph constructor does; any other cycle is an error naming the nodes on it."""
+    order, stuck = _sorted(as_index(graph))
+    if stuck:
+        raise GraphkitError(f"the graph has a cycle that is not a TF1 while loop, through: {', '.join(stuck[:8])}")
+    return order
+
+
+def cycle_nodes(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """The nodes on, or only reachable through, a cycle TF's importer refuses (graph_constructor.cc: "The
+    graph couldn't be sorted in topological order"); empty when there is none. Graphs are nearly always
+    stored with each node after its inputs, which one pass over the edges proves; the full sort runs only
+    when that pass finds a node before one of its inputs."""
+    index = as_index(graph)
+    inputs = index.inputs
+    seen: set[str] = set()
+    for name, texts in inputs.items():
+        for text in texts:
+            if text in seen:  # the common case: a plain name, earlier in the file
+                continue
+            src = input_node(text)
+            # earlier, a source (no cycle runs through it), or dangling (validate reports that)
+            if src in seen or not inputs.get(src, ()):
+                continue
+            ops = index.ops
+            if ops[name] in MERGE_OPS and ops[src] in NEXT_ITERATION_OPS:
+                continue
+            return _sorted(index)[1]
+        seen.add(name)
+    return []
+
+
+def _sorted(index: GraphIndex) -> tuple[list[str], list[str]]:
+    """Kahn's sort: the order, and the nodes it could not place (a cycle, and what only it feeds)."""
+    pending: dict[str, int] = {}
+    users: dict[str, list[str]] = defaultdict(list)
+    nodes, ops = index.nodes, index.ops
+    for name, deps_of in index.deps.items():
+        merge = ops[name] in MERGE_OPS
+        deps = 0
+        for src in deps_of:
+            if src not in nodes:
+                continue
+            if merge and ops[src] in NEXT_ITERATION_OPS:
+                continue
+            deps += 1
+            users[src].append(name)
+        pending[name] = deps
+    ready = deque(name for name, deps in pending.items() if deps == 0)
+    order: list[str] = []
+    while ready:
+        name = ready.popleft()
+        order.append(name)
+        for user in users[name]:
+            pending[user] -= 1
+            if pending[user] == 0:
+                ready.append(user)
+    return order, [n for n, d in pending.items() if d > 0] if len(order) < len(pending) else []
+
+
+_GRAPH_INPUT = re.compile(r"^\^?[A-Za-z0-9.][A-Za-z0-9_.\-/>]*(:(0|[1-9][0-9]*))?$")
+
+
+def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """Problems that stop TF from importing a graph (``core/common_runtime/graph_constructor.cc``): duplicate
+    or invalid names, malformed or dangling inputs, an output index past the producer's outputs, bad
+    colocations, a cycle that is not a TF1 loop, a type attr holding no DataType (``attr_value_util.cc``:
+    "AttrValue has invalid DataType enum"). A FunctionDef body is checked for what applies to it."""
+    index = as_index(graph)
+    names = index.inputs  # its keys are the node names
+    problems = [f"duplicate node name '{n}'" for n in index.duplicates]
+    arguments = index.arguments
+    in_function = index.function is not None
+    if not in_function:
+        problems += [f"'{name}' is not a valid node name" for name in names if not NODE_NAME.match(name)]
+    ported: list[tuple[str, str, int]] = []  # (reader, producer, port) for port > 0: checked against op defs
+    for name, texts in index.inputs.items():
+        for text in texts:
+            if text not in names and input_node(text) not in names and input_node(text) not in arguments:
+                problems.append(f"node '{name}' reads '{text}', which is not in the graph")
+            elif not in_function and text not in names:
+                if not _GRAPH_INPUT.match(text):
+                    problems.append(f"node '{name}' has a malformed input '{text}' (expected NAME, NAME:INDEX or "
+                                    "^NAME)")
+                elif not text.startswith("^"):
+                    ported.append((name, input_node(text), int(text.rpartition(":")[2])))
+    problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
+    for name, targets in index.colocated.items():
+        problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
+                     if t not in names and t not in arguments]
+    problems += _port_problems(index, ported)
+    stuck = cycle_nodes(index)
+    if stuck:
+        problems.append(f"a cycle that is not a TF1 while loop runs through {', '.join(stuck[:8])}")
+    problems += _node_problems(index)
+    return problems
+
+
+# DeviceSpec's device types without a plugin (python/framework/device_spec.py _VALID_DEVICE_TYPES); a
+# pluggable device is written /device:TYPE:N, which takes any type
+_DEVICE_TYPES = frozenset({"CPU", "GPU", "TPU", "CUSTOM", "EPU"})
+
+
+def device_problem(spec: str) -> str | None:
+    """Why ``tf.import_graph_def`` would refuse a node's device string, or None: the rules of
+    ``DeviceSpecV2._string_to_components`` (``/job:J/replica:R/task:T/device:TYPE:N``, the short ``/cpu:0``,
+    ``*`` indexes, one device type)."""
+    device_type = None
+    for part in spec.split("/"):
+        y = part.split(":")
+        if len(y) == 2 and y[0] == "job":
+            continue
+        if len(y) == 2 and y[0] in ("replica", "task"):
+            if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", y[1]):  # DeviceSpec makes them ints
+                return f"device '{spec}' has the {y[0]} '{y[1]}', which is no number"
+            continue
+        if len(y) in (1, 2) and y[0].upper() in _DEVICE_TYPES or len(y) == 3 and y[0] == "device":
+            if device_type is not None:
+                return f"device '{spec}' names more than one device type"
+            device_type = y[1] if len(y) == 3 else y[0]
+            index = y[-1] if len(y) > 1 else "*"
+            if index != "*" and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", index):
+                return f"device '{spec}' has the index '{index}', which is no number"
+        elif y[0] != "":
+            return f"device '{spec}' has a part '{y[0]}' TF does not know"
+    return None
+
+
+def library_problems(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """What :func:`validate` finds in each function body of the library, and body references
+    ``node:out_arg:i`` to an output the node's op does not have (TF: "input ... is not found")."""
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(graph_def)
+    problems = []
+    for fdef in graph_def.library.function:
+        where = f"function '{fdef.signature.name}'"
+        index = GraphIndex(fdef)
+        problems += [f"{where}: {p}" for p in validate(index)]
+        for name, texts in index.inputs.items():
+            for text in texts:
+                parts = text.split(":")
+                node = index.nodes.get(parts[0]) if len(parts) == 3 else None
+                if node is None or op_defs.get(node.op) is None:
+                    continue  # an argument, a plain reference, or an op only a custom library defines
+                try:
+                    op_defs.flat_port(node, parts[1], int(parts[2]))
+                except (GraphkitError, ValueError):
+                    problems.append(f"{where}: node '{name}' reads '{text}', which '{parts[0]}' ({node.op}) "
+                                    "does not output")
+    return problems
+
+
+def tensor_problem(tensor: tensor_pb2.TensorProto) -> str | None:
+    """What makes a TensorProto no tensor TF could build (``Tensor::FromProto``, and the Const shape
+    function at import): a negative or unknown dimension, more elements than int64 counts, tensor_content
+    whose length is not the shape's; None when it is sound."""
+    if tensor.tensor_shape.unknown_rank:
+        return "its shape has an unknown rank"
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        return f"its shape [{','.join(map(str, dims))}] has a negative dimension"
+    count = 1
+    for d in dims:
+        count *= d
+    if count >= 1 << 63:
+        return f"its shape [{','.join(map(str, dims))}] has more elements than int64 counts"
+    size = dtypes.ITEMSIZE.get(dtypes.base(tensor.dtype))
+    content = len(tensor.tensor_content)
+    if content and size is not None and content != count * size:
+        return f"its tensor_content holds {content} bytes where shape [{','.join(map(str, dims))}] needs {count * size}"
+    return None
+
+
+def _node_problems(index: GraphIndex) -> list[str]:
+    """Per node: attrs its op requires that are missing (TF: "NodeDef missing attr"), type attrs holding no
+    DataType (``attr_value_util.cc``: "AttrValue has invalid DataType enum"), tensors no TF could build. A
+    scanned file's unparsed nodes had their types and tensors checked in their wire form
+    (:func:`graphkit.io.scan.scan_graph_file`); their attr names come from the table."""
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(index.graph_def)
+    required: dict[str, frozenset[str] | None] = {}
+
+    def missing(op: str, keys: Collection[str]) -> str | None:
+        if op not in required:
+            op_def = op_defs.get(op)
+            required[op] = None if op_def is None else frozenset(
+                a.name for a in op_def.attr if not a.HasField("default_value"))
+        need = required[op]
+        if not need:
+            return None
+        absent = [a for a in need if a not in keys]
+        return min(absent) if absent else None
+
+    from graphkit.io.scan import available, wire_sound
+
+    problems = []
+    # types and tensors checked in C, when it is built (else node by node, below)
+    sound = index.graph_def is not None and wire_sound(index.graph_def)
+    verdicts: dict[tuple[str, Sequence[str]], str | None] = {}  # most nodes share their op's attr names
+    for node in index.parsed_nodes():
+        attrs = node.attr
+        names = tuple(attrs)
+        try:
+            lacking = verdicts[node.op, names]
+        except KeyError:
+            lacking = verdicts[node.op, names] = missing(node.op, names)
+        if lacking:
+            problems.append(f"node '{node.name}' ({node.op}) lacks attr '{lacking}', which its op requires")
+        if sound:
+            continue
+        if node.op == "Const" and "dtype" in attrs and "value" in attrs and (
+                attrs["value"].tensor.dtype != attrs["dtype"].type):
+            problems.append(f"node '{node.name}' (Const) has dtype {attrs['dtype'].type} but a value of dtype "
+                            f"{attrs['value'].tensor.dtype}")
+        for key, value in attrs.items():
+            kind = value.WhichOneof("value")
+            if kind is None:
+                if not key.startswith("_"):  # TF: "AttrValue missing value with expected type ..."
+                    problems.append(f"node '{node.name}' has attr '{key}' with no value")
+                continue
+            if kind == "shape" or kind == "list" and value.list.shape:
+                for shape in [value.shape] if kind == "shape" else value.list.shape:
+                    if any(d.size < -1 for d in shape.dim):
+                        problems.append(f"node '{node.name}' has attr '{key}' holding a shape with a dimension "
+                                        f"below -1 ([{','.join(str(d.size) for d in shape.dim)}])")
+            if kind == "type":
+                if value.type not in _DATA_TYPES:
+                    problems.append(f"node '{node.name}' has attr '{key}' = {value.type}, which is no DataType")
+            elif kind == "tensor" or kind == "list":
+                bad = [t for t in value.list.type if t not in _DATA_TYPES] if kind == "list" else []
+                if bad:
+                    problems.append(f"node '{node.name}' has attr '{key}' = {bad[0]}, which is no DataType")
+                for tensor in [value.tensor] if kind == "tensor" else value.list.tensor:
+                    why = tensor_problem(tensor)
+                    if why:
+                        problems.append(f"node '{node.name}' has attr '{key}' holding a tensor TF cannot build: "
+                                        f"{why}")
+    if available() and not sound and not problems and index.graph_def is not None:
+        # what protobuf parsed and hides (an attr entry without its value) but TF would read: the check saw it
+        from graphkit.io.scan import node_wire_problem
+
+        for node in index.parsed_nodes():
+            why = node_wire_problem(node)
+            if why:
+                problems.append(f"node '{node.name}': {why}")
+    for device, name in index.devices().items():
+        why = device_problem(device)
+        if why:
+            problems.append(f"node '{name}': {why}")
+    attr_keys, unparsed = index.unparsed_attr_keys()
+    ops = index.ops
+    for name, keys in attr_keys.items():
+        op = ops.get(name)
+        if op is None:
+            continue  # no longer in the graph
+        try:
+            lacking = verdicts[op, keys]
+        except KeyError:
+            lacking = verdicts[op, keys] = missing(op, keys)
+        if lacking and unparsed(name):
+            problems.append(f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires")
+    return problems
+
+
+def unknown_ops(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """Ops neither TensorFlow (the op table graphkit ships) nor the graph's library defines: TF refuses
+    the graph unless a custom-op library registers them, which graphkit cannot know -- so callers note them
+    rather than refuse. Each as "Op (node)"."""
+    from graphkit.io.functions import OpDefs
+
+    index = as_index(graph)
+    op_defs = OpDefs(index.graph_def)
+    unknown = {op for op in set(index.ops.values()) if op and op_defs.get(op) is None}
+    first: dict[str, str] = {}
+    if unknown:
+        for name, op in index.ops.items():
+            if op in unknown and op not in first:
+                first[op] = name
+    return [f"{op} (node '{name}')" for op, name in first.items()]
+
+
+def unknown_ops_note(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
+    """The note commands add to their report for :func:`unknown_ops` (none when every op is known)."""
+    from graphkit.io.functions import SHIPPED_TF
+
+    unknown = unknown_ops(graph)
+    if not unknown:
+        return []
+    return [f"TensorFlow {SHIPPED_TF} defines no op {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
+            "TF refuses the graph unless a custom-op library registers it (a damaged file shows this too)"]
+
+
+def check_importable(graph: graph_pb2.GraphDef | GraphIndex, path: str | os.PathLike[str],
+                     what: str = "the result") -> None:
+    """Raise, naming ``path``, when :func:`validate` finds problems: every command that writes a graph calls
+    this before writing, so nothing TF's importer refuses leaves graphkit with exit 0. ``path``: the
+    output, or the input when the problems can only have come from there."""
+    problems = validate(graph)
+    graph_def = as_index(graph).graph_def
+    if graph_def is not None and graph_def.library.function:
+        problems += library_problems(graph_def)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise GraphkitError(f"{what} would not import in TensorFlow: " + "; ".join(problems[:5]) + more, path)
+
+
+_DATA_TYPES = frozenset(types_pb2.DataType.values())
+
+
+def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> list[str]:
+    """Inputs ``x:k`` past the outputs ``x``'s op has (its OpDef, with the node's attrs)."""
+    if not ported:
+        return []
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(index.graph_def)
+    problems = []
+    for reader, producer, port in ported:
+        node = index.nodes[producer]
+        try:
+            count = sum(size for _, size in op_defs.output_args(node))
+        except GraphkitError:
+            continue  # a custom op, or attrs TF would fill in: TF itself decides
+        if port >= count:
+            problems.append(f"node '{reader}' reads '{producer}:{port}', but '{producer}' ({node.op}) has "
+                            f"{count} output{'s' if count != 1 else ''}")
+    return problems
