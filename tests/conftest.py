@@ -14,19 +14,13 @@ SHARED = Path(os.environ.get("GRAPHKIT_SHARED_MODELS", ROOT.parent / "shared" / 
 MANIFEST = json.loads((FIXTURES / "MANIFEST.json").read_text())
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _no_scanner_pass():
-    """CI's second pass (GRAPHKIT_NO_SCANNER=1) runs the suite as on an install built without a C
-    compiler: the compiled scanner is taken away for the whole session (library code reads no
-    environment; the CLI maps the variable to ``scanner=False``)."""
-    if not os.environ.get("GRAPHKIT_NO_SCANNER"):
-        yield
-        return
-    import graphkit.io.scan as scan
+if os.environ.get("GRAPHKIT_NO_SCANNER"):
+    # CI's second pass runs the suite as on an install built without a C compiler: the compiled scanner is
+    # taken away before any test is collected (library code reads no environment; the CLI maps the
+    # variable to scanner=False)
+    import graphkit.io.scan as _scan
 
-    saved, scan._wirescan = scan._wirescan, None
-    yield
-    scan._wirescan = saved
+    _scan._wirescan = None
 
 
 def shared(rel: str) -> Path:

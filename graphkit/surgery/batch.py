@@ -17,7 +17,7 @@ from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
 from graphkit.io.tensors import shape_proto, splat_scalar, to_numpy
 from graphkit.proto import graph_pb2, node_def_pb2
-from graphkit.surgery.core import SurgeryReport, const_node, drop_stale_shapes, finish, open_graph
+from graphkit.surgery.core import SurgeryReport, const_node, drop_stale_shapes, finish, loaded_names, open_graph
 
 _ELEMENTWISE = frozenset({
     "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "Maximum", "Minimum", "SquaredDifference", "Select",
@@ -96,7 +96,7 @@ def set_batch(
         else:
             report.notes.append("the batch dimension was already unknown; no constants rewritten")
         graph = Graph(gd, dict(model.graph.external))
-        return finish(model, graph, out, report, text=text, progress=progress)
+        return finish(model, graph, out, report, before=loaded_names(model), text=text, progress=progress)
 
 
 def batched_inputs(index: GraphIndex) -> tuple[list[node_def_pb2.NodeDef], list[tuple[str, str]]]:

@@ -167,9 +167,25 @@ def saver_nodes(model: Model, out: str | os.PathLike[str]) -> list[str]:
     return names
 
 
+@dataclass
+class Opened:
+    """What a surgery pass works on. ``index`` is over the command's own freshly loaded graph (or a scanned
+    file's table): the pass may edit it in place, nothing else holds it. ``before`` is the node names as
+    loaded, which the report's removed/added lists are computed from, whatever the pass did to the graph."""
+
+    model: Model
+    index: GraphIndex
+    before: list[str]
+
+
+def loaded_names(model: Model) -> list[str]:
+    """The model's node names as loaded (call before a pass edits its graph): ``finish``'s ``before``."""
+    return [n.name for n in model.require_graph().graph_def.node]
+
+
 def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str | os.PathLike[str], *,
-                 text: bool | None, fast: bool, copy: bool = False) -> tuple[Model, GraphIndex]:
-    """The model and an index over its graph (over a copy with ``copy``, for passes that edit in place).
+                 text: bool | None, fast: bool) -> Opened:
+    """The model, an index the pass may edit in place, and the names as loaded (:class:`Opened`).
 
     ``fast``: the caller's pass runs on any index. Then a binary GraphDef file written to a binary GraphDef
     is indexed by the compiled scanner (:mod:`graphkit.io.scan`): nodes are parsed only when a pass asks for
@@ -178,14 +194,11 @@ def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str 
     if fast and binary_out and not str(out).endswith(".meta"):
         table = scan_graph_file(path)
         if table is not None and not table.has_library:  # the library path prunes unused functions
-            return Model(path=Path(path), format="graphdef", files=[Path(path)]), _checked(TableIndex(table), path)
+            model = Model(path=Path(path), format="graphdef", files=[Path(path)])
+            return Opened(model, _checked(TableIndex(table), path), list(table.names))
     model = open_graph(path, tags)
-    assert model.graph is not None
-    gd = model.graph.graph_def
-    if copy:
-        gd = graph_pb2.GraphDef()
-        gd.CopyFrom(model.graph.graph_def)
-    return model, _checked(GraphIndex(gd), path)
+    before = loaded_names(model)
+    return Opened(model, _checked(GraphIndex(model.require_graph().graph_def), path), before)
 
 
 def _checked(index: GraphIndex, path: str | os.PathLike[str]) -> GraphIndex:
@@ -199,21 +212,20 @@ def _checked(index: GraphIndex, path: str | os.PathLike[str]) -> GraphIndex:
 
 
 def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str], report: SurgeryReport, *,
-           text: bool | None = None, progress: Progress | None = None,
+           before: list[str], text: bool | None = None, progress: Progress | None = None,
            rename: Callable[[str], str] | None = None) -> SurgeryReport:
     """Validate, fill the report, and write the result in the input's kind (see the module docstring).
-    ``result``: a graph (its payloads still in the input files), or an up-to-date index of one."""
+    ``result``: a graph (its payloads still in the input files), or an up-to-date index of one; ``before``:
+    the node names the pass was given (:class:`Opened`, :func:`loaded_names`), for the report."""
     if isinstance(result, TableIndex):
         index: GraphIndex = result
-        before = result.table.names
     else:
-        assert model.graph is not None
+        loaded = model.require_graph()
         if isinstance(result, GraphIndex):
             assert result.graph_def is not None
-            index, graph = result, Graph(result.graph_def, dict(model.graph.external))
+            index, graph = result, Graph(result.graph_def, dict(loaded.external))
         else:
             index, graph = GraphIndex(result.graph_def), result
-        before = [n.name for n in model.graph.graph_def.node]
     check_importable(index, out)
     report.notes += unknown_ops_note(index)
     after = index.inputs  # keys: the node names

@@ -53,8 +53,8 @@ def prune(
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
         specs = [parse_spec(s) for s in names(inputs)]
-        model, index = open_indexed(model_path, tags, out, text=text, fast=scanner and not strip_training,
-                                    copy=bool(specs))
+        opened = open_indexed(model_path, tags, out, text=text, fast=scanner and not strip_training)
+        model, index = opened.model, opened.index
         wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("prune", outputs=wanted)
         for name in wanted:
@@ -75,7 +75,7 @@ def prune(
             dropped = drop_unused_library(result.graph_def)
             if dropped:
                 report.notes.append(f"function library: {len(dropped)} unreferenced functions dropped")
-        return finish(model, result, out, report, text=text, progress=progress)
+        return finish(model, result, out, report, before=opened.before, text=text, progress=progress)
 
 
 def _cut(index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int, ...]],

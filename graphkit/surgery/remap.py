@@ -56,7 +56,8 @@ def remap_input(
     likely outputs). Unused keys and dtype mismatches are errors, as in TF. ``scanner``: as for prune."""
     with about(model_path):
         wanted = [parse_ref(n).node for n in names(outputs)]
-        model, index = open_indexed(model_path, tags, out, text=text, fast=scanner, copy=True)
+        opened = open_indexed(model_path, tags, out, text=text, fast=scanner)
+        model, index = opened.model, opened.index
         wanted = wanted or default_outputs(model, index)
         report = SurgeryReport("remap-input", outputs=wanted)
         for name in wanted:
@@ -114,7 +115,7 @@ def remap_input(
         if maps:
             topological_order(result)  # a --map that made a cycle is an error here (new nodes have no inputs)
         report.rewritten = sorted(n for n in changed if n in result.nodes)
-        return finish(model, result, out, report, text=text, progress=progress)
+        return finish(model, result, out, report, before=opened.before, text=text, progress=progress)
 
 
 def _key(index: GraphIndex, text: str) -> TensorRef:

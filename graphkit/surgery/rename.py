@@ -11,7 +11,7 @@ from graphkit.io import Graph, parse_ref
 from graphkit.io.graph import TensorRef
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
-from graphkit.surgery.core import SurgeryReport, finish, open_graph
+from graphkit.surgery.core import SurgeryReport, finish, loaded_names, open_graph
 
 
 def renamer(strip_prefix: str | None = None, add_prefix: str | None = None,
@@ -98,4 +98,5 @@ def rename(
                             if n.name != m.name]
         if not report.rewritten:
             report.notes.append("no node name changed")
-        return finish(model, Graph(gd, external), out, report, text=text, progress=progress, rename=fn)
+        return finish(model, Graph(gd, external), out, report, before=loaded_names(model), text=text,
+                      progress=progress, rename=fn)

@@ -10,7 +10,7 @@ from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subg
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
-from graphkit.surgery.core import SurgeryReport, check_dtype, finish, open_graph, require_used, sinks
+from graphkit.surgery.core import SurgeryReport, check_dtype, finish, loaded_names, open_graph, require_used, sinks
 from graphkit.surgery.rename import rename_graph, renamer
 
 _MARK = "\x00a/"
@@ -78,7 +78,8 @@ def splice(
         report = SurgeryReport("splice", outputs=[fb(n) for n in b_outputs if fb(n) in keep_b_names])
         report.rewritten = sorted(str(k) for k in mapping)
         model_a.files += model_b.files
-        return finish(model_a, Graph(result, external), out, report, text=text, progress=progress)
+        return finish(model_a, Graph(result, external), out, report, before=loaded_names(model_a), text=text,
+                      progress=progress)
 
 
 def _merge_library(dst: graph_pb2.GraphDef, src: graph_pb2.GraphDef) -> None:
