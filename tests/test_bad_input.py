@@ -427,6 +427,8 @@ def _check_output(tf, path: Path) -> str | None:
         graph_def = model.graph.graph_def if model.graph is not None else None
         if graph_def is None:
             return None
+        if not graph_def.node:
+            return "an empty graph (exit 0 should mean the model's outputs are there)"
         problems = validate(graph_def)
         if problems:
             return f"the output does not validate: {problems[:3]}"

@@ -165,6 +165,48 @@ def input_node(text: str) -> str:
     return text.partition(":")[0]
 
 
+@dataclass
+class NodeTables:
+    """The per-node facts an index caches, each keyed by node name and built on first use (None until
+    then). :meth:`read`, :meth:`drop` and :meth:`without` keep them right through edits and restriction:
+    a new cached fact is a field here and a line in :meth:`read`."""
+
+    ops: dict[str, str] | None = None
+    colocated: dict[str, list[str]] | None = None  # only nodes with loc:@ targets
+    shaped: set[str] | None = None  # nodes recording _output_shapes
+
+    def read(self, name: str, node: node_def_pb2.NodeDef) -> None:
+        """Bring each built table up to date with ``node`` (new, or changed in place)."""
+        if self.ops is not None:
+            self.ops[name] = node.op
+        if self.colocated is not None:
+            targets = colocation_targets(node)
+            if targets:
+                self.colocated[name] = targets
+            else:
+                self.colocated.pop(name, None)
+        if self.shaped is not None:
+            if "_output_shapes" in node.attr:
+                self.shaped.add(name)
+            else:
+                self.shaped.discard(name)
+
+    def drop(self, name: str) -> None:
+        """Forget a node (renamed or removed)."""
+        for table in (self.ops, self.colocated):
+            if table is not None:
+                table.pop(name, None)
+        if self.shaped is not None:
+            self.shaped.discard(name)
+
+    def without(self, gone: list[str], kept: Collection[str]) -> NodeTables:
+        """Copies of the built tables without the ``gone`` nodes (``kept``: the names that stay)."""
+        return NodeTables(
+            without_keys(self.ops, gone) if self.ops is not None else None,
+            {k: v for k, v in self.colocated.items() if k in kept} if self.colocated is not None else None,
+            {k for k in self.shaped if k in kept} if self.shaped is not None else None)
+
+
 class GraphIndex:
     """Nodes by name, each node's input strings, ops, colocations and consumers, built once over a GraphDef.
 
@@ -178,40 +220,35 @@ class GraphIndex:
     function: function_pb2.FunctionDef | None
     nodes: Mapping[str, node_def_pb2.NodeDef]
 
-    def __init__(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef) -> None:
-        """Index a GraphDef, or a FunctionDef's body (whose inputs may also name its ``arguments``)."""
-        nodes: dict[str, node_def_pb2.NodeDef] = {}
-        duplicates: list[str] = []
-        inputs: dict[str, Sequence[str]] = {}
-        for node in self._container(graph):
-            name = node.name
-            if name in nodes:
-                duplicates.append(name)
-            nodes[name] = node
-            inputs[name] = list(node.input)
-        self._init_tables(graph, nodes, inputs, duplicates)
-
-    @staticmethod
-    def _container(graph: graph_pb2.GraphDef | function_pb2.FunctionDef) -> Any:
-        return graph.node_def if isinstance(graph, function_pb2.FunctionDef) else graph.node
-
-    def _init_tables(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef | None,
-                     nodes: Mapping[str, node_def_pb2.NodeDef], inputs: dict[str, Sequence[str]],
-                     duplicates: list[str], ops: dict[str, str] | None = None,
-                     colocated: dict[str, list[str]] | None = None, shaped: set[str] | None = None) -> None:
-        """The index's whole state, in one place: what it indexes (a GraphDef, a FunctionDef, or None for a
-        file's node table), the node mapping, the input strings, and the tables computed on demand."""
+    def __init__(self, graph: graph_pb2.GraphDef | function_pb2.FunctionDef | None, *,
+                 nodes: Mapping[str, node_def_pb2.NodeDef] | None = None,
+                 inputs: dict[str, Sequence[str]] | None = None, duplicates: list[str] | None = None,
+                 tables: NodeTables | None = None) -> None:
+        """Index a GraphDef, or a FunctionDef's body (whose inputs may also name its ``arguments``). The
+        keyword arguments hand over tables already built (:meth:`restricted`, a file's node table): the
+        index's whole state is set here, whichever way it is made."""
+        if nodes is None or inputs is None:
+            assert graph is not None
+            nodes, inputs, duplicates = {}, {}, []
+            for node in self._container(graph):
+                name = node.name
+                if name in nodes:
+                    duplicates.append(name)
+                nodes[name] = node
+                inputs[name] = list(node.input)
         self.function = graph if isinstance(graph, function_pb2.FunctionDef) else None
         self.graph_def = graph if isinstance(graph, graph_pb2.GraphDef) else None
         self.arguments: frozenset[str] = frozenset(
             a.name for a in self.function.signature.input_arg) if self.function is not None else frozenset()
         self.nodes = nodes
         self.inputs = inputs  # each node's input strings
-        self.duplicates = duplicates
-        self._ops: dict[str, str] | None = ops
-        self._colocated: dict[str, list[str]] | None = colocated
-        self._shaped: set[str] | None = shaped
+        self.duplicates = duplicates or []
+        self.tables = tables or NodeTables()
         self._reset()
+
+    @staticmethod
+    def _container(graph: graph_pb2.GraphDef | function_pb2.FunctionDef) -> Any:
+        return graph.node_def if isinstance(graph, function_pb2.FunctionDef) else graph.node
 
     def _reset(self) -> None:
         self._deps: dict[str, list[str]] | None = None
@@ -223,19 +260,7 @@ class GraphIndex:
         for name in names:
             node = self.nodes[name]
             self.inputs[name] = list(node.input)
-            if self._ops is not None:
-                self._ops[name] = node.op
-            if self._colocated is not None:
-                targets = colocation_targets(node)
-                if targets:
-                    self._colocated[name] = targets
-                else:
-                    self._colocated.pop(name, None)
-            if self._shaped is not None:
-                if "_output_shapes" in node.attr:
-                    self._shaped.add(name)
-                else:
-                    self._shaped.discard(name)
+            self.tables.read(name, node)
         self._reset()
 
     def add(self, new_nodes: list[node_def_pb2.NodeDef]) -> None:
@@ -257,12 +282,7 @@ class GraphIndex:
         self._rekey(old, new)
         self.nodes[new].name = new
         self.inputs[new] = self.inputs.pop(old)
-        if self._ops is not None:
-            self._ops[new] = self._ops.pop(old)
-        if self._colocated is not None:
-            self._colocated.pop(old, None)
-        if self._shaped is not None:
-            self._shaped.discard(old)
+        self.tables.drop(old)
         self.refresh([new])
 
     def _rekey(self, old: str, new: str) -> None:
@@ -276,19 +296,15 @@ class GraphIndex:
         assert self.graph_def is not None
         out = graph_header(self.graph_def)
         out.node.extend(node for name, node in self.nodes.items() if name in keep)  # graph order (dicts keep it)
-        sub = GraphIndex.__new__(GraphIndex)
-        sub._restrict_from(self, out, {n.name: n for n in out.node}, [name for name in self.inputs if name not in keep])
-        return sub
+        _, inputs, tables = self._restricted_tables(keep)
+        return GraphIndex(out, nodes={n.name: n for n in out.node}, inputs=inputs, tables=tables)
 
-    def _restrict_from(self, full: GraphIndex, graph: graph_pb2.GraphDef | None,
-                       nodes: Mapping[str, node_def_pb2.NodeDef], gone: list[str]) -> None:
-        """Fill this index from ``full``'s tables without the ``gone`` nodes (copying a dict and deleting the
-        few gone is several times faster than building the many kept)."""
-        inputs = without_keys(full.inputs, gone)
-        self._init_tables(
-            graph, nodes, inputs, [], without_keys(full._ops, gone) if full._ops is not None else None,
-            {k: v for k, v in full._colocated.items() if k in inputs} if full._colocated is not None else None,
-            {k for k in full._shaped if k in inputs} if full._shaped is not None else None)
+    def _restricted_tables(self, keep: Collection[str]) -> tuple[list[str], dict[str, Sequence[str]], NodeTables]:
+        """The nodes not in ``keep``, and the input strings and cached tables without them (copying a dict and
+        deleting the few gone is several times faster than building the many kept)."""
+        gone = [name for name in self.inputs if name not in keep]
+        inputs = without_keys(self.inputs, gone)
+        return gone, inputs, self.tables.without(gone, inputs)
 
     def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
         """The nodes held as messages: all of them (a :class:`~graphkit.io.scan.TableIndex` holds only those
@@ -312,24 +328,24 @@ class GraphIndex:
     @property
     def ops(self) -> dict[str, str]:
         """Each node's op."""
-        if self._ops is None:
-            self._ops = {name: node.op for name, node in self.nodes.items()}
-        return self._ops
+        if self.tables.ops is None:
+            self.tables.ops = {name: node.op for name, node in self.nodes.items()}
+        return self.tables.ops
 
     @property
     def colocated(self) -> dict[str, list[str]]:
         """node -> the nodes its ``_class`` attr colocates it with (``loc:@X``); only nodes that have some."""
-        if self._colocated is None:
-            self._colocated = {name: targets for name, node in self.nodes.items()
-                               if "_class" in node.attr and (targets := colocation_targets(node))}
-        return self._colocated
+        if self.tables.colocated is None:
+            self.tables.colocated = {name: targets for name, node in self.nodes.items()
+                                     if "_class" in node.attr and (targets := colocation_targets(node))}
+        return self.tables.colocated
 
     @property
     def shaped(self) -> set[str]:
         """Nodes that record ``_output_shapes``."""
-        if self._shaped is None:
-            self._shaped = {name for name, node in self.nodes.items() if "_output_shapes" in node.attr}
-        return self._shaped
+        if self.tables.shaped is None:
+            self.tables.shaped = {name for name, node in self.nodes.items() if "_output_shapes" in node.attr}
+        return self.tables.shaped
 
     @property
     def deps(self) -> dict[str, list[str]]:

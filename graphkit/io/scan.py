@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphkit.io.graph import FileSlice, GraphIndex, without_keys
+from graphkit.io.graph import FileSlice, GraphIndex, NodeTables, without_keys
 from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
 from graphkit.proto import graph_pb2, node_def_pb2
 
@@ -252,11 +252,16 @@ class TableIndex(GraphIndex):
     table: NodeTable
     nodes: _LazyNodes
 
-    def __init__(self, table: NodeTable) -> None:
+    def __init__(self, table: NodeTable, *, nodes: _LazyNodes | None = None,
+                 inputs: dict[str, Sequence[str]] | None = None, tables: NodeTables | None = None,
+                 modified: set[str] | None = None) -> None:
+        """Index a file's node table (the keyword arguments: a restriction's, see :meth:`restricted`)."""
         self.table = table
-        self._init_tables(None, _LazyNodes(table, table.positions, {}), table.inputs, list(table.duplicates),
-                          table.ops, table.colocated, table.shaped)
-        self.modified: set[str] = set()
+        super().__init__(None, nodes=_LazyNodes(table, table.positions, {}) if nodes is None else nodes,
+                         inputs=table.inputs if inputs is None else inputs,
+                         duplicates=list(table.duplicates) if nodes is None else [],
+                         tables=tables or NodeTables(table.ops, table.colocated, table.shaped))
+        self.modified: set[str] = modified or set()
 
     def refresh(self, names: Iterable[str]) -> None:
         names = list(names)
@@ -289,13 +294,10 @@ class TableIndex(GraphIndex):
         return self.table.attrs, lambda name: name in positions and name not in cache
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
-        sub = TableIndex.__new__(TableIndex)
-        sub.table = self.table
-        gone = [name for name in self.inputs if name not in keep]
-        sub._restrict_from(self, None, _LazyNodes(self.table, without_keys(self.nodes.positions, gone),
-                                                  self.nodes.cache), gone)
-        sub.modified = {n for n in self.modified if n in keep}
-        return sub
+        gone, inputs, tables = self._restricted_tables(keep)
+        positions = without_keys(self.nodes.positions, gone)
+        return TableIndex(self.table, nodes=_LazyNodes(self.table, positions, self.nodes.cache), inputs=inputs,
+                          tables=tables, modified={n for n in self.modified if n in keep})
 
     def _rekey(self, old: str, new: str) -> None:
         self.nodes[old]  # parsed into the cache

@@ -143,8 +143,13 @@ def sinks(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
 
 
 def default_outputs(model: Model, index: GraphIndex) -> list[str]:
-    """The outputs to keep when the user names none: the likely outputs, else every sink."""
-    return [o.name for o in likely_outputs(index, model.meta_graph)] or sinks(index)
+    """The outputs to keep when the user names none: the likely outputs, else every sink; an error when
+    there is neither (every node feeds another, as in a graph that is one cycle), never an empty graph."""
+    found = [o.name for o in likely_outputs(index, model.meta_graph)] or sinks(index)
+    if not found and index.inputs:
+        raise GraphkitError("cannot tell the graph's outputs (every node feeds another); name them with --outputs",
+                            model.path)
+    return found
 
 
 def writes_meta(model: Model, out: str | os.PathLike[str]) -> bool:

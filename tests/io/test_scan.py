@@ -194,3 +194,14 @@ def test_written_table_keeps_order_rewrites_changed_nodes_and_appends_new_ones(t
     assert out.versions.producer == 7
     with pytest.raises(Exception, match="overwrite an input"):
         write_table(index, src)
+
+
+@needs_scanner
+def test_a_table_restricted_to_nothing_writes_no_node(tmp_path):
+    """Issue 14.3's refactor: an empty restriction (a Mapping of no nodes is falsy) must stay empty."""
+    table = scan_graph_file(FIXTURES / "frozen" / "sigmoid.pb")
+    assert table is not None
+    empty = TableIndex(table).restricted(set())
+    assert not empty.inputs and not empty.nodes
+    write_table(empty, tmp_path / "none.pb")
+    assert not graph_pb2.GraphDef.FromString((tmp_path / "none.pb").read_bytes()).node

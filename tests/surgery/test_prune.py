@@ -241,3 +241,22 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         with pytest.raises(GraphkitError, match=re.escape(says)):
             prune(tmp_path / "g.pb", tmp_path / "out.pb", outputs=[output])
         assert not (tmp_path / "out.pb").exists()
+
+
+def test_no_outputs_to_be_found_is_an_error_not_an_empty_graph(tmp_path, monkeypatch):
+    """The corpus found prune writing an empty graph with exit 0 when no output could be told (a graph
+    that is one cycle has no sink): it now asks for --outputs, on both paths."""
+    import graphkit.io.scan as scan
+    from graphkit.errors import GraphkitError
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="a", op="Identity", input=["b"]).attr["T"].type = 1
+    gd.node.add(name="b", op="Identity", input=["a"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    for scanner in (scan._wirescan, None):
+        monkeypatch.setattr(scan, "_wirescan", scanner)
+        with pytest.raises(GraphkitError, match="cannot tell the graph's outputs .* name them with --outputs"):
+            prune(tmp_path / "g.pb", tmp_path / "out.pb")
+        assert not (tmp_path / "out.pb").exists()
