@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -190,14 +191,99 @@ class _Builder:
         return self.batch_vectors[key]
 
 
-def _rewrite_constants(gd: graph_pb2.GraphDef, index: GraphIndex, region: dict[str, str],
-                       chosen: list[node_def_pb2.NodeDef], old: int, size: int | None,
-                       report: SurgeryReport) -> None:
-    build = _Builder(gd, set(index.nodes))
-    handled: set[str] = set()
-    inputs = {n.name for n in chosen}
-    # constant-only branches that an elementwise region node combines with the batch (zeros([B, n]) + 0.5,
-    # a Tile or Fill of constants) hard-code B too
+@dataclass
+class _Rewrite:
+    """What every rule sees: the graph's index, the new nodes' builder, the region (node -> the input it
+    descends from), the old batch and the new size (None: unknown), and the Consts already rewritten."""
+
+    index: GraphIndex
+    build: _Builder
+    region: dict[str, str]
+    old: int
+    size: int | None
+    handled: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Outcome:
+    """A rule's result for one node: how many of its operands it rewrote, and what it could not prove."""
+
+    rewrites: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _shape_operand_rule(ctx: _Rewrite, name: str, node: node_def_pb2.NodeDef, source: str) -> _Outcome:
+    """The shape operand of Reshape/Fill/BroadcastTo/Tile/random ops, a Const starting with B: B -> -1 in a
+    Reshape, else the batch read from ``source`` at run time, or the new size."""
+    operand = _SHAPE_OPERAND.get(node.op)
+    if operand is None or operand >= len(node.input):
+        return _Outcome()
+    ref = parse_ref(node.input[operand])
+    src = ctx.index.nodes.get(ref.node)
+    if src is None or src.op != "Const" or ref.node in ctx.region:
+        return _Outcome()
+    value = to_numpy(src.attr["value"].tensor)
+    if value.ndim != 1 or not value.size or value[0] != ctx.old:
+        return _Outcome()
+    node.input[operand] = _new_shape(ctx.build, node, value, ctx.size, source)
+    ctx.handled.add(ref.node)
+    return _Outcome(1)
+
+
+def _slice_rule(ctx: _Rewrite, name: str, node: node_def_pb2.NodeDef, source: str) -> _Outcome:
+    """A StridedSlice/Slice of axis 0 that ends at B (see :func:`_fix_slice`)."""
+    if node.op in ("StridedSlice", "Slice") and len(node.input) >= 3 and _fix_slice(
+            ctx.build, ctx.index, node, ctx.old, ctx.size, ctx.region):
+        return _Outcome(1)
+    return _Outcome()
+
+
+def _const_operand_rule(ctx: _Rewrite, name: str, node: node_def_pb2.NodeDef, source: str) -> _Outcome:
+    """Const operands of batch B: one repeated value into an elementwise op becomes Fill([batch, ...], value)
+    (a splat stays a splat); per-sample values, or an int Const holding B fed to Pack/ConcatV2, are
+    reported, never silently left."""
+    out = _Outcome()
+    for i, text in enumerate(node.input):
+        ref = parse_ref(text)
+        src = ctx.index.nodes.get(ref.node)
+        if ref.control or src is None or src.op != "Const" or ref.node in ctx.handled or (
+                node.op in _SHAPE_OPERAND and i == _SHAPE_OPERAND[node.op]):
+            continue
+        value_shape = tuple(d.size for d in src.attr["value"].tensor.tensor_shape.dim)
+        # rank >= 2 only: a rank-1 constant of length B is more likely a per-channel vector
+        if len(value_shape) >= 2 and value_shape[0] == ctx.old and ctx.old > 1 and node.op in _ELEMENTWISE:
+            scalar = _one_value(src)
+            if scalar is not None:
+                node.input[i] = _splat(ctx.build, src, value_shape, scalar, ctx.size, source)
+                out.rewrites += 1
+            else:
+                out.notes.append(f"not proved safe: '{ref.node}' (Const {list(value_shape)}) has the old batch "
+                                 f"{ctx.old} as dim 0 with per-sample values; '{name}' reads it")
+        elif src.attr["dtype"].type in (dtypes.DT_INT32, dtypes.DT_INT64) and node.op in ("Pack", "ConcatV2") \
+                and ctx.old > 1 and ctx.old in to_numpy(src.attr["value"].tensor).reshape(-1).tolist():
+            out.notes.append(f"not proved safe: '{ref.node}' holds {ctx.old} (the old batch?) and feeds "
+                             f"'{name}' ({node.op}); check it")
+    return out
+
+
+# each rule looks at one node of the region (or a constant branch feeding it) and rewrites or reports
+_RULES = (_shape_operand_rule, _slice_rule, _const_operand_rule)
+
+
+def _one_value(src: node_def_pb2.NodeDef) -> np.ndarray | None:
+    """The one value a Const repeats (a splat's without expanding it), or None when its values differ."""
+    tensor = src.attr["value"].tensor
+    scalar = splat_scalar(tensor)
+    if scalar is not None:
+        return scalar
+    flat = to_numpy(tensor).reshape(-1)
+    return flat[:1].reshape(()) if flat.size and bool((flat == flat[0]).all()) else None
+
+
+def _constant_feeders(index: GraphIndex, region: dict[str, str]) -> dict[str, str]:
+    """Constant-only branches that an elementwise region node combines with the batch (``zeros([B, n]) +
+    0.5``, a Tile or Fill of constants) hard-code B too: each such node -> the input its region node
+    descends from."""
     feeders: dict[str, str] = {}
     for name in list(region):
         if index.nodes[name].op not in _ELEMENTWISE:
@@ -212,49 +298,24 @@ def _rewrite_constants(gd: graph_pb2.GraphDef, index: GraphIndex, region: dict[s
                 feeders[producer] = region[name]
                 if op in _ELEMENTWISE:
                     stack.extend(parse_ref(t).node for t in index.nodes[producer].input if not t.startswith("^"))
+    return feeders
+
+
+def _rewrite_constants(gd: graph_pb2.GraphDef, index: GraphIndex, region: dict[str, str],
+                       chosen: list[node_def_pb2.NodeDef], old: int, size: int | None,
+                       report: SurgeryReport) -> None:
+    """Run every rule over the region and its constant feeders, in graph order."""
+    ctx = _Rewrite(index, _Builder(gd, set(index.nodes)), region, old, size)
+    feeders = _constant_feeders(index, region)
+    inputs = {n.name for n in chosen}
     for name in [*region, *feeders]:
-        node = index.nodes[name]
         if name in inputs:
             continue
-        source = region.get(name) or feeders[name]
-        operand = _SHAPE_OPERAND.get(node.op)
-        if operand is not None and operand < len(node.input):
-            ref = parse_ref(node.input[operand])
-            src = index.nodes.get(ref.node)
-            if src is not None and src.op == "Const" and ref.node not in region:
-                value = to_numpy(src.attr["value"].tensor)
-                if value.ndim == 1 and value.size and value[0] == old:
-                    node.input[operand] = _new_shape(build, node, value, size, source)
-                    report.rewritten.append(name)
-                    handled.add(ref.node)
-        if node.op in ("StridedSlice", "Slice") and len(node.input) >= 3 and _fix_slice(
-                build, index, node, old, size, region):
-            report.rewritten.append(name)
-        for i, text in enumerate(node.input):
-            ref = parse_ref(text)
-            src = index.nodes.get(ref.node)
-            if ref.control or src is None or src.op != "Const" or ref.node in handled or (
-                    node.op in _SHAPE_OPERAND and i == _SHAPE_OPERAND[node.op]):
-                continue
-            value_shape = tuple(d.size for d in src.attr["value"].tensor.tensor_shape.dim)
-            # rank >= 2 only: a rank-1 constant of length B is more likely a per-channel vector
-            if len(value_shape) >= 2 and value_shape[0] == old and old > 1 and node.op in _ELEMENTWISE:
-                scalar = splat_scalar(src.attr["value"].tensor)  # a splat stays a splat: never expanded
-                uniform = scalar is not None
-                if scalar is None:
-                    flat = to_numpy(src.attr["value"].tensor).reshape(-1)
-                    uniform = bool(flat.size and (flat == flat[0]).all())
-                    scalar = flat[:1].reshape(()) if uniform else None
-                if uniform and scalar is not None:
-                    node.input[i] = _splat(build, src, value_shape, scalar, size, source)
-                    report.rewritten.append(name)
-                else:
-                    report.notes.append(f"not proved safe: '{ref.node}' (Const {list(value_shape)}) has the old batch "
-                                        f"{old} as dim 0 with per-sample values; '{name}' reads it")
-            elif src.attr["dtype"].type in (dtypes.DT_INT32, dtypes.DT_INT64) and node.op in ("Pack", "ConcatV2") \
-                    and old > 1 and old in to_numpy(src.attr["value"].tensor).reshape(-1).tolist():
-                report.notes.append(f"not proved safe: '{ref.node}' holds {old} (the old batch?) and feeds "
-                                    f"'{name}' ({node.op}); check it")
+        node, source = index.nodes[name], region.get(name) or feeders[name]
+        for rule in _RULES:
+            outcome = rule(ctx, name, node, source)
+            report.rewritten += [name] * outcome.rewrites
+            report.notes += outcome.notes
 
 
 def _new_shape(build: _Builder, node: node_def_pb2.NodeDef, value: np.ndarray, size: int | None,

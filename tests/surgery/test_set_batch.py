@@ -178,3 +178,52 @@ def test_splats_stay_splats(tmp_path):
     value = json.loads("\n".join(lines[:-1]))
     assert value["min"] == value["max"] == value["mean"] == 0.5 and value["splat"] and value["values"] is None
     assert json.loads(lines[-1])["rss_mb"] < 400, err
+
+
+def _ctx(nodes, region, old=4, size=None):
+    from graphkit.io import GraphIndex
+    from graphkit.proto import graph_pb2
+    from graphkit.surgery.batch import _Builder, _Rewrite
+
+    gd = graph_pb2.GraphDef()
+    gd.node.extend(nodes)
+    index = GraphIndex(gd)
+    return gd, _Rewrite(index, _Builder(gd, set(index.nodes)), region, old, size)
+
+
+def _const(name, value):
+    from graphkit.surgery.core import const_node
+
+    return const_node(name, np.asarray(value))
+
+
+def test_each_set_batch_rule_alone():
+    """Issue 14.5: the rewrites are a table of rules, each tried here on one node."""
+    from graphkit.proto import node_def_pb2
+    from graphkit.surgery.batch import _const_operand_rule, _shape_operand_rule, _slice_rule
+
+    x = node_def_pb2.NodeDef(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    reshape = node_def_pb2.NodeDef(name="r", op="Reshape", input=["x", "shape"])
+    gd, ctx = _ctx([x, _const("shape", np.array([4, 6], np.int32)), reshape], {"x": "x", "r": "x"})
+    out = _shape_operand_rule(ctx, "r", ctx.index.nodes["r"], "x")
+    assert out.rewrites == 1 and ctx.index.nodes["r"].input[1] != "shape" and "shape" in ctx.handled
+    new = {n.name: n for n in gd.node}[ctx.index.nodes["r"].input[1]]
+    from graphkit.io.tensors import to_numpy
+
+    assert to_numpy(new.attr["value"].tensor).tolist() == [-1, 6]  # a Reshape takes -1
+
+    sl = node_def_pb2.NodeDef(name="s", op="StridedSlice", input=["x", "b", "e", "st"])
+    for mask in ("begin_mask", "end_mask", "shrink_axis_mask"):
+        sl.attr[mask].i = 0
+    gd, ctx = _ctx([x, _const("b", np.array([0], np.int32)), _const("e", np.array([4], np.int32)),
+                    _const("st", np.array([1], np.int32)), sl], {"x": "x", "s": "x"})
+    assert _slice_rule(ctx, "s", ctx.index.nodes["s"], "x").rewrites == 1
+    assert ctx.index.nodes["s"].attr["end_mask"].i & 1  # to the end of axis 0, whatever the batch
+
+    add = node_def_pb2.NodeDef(name="a", op="AddV2", input=["x", "half", "perm"])
+    gd, ctx = _ctx([x, _const("half", np.full((4, 3), 0.5, np.float32)),
+                    _const("perm", np.arange(12, dtype=np.float32).reshape(4, 3)), add], {"x": "x", "a": "x"})
+    out = _const_operand_rule(ctx, "a", ctx.index.nodes["a"], "x")
+    assert out.rewrites == 1 and ctx.index.nodes["a"].input[1].endswith("batch_fill")  # one value: a Fill
+    assert len(out.notes) == 1 and "'perm'" in out.notes[0] and "per-sample values" in out.notes[0]
