@@ -63,6 +63,8 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
     A TF2 SavedModel's signature (--signature) becomes a graph whose Placeholders are named by its input
     keys and whose outputs are Identity nodes named by its output keys (--outputs picks some of those keys).
     """
+    from graphkit.runtime.difference import Check
+
     src, out = _src_and_out(paths, graph)
     # --verify runs TensorFlow for seconds with no bytes to count: a status line with the elapsed time
     with working("freezing and verifying", quiet) if verify else nullcontext(), \
@@ -70,9 +72,8 @@ def freeze_cmd(paths: tuple[str, ...], outputs: tuple[str, ...], graph: str | No
         report = freeze(src, out, outputs=list(outputs), graph=graph, checkpoint=checkpoint, signature=signature,
                         tags=list(tags) or None, keep_variables=list(keep_variables),
                         skip_variables=list(skip_variables), keep_devices=keep_devices, text=text or None,
-                        verify=verify, batch=batch, inputs=load_input_option(input_files), rtol=rtol, atol=atol,
-                        inline=inline,
-                        progress=bar)
+                        inline=inline, progress=bar,
+                        verify=verify and Check(load_input_option(input_files), batch, rtol, atol))
     if as_json:
         emit_json(report.__dict__)
         return

@@ -43,7 +43,7 @@ from graphkit.io.savedmodel import is_tf2
 from graphkit.io.spec import split_names as _names
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import graph_pb2, node_def_pb2
-from graphkit.runtime.difference import Difference, difference, refuse_differences
+from graphkit.runtime.difference import Check, Difference, as_check, difference, refuse_differences
 
 PROTOBUF_LIMIT = (1 << 31) - 1
 _UPDATE_OPS = re.compile(r"^(Assign|AssignAdd|AssignSub|ScatterU?[A-Za-z]*|Apply[A-Za-z]+|ResourceApply[A-Za-z]+|"
@@ -141,17 +141,18 @@ def freeze(
     skip_variables: list[str] | None = None,
     keep_devices: bool = False,
     text: bool | None = None,
-    verify: bool = False,
-    batch: int = 1,
-    inputs: dict[str, np.ndarray] | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
     inline: bool = True,
+    verify: bool | Check = False,
     progress: Progress | None = None,
 ) -> FreezeReport:
     """Freeze ``src`` into ``out`` (see the module docstring). Returns what was done.
 
+    Where the model comes from: ``src``, or ``graph`` with ``checkpoint``; ``signature`` and ``tags`` pick a
+    SavedModel's. How to freeze: ``outputs``, ``keep_variables``/``skip_variables``, ``keep_devices``,
+    ``inline``, ``text``. ``verify``: run the original and the frozen graph on the same inputs before writing
+    (True, or a :class:`~graphkit.runtime.difference.Check` with inputs, batch and tolerance).
     ``progress(done, total)`` is called as the output's bytes are written."""
+    check = as_check(verify)
     with about(graph or src):  # every error names the model
         model = resolve_source(src, graph, checkpoint, tags)
         assert model.graph is not None
@@ -194,15 +195,14 @@ def freeze(
         report.nodes_before = len(full.node)
         report.nodes_after = len(frozen_graph.graph_def.node)
         check_output(out, model.files)
-        if verify:  # before writing: a graph that fails its check is never left at OUT
-            _verify(model, frozen_graph, report, batch, inputs, rtol, atol)
+        if check is not None:  # before writing: a graph that fails its check is never left at OUT
+            _verify(model, frozen_graph, report, check)
         report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
                                           progress=progress)
         return report
 
 
-def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
-            given: dict[str, np.ndarray] | None, rtol: float, atol: float) -> None:
+def _verify(model: Model, frozen: Graph, report: FreezeReport, check: Check) -> None:
     """Run the original (variables restored) and the frozen graph on the same inputs; compare outputs."""
     from graphkit import runtime
     from graphkit.io.roles import graph_inputs
@@ -213,7 +213,7 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
     inputs = graph_inputs(frozen.graph_def)
     if report.signature:  # a signature is called with every input, defaults or not
         inputs = [dataclasses.replace(i, has_default=False) for i in inputs]
-    feeds = runtime.random_feeds(inputs, batch, 0, given)
+    feeds = runtime.random_feeds(inputs, check.batch, 0, check.inputs)
     if report.signature:  # a TF2 SavedModel: its signature, called the TF2 way
         by_node = {node: key for key, node in report.input_names.items()}
         original = runtime.run_signature(str(model.path), report.signature,
@@ -223,9 +223,10 @@ def _verify(model: Model, frozen: Graph, report: FreezeReport, batch: int,
                                                feeds, report.outputs, str(model.path))
     result = runtime.run_graph_def(materialize(frozen).SerializeToString(), feeds, report.outputs,
                                    report.output_path, init=[report.init_op] if report.init_op else None)
-    report.verified = [difference(o, a, o, b, rtol, atol)
+    report.verified = [difference(o, a, o, b, check.rtol, check.atol)
                        for o, a, b in zip(report.outputs, original, result, strict=True)]
-    refuse_differences(report.verified, "the frozen graph differs from the original", report.output_path, rtol, atol)
+    refuse_differences(report.verified, "the frozen graph differs from the original", report.output_path,
+                       check.rtol, check.atol)
 
 
 def _convert(

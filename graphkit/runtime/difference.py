@@ -14,6 +14,24 @@ from graphkit.io.shapes import format_shape
 
 
 @dataclass
+class Check:
+    """How a ``--verify`` compares the result with the original: inputs given by input name (the rest
+    random, seeded), the size of unknown dimensions of random inputs, and the tolerance of the one rule."""
+
+    inputs: dict[str, np.ndarray] | None = None
+    batch: int = 1
+    rtol: float = 1e-5
+    atol: float = 1e-5
+
+
+def as_check(verify: bool | Check) -> Check | None:
+    """A library function's ``verify=``: False (no check), True (the default :class:`Check`), or a Check."""
+    if isinstance(verify, Check):
+        return verify
+    return Check() if verify else None
+
+
+@dataclass
 class Difference:
     """One output pair. Every field is always there; those that do not apply are None: ``problem`` is set
     when the shapes or dtypes differ (and no numbers are), the error numbers only for numeric outputs (a

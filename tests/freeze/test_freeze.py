@@ -13,6 +13,7 @@ from graphkit.cli import cli
 from graphkit.errors import GraphkitError
 from graphkit.freeze import freeze
 from graphkit.io import load, validate
+from graphkit.runtime.difference import Check
 
 FEEDS = {
     "mlp_ref": {"x:0": np.random.RandomState(1).randn(3, 8).astype(np.float32)},
@@ -274,7 +275,7 @@ def test_cli(runner, tmp_path):
 @pytest.mark.parametrize("name", ["mlp_ref", "control_flow", "batch_norm", "saved_model_tf1"])
 def test_verify_passes(tf, tmp_path, name):
     src = FIXTURES / name if name == "saved_model_tf1" else fixture_checkpoint(name)
-    report = freeze(src, tmp_path / "f.pb", verify=True, batch=5,
+    report = freeze(src, tmp_path / "f.pb", verify=Check(batch=5),
                     outputs=None if name == "saved_model_tf1" else ["output"])
     assert report.verified and all(d.ok and d.max_abs <= 1e-6 for d in report.verified)
 
@@ -321,7 +322,7 @@ def test_shared_regression_saved_model(tf, tmp_path):
     np.testing.assert_allclose(got[0], 0.21396178 * x + 1.0495254, rtol=1e-6)
     with pytest.raises(GraphkitError, match="unknown rank; give it with --input"):
         freeze(src, tmp_path / "g.pb", verify=True)
-    verified = freeze(src, tmp_path / "h.pb", verify=True, inputs={"X": x})
+    verified = freeze(src, tmp_path / "h.pb", verify=Check({"X": x}))
     assert verified.verified[0].ok
 
 

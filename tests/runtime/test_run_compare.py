@@ -11,6 +11,7 @@ from conftest import FIXTURES, fixture_checkpoint, shared
 from graphkit.cli import cli
 from graphkit.errors import GraphkitError
 from graphkit.freeze import freeze
+from graphkit.runtime.difference import Check
 from graphkit.runtime.models import compare, make_feeds, open_runnable, run
 
 X = np.array([[1.0], [2.0], [3.0]], np.float32)
@@ -213,7 +214,7 @@ def test_tf_0x_meta_graphs_run_compare_and_verify(tf, runner, tmp_path):
     assert load(src).meta_graph.meta_info_def.tensorflow_version == "0.12.head"
     x = {"Placeholder": np.array([1.0, 3.0], np.float32)}
     assert np.allclose(run(open_runnable(src, outputs=["Add"]), x)["Add"], [2.5, 3.5])
-    report = freeze(src, tmp_path / "f.pb", outputs=["Add"], verify=True, inputs=x)  # shape {}: unknown (TF 0.x)
+    report = freeze(src, tmp_path / "f.pb", outputs=["Add"], verify=Check(x))  # shape {}: unknown (TF 0.x)
     assert report.verified[0].ok
     np.save(tmp_path / "x.npy", x["Placeholder"])
     result = runner.invoke(cli, ["compare", str(src), str(tmp_path / "f.pb"), "--input",

@@ -40,12 +40,13 @@ def caffe2tf_cmd(prototxt: str, caffemodel: str, out: str, layout: str, input_sh
     """
     from graphkit.convert.caffe import Layout, caffe2tf
     from graphkit.io.spec import split_names
+    from graphkit.runtime.difference import Check
 
     shapes = shape_options(input_shapes, "NAME=N,C,H,W")
     with progress("writing", quiet) as bar:
         report = caffe2tf(prototxt, caffemodel, out, layout=cast(Layout, layout), input_shapes=shapes or None,
-                          outputs=split_names(outputs) or None, text=text, progress=bar, verify=verify, rtol=rtol,
-                          atol=atol)
+                          outputs=split_names(outputs) or None, text=text, progress=bar,
+                          verify=verify and Check(rtol=rtol, atol=atol))
     if as_json:
         emit_json(report.__dict__)
         return

@@ -27,7 +27,7 @@ from graphkit.io.checks import check_importable
 from graphkit.io.graph import valid_node_name
 from graphkit.io.save import Progress, Spill, check_output
 from graphkit.proto import graph_pb2
-from graphkit.runtime.difference import Difference, difference, refuse_differences
+from graphkit.runtime.difference import Check, Difference, as_check, difference, refuse_differences
 
 REGISTRY: dict[str, Handler] = {**spatial.HANDLERS, **elementwise.HANDLERS, **shape.HANDLERS, **ssd.HANDLERS}
 TRAINING_ONLY = frozenset({"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData", "DummyData",
@@ -64,15 +64,14 @@ def caffe2tf(
     handlers: dict[str, Handler] | None = None,
     text: bool | None = None,
     progress: Progress | None = None,
-    verify: bool = False,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
+    verify: bool | Check = False,
 ) -> CaffeReport:
     """Convert and write ``out``; see the module docstring. ``outputs`` (blob names) cuts the net there.
 
-    ``verify``: run the Caffe model in OpenCV and the result in TensorFlow on the same seeded input and
-    compare every output (``|tf - opencv| <= atol + rtol * |opencv|``, the rule of every graphkit check); an
-    error over it."""
+    ``verify``: run the Caffe model in OpenCV and the result in TensorFlow on the same input (the Check's
+    for the input blob, else seeded uniform in [-1, 1]) and compare every output (``|tf - opencv| <= atol +
+    rtol * |opencv|``, the rule of every graphkit check); an error over it, the output removed."""
+    check = as_check(verify)
     if layout not in ("nchw", "nhwc"):
         raise GraphkitError(f"layout must be nchw or nhwc, not '{layout}'")
     with about(prototxt):  # every error names a file (a layer's blob mismatch names the net)
@@ -86,13 +85,12 @@ def caffe2tf(
             report.output_path = os.fspath(out)
             report.bytes_written = save_graph(Graph(graph, dict(b.external)), out, inputs=files, text=text,
                                               progress=progress)
-        if verify:
-            _verify(net, out, report, layout, rtol, atol)
+        if check is not None:
+            _verify(net, out, report, layout, check)
         return report
 
 
-def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: Layout, rtol: float,
-            atol: float) -> None:
+def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, layout: Layout, check: Check) -> None:
     import numpy as np
 
     from graphkit import runtime
@@ -101,9 +99,11 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
 
     if net.caffemodel is None or len(net.inputs) != 1:
         raise GraphkitError("--verify needs the caffemodel and a net with one input", net.prototxt)
-    (_, shape), = net.inputs.items()
+    (blob_name, shape), = net.inputs.items()
     name = report.inputs[0]["name"]
-    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    given = (check.inputs or {}).get(blob_name, (check.inputs or {}).get(name))
+    x = np.asarray(given, np.float32) if given is not None else np.random.default_rng(0).uniform(
+        -1, 1, shape).astype(np.float32)
     outputs = [o["name"] for o in report.outputs]
     want = runtime.run_caffe_opencv(str(net.prototxt), str(net.caffemodel), x, [o["blob"] for o in report.outputs])
     model = load(out)
@@ -115,13 +115,13 @@ def _verify(net: CaffeNet, out: str | os.PathLike[str], report: CaffeReport, lay
             w = w.transpose(0, 2, 3, 1)
         w = w.reshape(g.shape) if w.size == g.size else w
         scale = float(np.abs(w).max()) if w.size else 0.0
-        diff = difference(o, w, o, g, rtol, atol)
+        diff = difference(o, w, o, g, check.rtol, check.atol)
         diff.max_rel_to_max = (diff.max_abs or 0.0) / max(scale, 1e-12)
         report.verified.append(diff)
     if not all(d.ok for d in report.verified):
         os.unlink(out)  # written before the check (the weights stream through it); a failed graph is not left
-        refuse_differences(report.verified, "the TF graph differs from OpenCV's Caffe", os.fspath(out), rtol, atol,
-                           "the output was removed")
+        refuse_differences(report.verified, "the TF graph differs from OpenCV's Caffe", os.fspath(out), check.rtol,
+                           check.atol, "the output was removed")
 
 
 def convert_net(net: CaffeNet, *, layout: Layout = "nchw", outputs: list[str] | None = None,
