@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 import numpy as np
@@ -17,7 +19,7 @@ from graphkit.inspect.summary import (
     summarize,
     tensor_value,
 )
-from graphkit.io import load
+from graphkit.io import Model, load
 
 
 @click.command("inspect", epilog="""\b
@@ -64,76 +66,81 @@ def inspect_cmd(path: str, view: str | None, tensor: str | None, match: str | No
     if (match or op_type) and view not in (None, "nodes"):
         raise click.UsageError("--match and --op go with --nodes")
     from graphkit.io.caffe import is_caffe_prototxt
-
-    if is_caffe_prototxt(path):
-        from graphkit.convert.caffe import describe_caffe
-        from graphkit.inspect.caffe import caffe_text
-        from graphkit.io.caffe import find_caffemodel
-
-        info = describe_caffe(path, caffemodel or find_caffemodel(path))
-        emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
-        return
     from graphkit.io.foreign import ONNX, TFLITE, foreign_format
 
+    if is_caffe_prototxt(path):
+        _inspect_caffe(path, caffemodel, show_all, as_json)
+        return
     other = foreign_format(path) if os.path.isfile(path) else None
     if other in (ONNX, TFLITE):
-        from graphkit.runtime.foreign import describe_onnx, describe_tflite
-
         if view is not None or tensor is not None or target is not None:
             raise click.UsageError(f"an {other} model shows its summary only (no --nodes, --tensor or --target)")
-        info = describe_onnx(path) if other == ONNX else describe_tflite(path)
-        emit_json(info) if as_json else click.echo(render.foreign_text(info))
+        _inspect_foreign(path, other == ONNX, as_json)
         return
     model = load(path, tags=list(tags) or None)
     if target is not None:
-        from typing import cast
-
-        from graphkit.inspect.targets import target_check
-        from graphkit.runtime.targets import Target
-
-        if model.graph is None:
-            raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
-        with working(f"checking for {target}", quiet):
-            missing = target_check(model, cast(Target, target))  # click.Choice(TARGETS) checked it
-        if as_json:
-            emit_json({"target": target, "unsupported": missing})
-        elif not missing:
-            click.echo(f"every op of {path} can run on {target}")
-        else:
-            click.echo(f"{len(missing)} op type(s) of {path} cannot run on {target}:")
-            for op, info in missing.items():
-                shown = ", ".join(info["nodes"][:5]) + (f" (+{len(info['nodes']) - 5})" if len(info["nodes"]) > 5
-                                                         else "")
-                click.echo(f"  {op}: {info['note']} -- {shown}")
-        if missing:
-            raise click.exceptions.Exit(1)  # so CI can gate on it
-        return
-    if tensor is not None:
+        _inspect_target(model, path, target, as_json, quiet)
+    elif tensor is not None:
         value = tensor_value(model, tensor)
-        if as_json:
-            emit_json(_value_json(tensor, value))
-        else:
-            click.echo(render.value_text(tensor, value))
-        return
-    if view is None and (match or op_type):
-        view = "nodes"
+        emit_json(_value_json(tensor, value)) if as_json else click.echo(render.value_text(tensor, value))
+    else:
+        _inspect_view(model, "nodes" if view is None and (match or op_type) else view, match, op_type, show_all,
+                      as_json)
+
+
+def _inspect_caffe(path: str, caffemodel: str | None, show_all: bool, as_json: bool) -> None:
+    from graphkit.convert.caffe import describe_caffe
+    from graphkit.inspect.caffe import caffe_text
+    from graphkit.io.caffe import find_caffemodel
+
+    info = describe_caffe(path, caffemodel or find_caffemodel(path))
+    emit_json(info) if as_json else click.echo(caffe_text(info, show_all))
+
+
+def _inspect_foreign(path: str, onnx: bool, as_json: bool) -> None:
+    from graphkit.runtime.foreign import describe_onnx, describe_tflite
+
+    info = describe_onnx(path) if onnx else describe_tflite(path)
+    emit_json(info) if as_json else click.echo(render.foreign_text(info))
+
+
+def _inspect_target(model: Model, path: str, target: str, as_json: bool, quiet: bool) -> None:
+    """--target: the ops the target cannot run; exit 1 when there are any (so CI can gate on it)."""
+    from typing import cast
+
+    from graphkit.inspect.targets import target_check
+    from graphkit.runtime.targets import Target
+
+    if model.graph is None:
+        raise click.UsageError("--target needs a graph (a checkpoint alone has none)")
+    with working(f"checking for {target}", quiet):
+        missing = target_check(model, cast(Target, target))  # click.Choice(TARGETS) checked it
+    emit_json({"target": target, "unsupported": missing}) if as_json else click.echo(
+        render.target_text(path, target, missing))
+    if missing:
+        raise click.exceptions.Exit(1)
+
+
+def _inspect_view(model: Model, view: str | None, match: str | None, op_type: str | None, show_all: bool,
+                  as_json: bool) -> None:
+    """The summary, or one listing (--nodes, --ops, --functions, --tensors)."""
+    data: Any
+    text: Callable[[Any], str]
     if view == "nodes":
-        nodes = list_nodes(model, match, op_type)
-        emit_json(nodes) if as_json else click.echo(render.nodes_text(nodes))
+        data, text = list_nodes(model, match, op_type), render.nodes_text
     elif view == "ops":
-        ops = op_counts(model)
-        emit_json(ops) if as_json else click.echo(render.ops_text(ops))
+        data, text = op_counts(model), render.ops_text
     elif view == "functions":
-        rows = function_tree(model)
-        emit_json(rows) if as_json else click.echo(render.functions_text(rows))
+        data, text = function_tree(model), render.functions_text
     elif view == "tensors":
         if model.checkpoint is None:
             raise click.UsageError("--tensors needs a checkpoint (or a SavedModel with variables)")
-        tensors = checkpoint_tensors(model.checkpoint)
-        emit_json(tensors) if as_json else click.echo(render.tensors_text(tensors))
+        data, text = checkpoint_tensors(model.checkpoint), render.tensors_text
     else:
-        summary = summarize(model)
-        emit_json(summary) if as_json else click.echo(render.summary_text(summary, 10**9 if show_all else 20))
+        data = summarize(model)
+        emit_json(data) if as_json else click.echo(render.summary_text(data, 10**9 if show_all else 20))
+        return
+    emit_json(data) if as_json else click.echo(text(data))
 
 
 def _value_json(name: str, value: np.ndarray) -> dict:

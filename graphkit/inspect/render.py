@@ -25,7 +25,13 @@ def _head(text: str) -> str:
 
 
 def summary_text(s: Json, limit: int = 20) -> str:
-    lines: list[str] = []
+    """``inspect``'s summary: the header, inputs and outputs, signatures, variables, mismatches, ops."""
+    lines = _header_lines(s) + _endpoint_lines(s, limit) + _variable_lines(s, limit) + _mismatch_lines(s)
+    lines += _ops_lines(s, limit)
+    return "\n".join(lines)
+
+
+def _header_lines(s: Json) -> list[str]:
     kind = {"graphdef": "GraphDef", "metagraph": "MetaGraphDef", "savedmodel": "SavedModel",
             "checkpoint": "checkpoint"}[s["format"]]
     if s["format"] == "checkpoint" and "checkpoint" in s:
@@ -41,7 +47,7 @@ def summary_text(s: Json, limit: int = 20) -> str:
         facts.append(f"producer {s['producer']}")
     if s.get("tags"):
         facts.append("tags " + ",".join(s["tags"]))
-    lines.append(f"{_head(s['path'])}  ({', '.join(facts)})")
+    lines = [f"{_head(s['path'])}  ({', '.join(facts)})"]
     weights = f"weights {human_bytes(s.get('weight_bytes'))}"
     if "checkpoint" in s:
         c = s["checkpoint"]
@@ -55,7 +61,11 @@ def summary_text(s: Json, limit: int = 20) -> str:
     lines.append(f"file size {human_bytes(s['file_bytes'])}; {weights}")
     if s.get("functions"):
         lines.append(f"function library: {s['functions']} functions")
+    return lines
 
+
+def _endpoint_lines(s: Json, limit: int) -> list[str]:
+    lines: list[str] = []
     if s.get("node_count"):
         lines.append("")
         lines.append(_head("inputs"))
@@ -72,45 +82,61 @@ def summary_text(s: Json, limit: int = 20) -> str:
         rows = [[d, t["key"], t["name"], t["dtype"], format_shape(t["shape"])]
                 for d, group in (("in", sig["inputs"]), ("out", sig["outputs"])) for t in group]
         lines += _table(rows, "    ")
+    return lines
 
+
+def _variable_lines(s: Json, limit: int) -> list[str]:
     variables = s.get("variables", [])
-    if variables:
-        lines.append("")
-        title = "tensors" if not s.get("node_count") else "variables"
-        lines.append(_head(title) + f" ({len(variables)}; as the checkpoint keys them)")
-        rows = []
-        for v in variables[: max(limit, 50)]:
-            where = ""
-            if v.get("in_graph") is False:
-                where = "checkpoint only"
-            elif v.get("in_checkpoint") is False:
-                where = click.style("missing from checkpoint", fg="red")
-            elif v.get("partitions"):
-                where = f"{v['partitions']} partitions"
-            elif v.get("partitioned"):
-                where = "partitioned"
-            if v.get("label") and v["label"] not in v["name"]:
-                where = (f"{v['label']}; " + where) if where else v["label"]
-            rows.append([v["name"], v["dtype"], format_shape(v["shape"]), human_bytes(v.get("bytes")), where])
-        lines += _table(rows)
-        if len(variables) > max(limit, 50):
-            lines.append(f"  ... {len(variables) - max(limit, 50)} more (--json lists all)")
+    if not variables:
+        return []
+    shown = max(limit, 50)
+    title = "tensors" if not s.get("node_count") else "variables"
+    lines = ["", _head(title) + f" ({len(variables)}; as the checkpoint keys them)"]
+    lines += _table([[v["name"], v["dtype"], format_shape(v["shape"]), human_bytes(v.get("bytes")), _where(v)]
+                     for v in variables[:shown]])
+    if len(variables) > shown:
+        lines.append(f"  ... {len(variables) - shown} more (--json lists all)")
+    return lines
+
+
+def _where(v: Json) -> str:
+    """Where a variable's value is, when it is not simply in both the graph and the checkpoint."""
+    where = ""
+    if v.get("in_graph") is False:
+        where = "checkpoint only"
+    elif v.get("in_checkpoint") is False:
+        where = click.style("missing from checkpoint", fg="red")
+    elif v.get("partitions"):
+        where = f"{v['partitions']} partitions"
+    elif v.get("partitioned"):
+        where = "partitioned"
+    if v.get("label") and v["label"] not in v["name"]:
+        where = (f"{v['label']}; " + where) if where else v["label"]
+    return where
+
+
+def _mismatch_lines(s: Json) -> list[str]:
     mismatch = s.get("variable_mismatches")
-    if mismatch and (mismatch["missing_in_checkpoint"] or mismatch["different"]):
-        lines.append(click.style("graph and checkpoint disagree:", fg="red", bold=True))
-        for name in mismatch["missing_in_checkpoint"]:
-            lines.append(f"  {name}: in the graph, not in the checkpoint")
-        for d in mismatch["different"]:
-            g, c = d["graph"], d["checkpoint"]
-            lines.append(f"  {d['name']}: graph {g['dtype']} {format_shape(g['shape'])}, "
-                         f"checkpoint {c['dtype']} {format_shape(c['shape'])}")
+    if not mismatch or not (mismatch["missing_in_checkpoint"] or mismatch["different"]):
+        return []
+    lines = [click.style("graph and checkpoint disagree:", fg="red", bold=True)]
+    lines += [f"  {name}: in the graph, not in the checkpoint" for name in mismatch["missing_in_checkpoint"]]
+    for d in mismatch["different"]:
+        g, c = d["graph"], d["checkpoint"]
+        lines.append(f"  {d['name']}: graph {g['dtype']} {format_shape(g['shape'])}, "
+                     f"checkpoint {c['dtype']} {format_shape(c['shape'])}")
+    return lines
+
+
+def _ops_lines(s: Json, limit: int) -> list[str]:
+    lines: list[str] = []
     if s.get("ops"):
         lines.append("")
         ops = s["ops"]
         lines.append(_head("ops") + f" ({len(ops)} types)")
         lines.append("  " + ", ".join(f"{op} {n}" for op, n in list(ops.items())[:limit])
                      + (f", ... {len(ops) - limit} more" if len(ops) > limit else ""))
-    return "\n".join(lines)
+    return lines
 
 
 def nodes_text(nodes: list[Json]) -> str:
@@ -168,4 +194,16 @@ def foreign_text(s: Json) -> str:
         lines += _table([[t["name"], t["dtype"], format_shape(t["shape"])] for t in s[key]]) or ["  (none)"]
     lines += ["", _head("ops") + f" ({len(s['ops'])} types)",
               "  " + ", ".join(f"{op} {n}" for op, n in s["ops"].items())]
+    return "\n".join(lines)
+
+
+def target_text(path: str, target: str, missing: dict[str, dict]) -> str:
+    """``inspect --target``: the op types the target cannot run, with why and up to five nodes each."""
+    if not missing:
+        return f"every op of {path} can run on {target}"
+    lines = [f"{len(missing)} op type(s) of {path} cannot run on {target}:"]
+    for op, info in missing.items():
+        nodes = info["nodes"]
+        shown = ", ".join(nodes[:5]) + (f" (+{len(nodes) - 5})" if len(nodes) > 5 else "")
+        lines.append(f"  {op}: {info['note']} -- {shown}")
     return "\n".join(lines)
