@@ -233,6 +233,21 @@ def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str]
             index, graph = GraphIndex(result.graph_def), result
     check_importable(index, out)
     report.notes += unknown_ops_note(index)
+    _fill_report(report, index, before, rename)
+    report.output_path = os.fspath(out)
+    if isinstance(result, TableIndex):  # open_indexed took the scanner only for a binary GraphDef output
+        report.bytes_written = write_table(result, out, progress=progress)
+    else:
+        if not report.outputs:
+            report.outputs = [o.name for o in likely_outputs(graph.graph_def)][:10]
+        report.bytes_written = _write(model, graph, set(index.inputs), out, report, text, progress, rename)
+    return report
+
+
+def _fill_report(report: SurgeryReport, index: GraphIndex, before: list[str],
+                 rename: Callable[[str], str] | None) -> None:
+    """Node counts, removed and added nodes (``before`` as the pass was given it, through ``rename``), and
+    the result's inputs."""
     after = index.inputs  # keys: the node names
     report.nodes_before = len(before)
     report.nodes_after = len(after)
@@ -243,30 +258,25 @@ def finish(model: Model, result: Graph | GraphIndex, out: str | os.PathLike[str]
     placeholders = [index.nodes[n] for n, op in index.ops.items() if op in PLACEHOLDER_OPS]
     report.inputs = [{"name": i.name, "dtype": i.dtype, "shape": None if i.shape is None else list(i.shape)}
                      for i in graph_inputs(placeholders)]
-    report.output_path = os.fspath(out)
-    if isinstance(result, TableIndex):  # open_indexed took the scanner only for a binary GraphDef output
-        report.bytes_written = write_table(result, out, progress=progress)
-        return report
-    gd = graph.graph_def
-    if not report.outputs:
-        report.outputs = [o.name for o in likely_outputs(gd)][:10]
+
+
+def _write(model: Model, graph: Graph, names: set[str], out: str | os.PathLike[str], report: SurgeryReport,
+           text: bool | None, progress: Progress | None, rename: Callable[[str], str] | None) -> int:
+    """Write the result in the input's kind: a GraphDef, a .meta, or a SavedModel folder (the meta graph's
+    signatures, collections and saver retargeted to the result's ``names``). Returns bytes written."""
     meta = model.meta_graph
-    target = str(out)
     if writes_meta(model, out):
         if meta is None:
             raise GraphkitError("a .meta output needs a MetaGraphDef, SavedModel or checkpoint input; "
                                 "write a .pb instead", out)
-        new_meta = retarget_meta(meta, set(after), rename or (lambda name: name), report)
-        if target.endswith(".meta"):
-            report.bytes_written = save_graph(graph, out, inputs=model.files, meta_graph=new_meta,
-                                              text=False if text is None else text, progress=progress)
-        else:
-            report.bytes_written = save_saved_model(graph, new_meta, model.path, out, progress=progress)
-    else:
-        if model.format == "savedmodel" and report.command == "rename" and meta is not None and meta.signature_def:
-            report.notes.append("a GraphDef has no signatures; write a SavedModel folder to keep them")
-        report.bytes_written = save_graph(graph, out, inputs=model.files, text=text, progress=progress)
-    return report
+        new_meta = retarget_meta(meta, names, rename or (lambda name: name), report)
+        if str(out).endswith(".meta"):
+            return save_graph(graph, out, inputs=model.files, meta_graph=new_meta,
+                              text=False if text is None else text, progress=progress)
+        return save_saved_model(graph, new_meta, model.path, out, progress=progress)
+    if model.format == "savedmodel" and report.command == "rename" and meta is not None and meta.signature_def:
+        report.notes.append("a GraphDef has no signatures; write a SavedModel folder to keep them")
+    return save_graph(graph, out, inputs=model.files, text=text, progress=progress)
 
 
 def retarget_meta(meta: meta_graph_pb2.MetaGraphDef, names: set[str], rename: Callable[[str], str],

@@ -63,59 +63,75 @@ def remap_input(
         for name in wanted:
             index.node(name)
         wanted = wanted + [n for n in saver_nodes(model, out) if n in index.nodes and n not in wanted]
-        mapping: dict[TensorRef, TensorRef] = {}
-        new_nodes: list[node_def_pb2.NodeDef] = []
         if not (placeholders or maps or constants):
             raise GraphkitError("nothing to remap: give --placeholder, --map or --constant")
-        for old_text, spec_text in (placeholders or {}).items():
-            old = _key(index, old_text)
-            spec = parse_spec(spec_text)
-            new = spec_placeholder(spec, index, old, spec.name)
-            check_dtype(index, old, new.attr["dtype"].type, f"the placeholder '{spec.name}'")
-            new_nodes.append(new)
-            mapping[old] = TensorRef(spec.name)
-        for old_text, new_text in (maps or {}).items():
-            old = _key(index, old_text)
-            target = parse_ref(new_text)
-            if target.control != old.control:
-                raise GraphkitError(f"--map {old_text}={new_text}: map a tensor to a tensor, ^control to ^control")
-            producer = index.node(target.node)
-            if not target.control:
-                check_dtype(index, old, output_dtype(producer, target.port), f"'{target}'")
-            mapping[old] = target
-        for old_text, value in (constants or {}).items():
-            old = _key(index, old_text)
-            name = old.node if old.port == 0 else f"{old.node}_{old.port}"
-            import numpy as np
-
-            value = np.asarray(value)
-            check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
-            new_nodes.append(const_node(name, value))
-            mapping[old] = TensorRef(name)
-        # New nodes may take the name of a node the rewiring frees (e.g. a Const replacing Placeholder 'x'):
-        # build under temporary names, prune, then check for collisions.
-        temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes if n.name in index.nodes}
-        for node in new_nodes:
-            node.name = temp.get(node.name, node.name)
-        mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
-        changed = rewire(index, mapping)
-        index.add(new_nodes)
-        result = index.restricted(reachable(index, wanted, colocations=False))
-        clashes = [final for final, tmp in temp.items() if final in result.nodes]
-        if clashes:
-            raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
-                                "choose another name")
-        if temp:
-            rewire(result, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
-            for final, tmp in temp.items():
-                if tmp in result.nodes:
-                    result.rename_node(tmp, final)
-        drop_dangling_colocations(result)
-        drop_stale_shapes(result, [n for n in changed if n in result.nodes])
+        mapping, new_nodes = _replacements(index, placeholders or {}, maps or {}, constants or {})
+        result, changed = _apply(index, mapping, new_nodes, wanted)
         if maps:
             topological_order(result)  # a --map that made a cycle is an error here (new nodes have no inputs)
         report.rewritten = sorted(n for n in changed if n in result.nodes)
         return finish(model, result, out, report, before=opened.before, text=text, progress=progress)
+
+
+def _replacements(index: GraphIndex, placeholders: dict[str, str], maps: dict[str, str],
+                  constants: dict[str, np.ndarray]) -> tuple[dict[TensorRef, TensorRef], list[node_def_pb2.NodeDef]]:
+    """Each replaced tensor -> what replaces it, and the new nodes (Placeholders, Consts); every key must be
+    read by something and every replacement of the dtype it replaces, as import_graph_def requires."""
+    mapping: dict[TensorRef, TensorRef] = {}
+    new_nodes: list[node_def_pb2.NodeDef] = []
+    for old_text, spec_text in placeholders.items():
+        old = _key(index, old_text)
+        spec = parse_spec(spec_text)
+        new = spec_placeholder(spec, index, old, spec.name)
+        check_dtype(index, old, new.attr["dtype"].type, f"the placeholder '{spec.name}'")
+        new_nodes.append(new)
+        mapping[old] = TensorRef(spec.name)
+    for old_text, new_text in maps.items():
+        old = _key(index, old_text)
+        target = parse_ref(new_text)
+        if target.control != old.control:
+            raise GraphkitError(f"--map {old_text}={new_text}: map a tensor to a tensor, ^control to ^control")
+        producer = index.node(target.node)
+        if not target.control:
+            check_dtype(index, old, output_dtype(producer, target.port), f"'{target}'")
+        mapping[old] = target
+    for old_text, value in constants.items():
+        old = _key(index, old_text)
+        name = old.node if old.port == 0 else f"{old.node}_{old.port}"
+        import numpy as np
+
+        value = np.asarray(value)
+        check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
+        new_nodes.append(const_node(name, value))
+        mapping[old] = TensorRef(name)
+    return mapping, new_nodes
+
+
+def _apply(index: GraphIndex, mapping: dict[TensorRef, TensorRef], new_nodes: list[node_def_pb2.NodeDef],
+           wanted: list[str]) -> tuple[GraphIndex, set[str]]:
+    """Rewire the readers (in ``index``, in place), add the new nodes and keep what ``wanted`` needs; the
+    result and the nodes whose inputs changed. New nodes may take the name of a node the rewiring frees (a
+    Const replacing Placeholder 'x'): they are built under temporary names, the graph pruned, and only then
+    checked for collisions."""
+    temp = {n.name: f"{n.name}/__graphkit_new__" for n in new_nodes if n.name in index.nodes}
+    for node in new_nodes:
+        node.name = temp.get(node.name, node.name)
+    mapping = {k: (TensorRef(temp[v.node], v.port, v.control) if v.node in temp else v) for k, v in mapping.items()}
+    changed = rewire(index, mapping)
+    index.add(new_nodes)
+    result = index.restricted(reachable(index, wanted, colocations=False))
+    clashes = [final for final, tmp in temp.items() if final in result.nodes]
+    if clashes:
+        raise GraphkitError(f"new node name(s) {', '.join(clashes)} already used by nodes the outputs still need; "
+                            "choose another name")
+    if temp:
+        rewire(result, {TensorRef(tmp): TensorRef(final) for final, tmp in temp.items()})
+        for final, tmp in temp.items():
+            if tmp in result.nodes:
+                result.rename_node(tmp, final)
+    drop_dangling_colocations(result)
+    drop_stale_shapes(result, [n for n in changed if n in result.nodes])
+    return result, changed
 
 
 def _key(index: GraphIndex, text: str) -> TensorRef:
