@@ -134,8 +134,29 @@ def convert_net(net: CaffeNet, *, layout: Layout = "nchw", outputs: list[str] | 
     layers = [layer for layer in layers if layer.type not in TRAINING_ONLY]
     if outputs:
         layers = _needed(layers, outputs)
+    folded: list[str] = []
     if fold:
         layers, folded = fold_batch_norms(layers)
+    _refuse_unconvertible(net, layers, registry)
+    b = builder or Builder()
+    report = CaffeReport("")
+    blobs = _input_blobs(net, b, layout, report)
+    for layer in layers:
+        convert_layer(registry[layer.type], b, layer, blobs)
+        net.release(layer)
+        report.layers_converted += 1
+    # in-place tops are consumed by the layers that rewrite them; the net's outputs are the rest
+    for name in outputs or _net_outputs(layers):
+        _add_output(net, b, blobs, name, layout, report)
+    report.dropped = dropped
+    report.folded = folded
+    report.weight_bytes = net.weight_bytes
+    report.nodes = len(b.graph.node)
+    return b.graph, report
+
+
+def _refuse_unconvertible(net: CaffeNet, layers: list[CaffeLayer], registry: dict[str, Handler]) -> None:
+    """Every layer no handler converts, at once, before anything is made; a net with no input."""
     unsupported = Counter(layer.type for layer in layers if layer.type not in registry)
     if unsupported:
         listed = "; ".join(f"{kind} x{count} ({', '.join(x.name for x in layers if x.type == kind)[:80]})"
@@ -145,8 +166,11 @@ def convert_net(net: CaffeNet, *, layout: Layout = "nchw", outputs: list[str] | 
     if not net.inputs:
         raise GraphkitError("the net declares no input (input/input_dim, input_shape or an Input layer); "
                             "give one with --input-shape NAME=N,C,H,W", net.prototxt)
-    b = builder or Builder()
-    report = CaffeReport("")
+
+
+def _input_blobs(net: CaffeNet, b: Builder, layout: Layout, report: CaffeReport) -> dict[str, Tensor]:
+    """A Placeholder per input blob (batch unknown; NHWC with ``layout="nhwc"``), recorded in the report:
+    "name" the TF node (the blob's name made valid for TF, see valid_node_name), "blob" Caffe's."""
     blobs: dict[str, Tensor] = {}
     for name, dims in net.inputs.items():
         if layout == "nhwc" and len(dims) == 4:
@@ -155,32 +179,25 @@ def convert_net(net: CaffeNet, *, layout: Layout = "nchw", outputs: list[str] | 
         else:
             shape = [-1, *dims[1:]]
             blobs[name] = Tensor(b.placeholder(name, shape), tuple(dims), identity_perm(len(dims)))
-        # "name": the TF node (the blob's name made valid for TF, see valid_node_name); "blob": Caffe's
         report.inputs.append({"name": blobs[name].ref.split(":")[0], "blob": name, "shape": shape})
-    for layer in layers:
-        convert_layer(registry[layer.type], b, layer, blobs)
-        net.release(layer)
-        report.layers_converted += 1
-    # in-place tops are consumed by the layers that rewrite them; the net's outputs are the rest
-    final = outputs or _net_outputs(layers)
-    for name in final:
-        if name not in blobs:
-            raise GraphkitError(f"--outputs names blob '{name}', which the net does not make", net.prototxt)
-        t = blobs[name]
-        t = b.to_perm(t, NHWC if layout == "nhwc" and t.rank == 4 else identity_perm(t.rank), f"{name}/output_layout")
-        node_name = valid_node_name(name)
-        if node_name in b.names:
-            raise GraphkitError(f"output blob '{name}' has the name of another node; rename the blob or layer",
-                                net.prototxt)
-        b.names.add(node_name)
-        node = b.graph.node.add(name=node_name, op="Identity", input=[t.ref])
-        node.attr["T"].type = dtypes.DT_FLOAT  # type: ignore[assignment]
-        report.outputs.append({"name": node_name, "blob": name, "shape": [-1, *(t.stored_shape[1:])]})
-    report.dropped = dropped
-    report.folded = folded if fold else []
-    report.weight_bytes = net.weight_bytes
-    report.nodes = len(b.graph.node)
-    return b.graph, report
+    return blobs
+
+
+def _add_output(net: CaffeNet, b: Builder, blobs: dict[str, Tensor], name: str, layout: Layout,
+                report: CaffeReport) -> None:
+    """An Identity named after output blob ``name`` (in the layout's axis order), recorded in the report."""
+    if name not in blobs:
+        raise GraphkitError(f"--outputs names blob '{name}', which the net does not make", net.prototxt)
+    t = blobs[name]
+    t = b.to_perm(t, NHWC if layout == "nhwc" and t.rank == 4 else identity_perm(t.rank), f"{name}/output_layout")
+    node_name = valid_node_name(name)
+    if node_name in b.names:
+        raise GraphkitError(f"output blob '{name}' has the name of another node; rename the blob or layer",
+                            net.prototxt)
+    b.names.add(node_name)
+    node = b.graph.node.add(name=node_name, op="Identity", input=[t.ref])
+    node.attr["T"].type = dtypes.DT_FLOAT  # type: ignore[assignment]
+    report.outputs.append({"name": node_name, "blob": name, "shape": [-1, *(t.stored_shape[1:])]})
 
 
 def _net_outputs(layers: list[CaffeLayer]) -> list[str]:
