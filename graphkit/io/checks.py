@@ -13,7 +13,7 @@ from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.graph import NODE_NAME, GraphIndex, as_index, input_node
 from graphkit.io.ops import MERGE_OPS, NEXT_ITERATION_OPS
-from graphkit.proto import graph_pb2, tensor_pb2, types_pb2
+from graphkit.proto import graph_pb2, node_def_pb2, tensor_pb2, types_pb2
 
 
 def topological_order(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
@@ -192,94 +192,88 @@ def tensor_problem(tensor: tensor_pb2.TensorProto) -> str | None:
 
 
 def _node_problems(index: GraphIndex) -> list[str]:
-    """Per node: attrs its op requires that are missing (TF: "NodeDef missing attr"), type attrs holding no
-    DataType (``attr_value_util.cc``: "AttrValue has invalid DataType enum"), tensors no TF could build. A
-    scanned file's unparsed nodes had their types and tensors checked in their wire form
-    (:func:`graphkit.io.scan.scan_graph_file`); their attr names come from the table."""
-    from graphkit.io.functions import OpDefs
+    """Per node: attrs its op requires that are missing (TF: "NodeDef missing attr"), attrs without a value,
+    type attrs holding no DataType (``attr_value_util.cc``: "AttrValue has invalid DataType enum"), tensors
+    and shapes no TF could build, device strings it cannot parse. A scanned file's unparsed nodes had their
+    wire form checked (:func:`graphkit.io.scan.scan_graph_file`); their attr names come from the table."""
+    from graphkit.io.scan import available, node_wire_problem, wire_sound
 
-    op_defs = OpDefs(index.graph_def)
-    required: dict[str, frozenset[str] | None] = {}
-
-    def missing(op: str, keys: Collection[str]) -> str | None:
-        if op not in required:
-            op_def = op_defs.get(op)
-            required[op] = None if op_def is None else frozenset(
-                a.name for a in op_def.attr if not a.HasField("default_value"))
-        need = required[op]
-        if not need:
-            return None
-        absent = [a for a in need if a not in keys]
-        return min(absent) if absent else None
-
-    from graphkit.io.scan import available, wire_sound
-
-    problems = []
-    # types and tensors checked in C, when it is built (else node by node, below)
+    required = _RequiredAttrs(index)
+    # attr values checked in C on the serialized graph, when it is built (else node by node)
     sound = index.graph_def is not None and wire_sound(index.graph_def)
-    verdicts: dict[tuple[str, Sequence[str]], str | None] = {}  # most nodes share their op's attr names
+    problems = []
     for node in index.parsed_nodes():
-        attrs = node.attr
-        names = tuple(attrs)
-        try:
-            lacking = verdicts[node.op, names]
-        except KeyError:
-            lacking = verdicts[node.op, names] = missing(node.op, names)
-        if lacking:
-            problems.append(f"node '{node.name}' ({node.op}) lacks attr '{lacking}', which its op requires")
-        if sound:
-            continue
-        if node.op == "Const" and "dtype" in attrs and "value" in attrs and (
-                attrs["value"].tensor.dtype != attrs["dtype"].type):
-            problems.append(f"node '{node.name}' (Const) has dtype {attrs['dtype'].type} but a value of dtype "
-                            f"{attrs['value'].tensor.dtype}")
-        for key, value in attrs.items():
-            kind = value.WhichOneof("value")
-            if kind is None:
-                if not key.startswith("_"):  # TF: "AttrValue missing value with expected type ..."
-                    problems.append(f"node '{node.name}' has attr '{key}' with no value")
-                continue
-            if kind == "shape" or kind == "list" and value.list.shape:
-                for shape in [value.shape] if kind == "shape" else value.list.shape:
-                    if any(d.size < -1 for d in shape.dim):
-                        problems.append(f"node '{node.name}' has attr '{key}' holding a shape with a dimension "
-                                        f"below -1 ([{','.join(str(d.size) for d in shape.dim)}])")
-            if kind == "type":
-                if value.type not in _DATA_TYPES:
-                    problems.append(f"node '{node.name}' has attr '{key}' = {value.type}, which is no DataType")
-            elif kind == "tensor" or kind == "list":
-                bad = [t for t in value.list.type if t not in _DATA_TYPES] if kind == "list" else []
-                if bad:
-                    problems.append(f"node '{node.name}' has attr '{key}' = {bad[0]}, which is no DataType")
-                for tensor in [value.tensor] if kind == "tensor" else value.list.tensor:
-                    why = tensor_problem(tensor)
-                    if why:
-                        problems.append(f"node '{node.name}' has attr '{key}' holding a tensor TF cannot build: "
-                                        f"{why}")
+        problems += required.problems(node.name, node.op, tuple(node.attr))
+        if not sound:
+            problems += _attr_problems(node)
     if available() and not sound and not problems and index.graph_def is not None:
         # what protobuf parsed and hides (an attr entry without its value) but TF would read: the check saw it
-        from graphkit.io.scan import node_wire_problem
-
-        for node in index.parsed_nodes():
-            why = node_wire_problem(node)
-            if why:
-                problems.append(f"node '{node.name}': {why}")
-    for device, name in index.devices().items():
-        why = device_problem(device)
-        if why:
-            problems.append(f"node '{name}': {why}")
+        problems += [f"node '{node.name}': {why}" for node in index.parsed_nodes()
+                     if (why := node_wire_problem(node))]
+    problems += [f"node '{name}': {why}" for device, name in index.devices().items()
+                 if (why := device_problem(device))]
     attr_keys, unparsed = index.unparsed_attr_keys()
     ops = index.ops
     for name, keys in attr_keys.items():
         op = ops.get(name)
-        if op is None:
-            continue  # no longer in the graph
+        if op is not None and unparsed(name):  # (None: no longer in the graph)
+            problems += required.problems(name, op, keys)
+    return problems
+
+
+class _RequiredAttrs:
+    """The attrs each op's OpDef declares without a default, and whether a node has them. Most nodes of one
+    op share their attr names, so each (op, names) is judged once."""
+
+    def __init__(self, index: GraphIndex) -> None:
+        from graphkit.io.functions import OpDefs
+
+        self.op_defs = OpDefs(index.graph_def)
+        self.required: dict[str, frozenset[str] | None] = {}
+        self.verdicts: dict[tuple[str, Sequence[str]], str | None] = {}
+
+    def problems(self, name: str, op: str, keys: Sequence[str]) -> list[str]:
         try:
-            lacking = verdicts[op, keys]
+            lacking = self.verdicts[op, keys]
         except KeyError:
-            lacking = verdicts[op, keys] = missing(op, keys)
-        if lacking and unparsed(name):
-            problems.append(f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires")
+            lacking = self.verdicts[op, keys] = self._missing(op, keys)
+        return [f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires"] if lacking else []
+
+    def _missing(self, op: str, keys: Collection[str]) -> str | None:
+        if op not in self.required:
+            op_def = self.op_defs.get(op)
+            self.required[op] = None if op_def is None else frozenset(
+                a.name for a in op_def.attr if not a.HasField("default_value"))
+        need = self.required[op]
+        absent = [a for a in need if a not in keys] if need else []
+        return min(absent) if absent else None
+
+
+def _attr_problems(node: node_def_pb2.NodeDef) -> list[str]:
+    """One parsed node's attr values: a Const's value of another dtype, attrs with no value, shapes with a
+    dimension below -1, types that are no DataType, tensors no TF could build."""
+    problems = []
+    attrs = node.attr
+    if node.op == "Const" and "dtype" in attrs and "value" in attrs and (
+            attrs["value"].tensor.dtype != attrs["dtype"].type):
+        problems.append(f"node '{node.name}' (Const) has dtype {attrs['dtype'].type} but a value of dtype "
+                        f"{attrs['value'].tensor.dtype}")
+    for key, value in attrs.items():
+        where = f"node '{node.name}' has attr '{key}'"
+        kind = value.WhichOneof("value")
+        if kind is None:
+            if not key.startswith("_"):  # TF: "AttrValue missing value with expected type ..."
+                problems.append(f"{where} with no value")
+            continue
+        shapes = [value.shape] if kind == "shape" else list(value.list.shape) if kind == "list" else []
+        problems += [f"{where} holding a shape with a dimension below -1 ([{','.join(str(d.size) for d in shape.dim)}])"
+                     for shape in shapes if any(d.size < -1 for d in shape.dim)]
+        types = [value.type] if kind == "type" else list(value.list.type) if kind == "list" else []
+        bad = [t for t in types if t not in _DATA_TYPES]
+        if bad:
+            problems.append(f"{where} = {bad[0]}, which is no DataType")
+        tensors = [value.tensor] if kind == "tensor" else list(value.list.tensor) if kind == "list" else []
+        problems += [f"{where} holding a tensor TF cannot build: {why}" for t in tensors if (why := tensor_problem(t))]
     return problems
 
 
