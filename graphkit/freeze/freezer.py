@@ -158,39 +158,14 @@ def freeze(
         assert model.graph is not None
         full = model.graph.graph_def
         ends = tf2.endpoints(model, signature, _names(outputs)) if is_tf2(model.meta_graph) else None
-        if ends is not None:
-            problems = tf2.resource_problems(ends, model.path)
-            if problems:
-                raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
-            wanted = ends.nodes
-        else:
-            wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
-            _refuse_training_outputs(full, wanted, model.path)
+        wanted = _wanted(model, full, ends, outputs, signature)
         pruned, dropped = _drop_control_updates(extract_subgraph(full, wanted), wanted)
         frozen_graph, report = _convert(model, pruned, wanted, _names(keep_variables), _names(skip_variables), ends)
         report.dropped_updates = dropped + report.dropped_updates
         if ends is not None:
-            done = tf2.finish(frozen_graph, ends, inline)
-            frozen_graph, report.input_names, report.output_names = done.graph, done.inputs, done.outputs
-            report.signature = ends.key
-            report.outputs = list(report.output_names.values())
-            report.inlined = done.inlined.inlined if done.inlined is not None else []
-            report.kept_calls = done.inlined.kept if done.inlined is not None else []
-            report.init_op = done.init_op or ""
-        if not keep_devices:
-            for node in frozen_graph.graph_def.node:
-                node.device = ""
-        report.pruned_outputs = prune_unused_branch_outputs_in_place(frozen_graph.graph_def)
-        drop_unused_library(frozen_graph.graph_def)
-        keep_control_flow_functional_in_place(frozen_graph.graph_def)
-        size = serialized_size(frozen_graph)
-        if size > PROTOBUF_LIMIT:
-            raise GraphkitError(
-                f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
-                "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
-                "with --skip-variables", out)
-        check_importable(frozen_graph.graph_def, model.path, "the frozen graph")  # freezing adds no such problem
-        report.notes += unknown_ops_note(frozen_graph.graph_def)
+            frozen_graph = _finish_tf2(frozen_graph, ends, inline, report)
+        _clean_up_in_place(frozen_graph, keep_devices, report)
+        _check_result(frozen_graph, model, out, report)
         report.output_path = os.fspath(out)
         report.nodes_before = len(full.node)
         report.nodes_after = len(frozen_graph.graph_def.node)
@@ -200,6 +175,57 @@ def freeze(
         report.bytes_written = save_graph(frozen_graph, out, inputs=model.files, text=text,
                                           progress=progress)
         return report
+
+
+def _wanted(model: Model, full: graph_pb2.GraphDef, ends: tf2.Endpoints | None, outputs: list[str] | None,
+            signature: str | None) -> list[str]:
+    """The nodes to freeze for: a TF2 signature's ends (refused if its variables cannot be frozen), the
+    named outputs, or the default ones (never a training op)."""
+    if ends is not None:
+        problems = tf2.resource_problems(ends, model.path)
+        if problems:
+            raise GraphkitError("cannot freeze: " + "; ".join(problems), model.path)
+        return ends.nodes
+    wanted = [parse_ref(n).node for n in _names(outputs)] or _default_outputs(model, signature)
+    _refuse_training_outputs(full, wanted, model.path)
+    return wanted
+
+
+def _finish_tf2(frozen_graph: Graph, ends: tf2.Endpoints, inline: bool, report: FreezeReport) -> Graph:
+    """A TF2 signature's graph: calls inlined (unless ``inline`` is off), ends named by the signature's keys,
+    the hash-table init op kept; recorded in the report."""
+    done = tf2.finish(frozen_graph, ends, inline)
+    report.input_names, report.output_names = done.inputs, done.outputs
+    report.signature = ends.key
+    report.outputs = list(report.output_names.values())
+    report.inlined = done.inlined.inlined if done.inlined is not None else []
+    report.kept_calls = done.inlined.kept if done.inlined is not None else []
+    report.init_op = done.init_op or ""
+    return done.graph
+
+
+def _clean_up_in_place(frozen_graph: Graph, keep_devices: bool, report: FreezeReport) -> None:
+    """Devices cleared (as freeze_graph does, unless kept), unused If/Case outputs and functions dropped,
+    control flow kept functional (TF's lower_control_flow=False)."""
+    if not keep_devices:
+        for node in frozen_graph.graph_def.node:
+            node.device = ""
+    report.pruned_outputs = prune_unused_branch_outputs_in_place(frozen_graph.graph_def)
+    drop_unused_library(frozen_graph.graph_def)
+    keep_control_flow_functional_in_place(frozen_graph.graph_def)
+
+
+def _check_result(frozen_graph: Graph, model: Model, out: str | os.PathLike[str], report: FreezeReport) -> None:
+    """Under protobuf's 2 GiB, importable by TF (freezing adds no such problem: the input's are named), ops
+    TF does not define noted."""
+    size = serialized_size(frozen_graph)
+    if size > PROTOBUF_LIMIT:
+        raise GraphkitError(
+            f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
+            "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
+            "with --skip-variables", out)
+    check_importable(frozen_graph.graph_def, model.path, "the frozen graph")
+    report.notes += unknown_ops_note(frozen_graph.graph_def)
 
 
 def _verify(model: Model, frozen: Graph, report: FreezeReport, check: Check) -> None:

@@ -44,6 +44,20 @@ def test_lstm_without_the_keep_prob_fix_says_what_to_do(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_an_input_of_unknown_rank_says_what_to_do(tmp_path):
+    """The same refusal on a graph the test makes (the real LSTM above needs ../shared/models)."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1  # no shape attr: unknown rank
+    gd.node.add(name="y", op="Relu", input=["x"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    with pytest.raises(GraphkitError, match=r"x have unknown rank; fix them first, e\.g\. graphkit remap-input"):
+        convert(tmp_path / "g.pb", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_checkpoint_is_frozen_first(tf, tmp_path):
     report = convert(fixture_checkpoint("mlp_ref"), tmp_path / "m.onnx", outputs=["output"])
     assert report.via == ["freeze"] and report.verified[0].ok
