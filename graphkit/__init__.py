@@ -24,8 +24,8 @@ _LAZY = {
     "splice": "graphkit.surgery",
     "caffe2tf": "graphkit.convert.caffe",
     "tensorboard": "graphkit.board",
-    "run": "graphkit.runtime.models:run_model",
-    "compare": "graphkit.runtime.models",
+    "run": "graphkit.runtime.runner:run_model",
+    "compare": "graphkit.runtime.runner",
 }
 
 

@@ -131,7 +131,7 @@ def _verify(frozen: Path, data: bytes, report: ConvertReport, batch: int, rtol: 
             given: dict[str, np.ndarray] | None = None) -> None:
     """TF on the frozen graph vs onnxruntime / the TFLite interpreter on the same random inputs."""
     from graphkit.runtime.difference import difference, refuse_differences
-    from graphkit.runtime.models import make_feeds, onnx_session, open_runnable, run
+    from graphkit.runtime.runner import make_feeds, onnx_session, open_runnable, run
 
     reference = open_runnable(frozen, outputs=report.outputs)
     reference.inputs = [i for i in reference.inputs if i.name in report.inputs]

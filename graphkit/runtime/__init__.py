@@ -1,6 +1,6 @@
 """The one place graphkit imports TensorFlow, tf2onnx, onnxruntime, OpenCV and the TFLite reader -- lazily,
 when a graph is run: ``session.py`` (TensorFlow sessions, SavedModel signatures, OpenCV's Caffe importer),
-``models.py`` (``graphkit run``/``compare``), ``export.py`` (ONNX/TFLite), ``foreign.py`` (reading .onnx and
+``runner.py`` (``graphkit run``/``compare``), ``export.py`` (ONNX/TFLite), ``foreign.py`` (reading .onnx and
 .tflite files), ``targets.py`` (what a target cannot run), ``difference.py`` (the one comparison, numpy only)
 and ``quiet.py`` (TensorFlow's chatter, off only when asked).
 

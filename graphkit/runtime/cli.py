@@ -1,4 +1,4 @@
-"""``graphkit run`` and ``graphkit compare``: thin click commands over graphkit.runtime.models."""
+"""``graphkit run`` and ``graphkit compare``: thin click commands over graphkit.runtime.runner."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def run_cmd(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...], signa
     import numpy as np
 
     from graphkit.io.spec import split_names
-    from graphkit.runtime.models import make_feeds, open_runnable, run, summarize_values
+    from graphkit.runtime.runner import make_feeds, open_runnable, run, summarize_values
 
     runnable = open_runnable(model, signature=signature, tags=list(tags) or None,
                              outputs=split_names(outputs) or None, allow_unsafe_ops=allow_unsafe_ops)
@@ -106,7 +106,7 @@ def compare_cmd(a: str, b: str, inputs: tuple[str, ...], pairs: tuple[str, ...],
     """Run two models on the same inputs and compare every output pair: max abs/rel error, the worst
     element, dtype and shape. Exits 1 when any pair is over tolerance (|a - b| <= atol + rtol * |a|, numpy's
     allclose with A as the reference)."""
-    from graphkit.runtime.models import compare
+    from graphkit.runtime.runner import compare
 
     paired = assignments(pairs, "A_OUT=B_OUT", "--pair")
     with working("comparing", quiet):

@@ -12,7 +12,7 @@ from graphkit.cli import cli
 from graphkit.errors import GraphkitError
 from graphkit.freeze import freeze
 from graphkit.runtime.difference import Check
-from graphkit.runtime.models import compare, make_feeds, open_runnable, run
+from graphkit.runtime.runner import compare, make_feeds, open_runnable, run
 
 X = np.array([[1.0], [2.0], [3.0]], np.float32)
 
