@@ -192,6 +192,16 @@ class BundleCheckpoint(Checkpoint):
         self.info(name)
         return tensor_bundle_pb2.BundleEntryProto.FromString(self._entries[name.encode()])
 
+    def stored(self, name: str) -> tuple[tensor_bundle_pb2.BundleEntryProto, FileSlice]:
+        """A whole tensor's entry and the byte range its stored bytes occupy (any dtype, as the bundle keeps
+        them): what :mod:`graphkit.io.bundle` copies. Partitioned tensors are refused by name."""
+        if self.info(name).partitioned:
+            raise GraphkitError(f"tensor '{name}' is partitioned (sliced); rewriting sliced tensors is not "
+                                "supported yet", self.prefix)
+        entry = self._entry(name)
+        self._bytes(entry, name)  # bounds and shard checks
+        return entry, FileSlice(str(self.files[1 + entry.shard_id]), entry.offset, entry.size)
+
     def same_value(self, a: str, b: str) -> bool:
         ia, ib = self.info(a), self.info(b)
         if ia.partitioned or ib.partitioned:
