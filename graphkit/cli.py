@@ -26,6 +26,7 @@ COMMANDS = {
     "compare": ("graphkit.runtime.cli:compare_cmd", "Run two models on the same inputs; compare outputs."),
     "convert": ("graphkit.convert.cli:convert_cmd", "Any model to ONNX or TFLite, verified."),
     "tensorboard": ("graphkit.board.cli:tensorboard_cmd", "A model's graph as a TensorBoard event file."),
+    "edit-checkpoint": ("graphkit.ckpt.cli:edit_checkpoint_cmd", "A checkpoint's subset, renamed (no TF)."),
 }
 
 

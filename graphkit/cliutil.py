@@ -217,6 +217,17 @@ def working(label: str, quiet: bool, stream: IO[str] | None = None, delay: float
         terminal.close()
 
 
+def replace_pairs(items: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--replace REGEX=REPL`` options (split at the first ``=``), in order; a malformed one is a usage error."""
+    pairs = []
+    for item in items:
+        regex, sep, repl = item.partition("=")
+        if not sep or not regex:
+            raise click.BadParameter(f"'{item}' is not REGEX=REPL", param_hint="--replace")
+        pairs.append((regex, repl))
+    return pairs
+
+
 def assignments(items: tuple[str, ...], what: str, option: str) -> dict[str, str]:
     """``KEY=VALUE`` options (``--map OLD=NEW``...) as a dict; a malformed one is a usage error."""
     from graphkit.io.spec import split_assignment

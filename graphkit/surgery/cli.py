@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from graphkit.cliutil import assignments, common, emit_json, human_bytes, progress
+from graphkit.cliutil import assignments, common, emit_json, human_bytes, progress, replace_pairs
 from graphkit.io.shapes import format_shape
 from graphkit.surgery.core import SurgeryReport
 
@@ -155,14 +155,8 @@ def rename_cmd(model: str, out: str, strip_prefix: str | None, add_prefix: str |
     SavedModel's signatures, collections and saver. Two nodes ending with one name is an error."""
     from graphkit.surgery import rename
 
-    pairs = []
-    for item in replace:
-        regex, sep, repl = item.partition("=")
-        if not sep or not regex:
-            raise click.BadParameter(f"'{item}' is not REGEX=REPL", param_hint="--replace")
-        pairs.append((regex, repl))
     with progress("writing", quiet) as bar:
-        report = rename(model, out, strip_prefix=strip_prefix, add_prefix=add_prefix, replace=pairs,
+        report = rename(model, out, strip_prefix=strip_prefix, add_prefix=add_prefix, replace=replace_pairs(replace),
                         tags=list(tags) or None, text=text, progress=bar)
     _show(report, as_json)
 

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, parse_ref
 from graphkit.io.graph import TensorRef
+from graphkit.io.names import renamer
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
 from graphkit.surgery.core import SurgeryReport, finish, loaded_names, open_graph
-
-
-def renamer(strip_prefix: str | None = None, add_prefix: str | None = None,
-            replace: list[tuple[str, str]] | None = None) -> Callable[[str], str]:
-    """The name function: strip the prefix (where present), then each REGEX=REPL, then add the prefix."""
-    patterns = []
-    for pattern, repl in replace or []:
-        try:
-            patterns.append((re.compile(pattern), repl))
-        except re.error as exc:
-            raise GraphkitError(f"--replace '{pattern}': not a regular expression ({exc})") from None
-
-    def rename(name: str) -> str:
-        if strip_prefix and name.startswith(strip_prefix):
-            name = name[len(strip_prefix):]
-        for regex, repl in patterns:
-            name = regex.sub(repl, name)
-        return (add_prefix or "") + name
-
-    return rename
 
 
 def rename_graph(gd: graph_pb2.GraphDef, rename: Callable[[str], str]) -> graph_pb2.GraphDef:

@@ -7,11 +7,12 @@ import os
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, parse_ref
 from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, rewire
+from graphkit.io.names import renamer
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
 from graphkit.surgery.core import SurgeryReport, check_dtype, finish, loaded_names, open_graph, require_used, sinks
-from graphkit.surgery.rename import rename_graph, renamer
+from graphkit.surgery.rename import rename_graph
 
 _MARK = "\x00a/"
 

@@ -1,0 +1,85 @@
+"""Edit a V2 checkpoint without TensorFlow: keep a subset of its tensors and give them other names, as
+TF users do with a Saver's ``var_list`` list or dict ("restore a subset", "the variables have different
+names, e.g. because you added a scope prefix"). The weights are copied from the source's data files as
+stored (checked against their CRC on the way); nothing is written when anything is wrong.
+
+Order: ``keep`` globs (only matching keys stay; default all), then ``drop`` globs, then the rename --
+``strip_prefix``, each ``replace`` REGEX=REPL, ``add_prefix`` -- as ``graphkit rename`` renames nodes.
+Globs that match nothing and two keys ending with one name are errors, listed at once. TF2 object-based
+checkpoints (with ``_CHECKPOINTABLE_OBJECT_GRAPH``) are refused for now: their object graph would have to
+change with the keys.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+
+from graphkit.errors import GraphkitError, about
+from graphkit.io.bundle import copied, write_bundle
+from graphkit.io.checkpoint import OBJECT_GRAPH_KEY
+from graphkit.io.loader import load
+from graphkit.io.names import renamer
+
+
+@dataclass
+class EditReport:
+    """What edit-checkpoint did; the CLI prints it and tests assert it."""
+
+    output_prefix: str
+    tensors_before: int
+    tensors_after: int
+    kept: list[str] = field(default_factory=list)  # source keys written (under their new names)
+    dropped: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)  # source key -> new key, for those that changed
+    bytes_written: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def edit_checkpoint(src: str | os.PathLike[str], out: str | os.PathLike[str], *, keep: list[str] | None = None,
+                    drop: list[str] | None = None, strip_prefix: str | None = None, add_prefix: str | None = None,
+                    replace: list[tuple[str, str]] | None = None) -> EditReport:
+    """Write the edited checkpoint at prefix ``out`` (``out.index`` + ``out.data-00000-of-00001``)."""
+    with about(src):
+        model = load(src)
+        ckpt = model.checkpoint
+        if ckpt is None:
+            raise GraphkitError("not a checkpoint (give its prefix, .index file or folder)", src)
+        if ckpt.version != 2:
+            raise GraphkitError("a V1 checkpoint: only V2 checkpoints (.index + .data files) can be edited", src)
+        names = [t.name for t in ckpt.tensors()]
+        if OBJECT_GRAPH_KEY in names:
+            raise GraphkitError("a TF2 object-based checkpoint: editing it needs its object graph rewritten, "
+                                "which graphkit does not do yet; edit the TF1 name-based checkpoint instead", src)
+        chosen = _select(names, keep or [], drop or [], src)
+        rename = renamer(strip_prefix, add_prefix, replace)
+        new = {name: rename(name) for name in chosen}
+        clashes: dict[str, list[str]] = {}
+        for old, target in new.items():
+            clashes.setdefault(target, []).append(old)
+        bad = {target: olds for target, olds in clashes.items() if len(olds) > 1}
+        if bad:
+            shown = "; ".join(f"{', '.join(olds)} -> {target}" for target, olds in list(bad.items())[:5])
+            raise GraphkitError(f"two tensors would get one name: {shown}", src)
+        empty = [old for old, target in new.items() if not target]
+        if empty:
+            raise GraphkitError(f"the rename leaves {empty[0]!r} with an empty name", src)
+        files = write_bundle(out, [copied(ckpt, old, target) for old, target in new.items()], inputs=ckpt.files)
+        return EditReport(os.fspath(out), len(names), len(chosen), kept=chosen,
+                          dropped=[n for n in names if n not in new],
+                          renamed={old: target for old, target in new.items() if old != target},
+                          bytes_written=sum(f.stat().st_size for f in files), files=[os.fspath(f) for f in files])
+
+
+def _select(names: list[str], keep: list[str], drop: list[str], src: str | os.PathLike[str]) -> list[str]:
+    """The keys ``keep`` (default: all) and not ``drop``; every glob must match something."""
+    unmatched = [g for g in [*keep, *drop] if not any(fnmatch.fnmatchcase(n, g) for n in names)]
+    if unmatched:
+        raise GraphkitError(f"no tensor matches {', '.join(repr(g) for g in unmatched)} (see graphkit inspect "
+                            "--tensors)", src)
+    chosen = [n for n in names if not keep or any(fnmatch.fnmatchcase(n, g) for g in keep)]
+    chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, g) for g in drop)]
+    if not chosen:
+        raise GraphkitError("nothing left to write: --keep/--drop leave no tensor", src)
+    return chosen
