@@ -64,3 +64,35 @@ def test_cli(runner, tmp_path):
     assert result.exit_code == 2
     result = runner.invoke(cli, ["edit-checkpoint", src, str(tmp_path / "t"), "--keep", "nope"])
     assert result.exit_code == 1 and result.stderr.startswith(f"error: {src}: no tensor matches 'nope'")
+
+
+@pytest.mark.parametrize("name, slot", [("cfv2_bn_adam", "Adam"), ("batch_norm", "Momentum"), ("mlp_ref", "Momentum")])
+def test_strip_optimizer_leaves_what_an_inference_saver_restores(tf, tmp_path, name, slot):
+    """--strip-optimizer drops the slots (<var>/Adam, /Adam_1, /Momentum), Adam's beta powers and
+    global_step, found by their variable being in the checkpoint with their shape; a TF1 Saver over an
+    inference graph's variables restores the rest, every value equal."""
+    src = fixture_checkpoint(name)
+    original = open_checkpoint(src)
+    report = edit_checkpoint(src, tmp_path / "inf", strip_optimizer=True)
+    assert report.optimizer and all(slot in k or k in ("beta1_power", "beta2_power", "global_step")
+                                    for k in report.optimizer)
+    assert not any(k.endswith(f"/{slot}") for k in report.kept)
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        variables = [v1.get_variable(k, shape=original.info(k).shape, dtype=tf.as_dtype(original.info(k).dtype))
+                     for k in report.kept]
+        with v1.Session() as sess:
+            v1.train.Saver(variables).restore(sess, str(tmp_path / "inf"))
+            values = sess.run(variables)
+    for key, value in zip(report.kept, values, strict=True):
+        np.testing.assert_array_equal(value, original.read(key))
+    assert {t.name for t in open_checkpoint(tmp_path / "inf").tensors()} == set(report.kept)
+
+
+def test_a_variable_that_only_looks_like_a_slot_stays():
+    from graphkit.ckpt.edit import optimizer_state
+
+    names = ["w", "w/Adam", "w/Adam_1", "head/Momentum", "v", "v/Momentum", "beta1_power"]
+    shapes = {"w": (3,), "w/Adam": (3,), "w/Adam_1": (3,), "head/Momentum": (2,), "v": (4,), "v/Momentum": (5,),
+              "beta1_power": ()}
+    assert optimizer_state(names, shapes) == ["w/Adam", "w/Adam_1", "beta1_power"]  # head: no var; v: shapes differ
