@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
 from graphkit.io.functions import FunctionLibrary, OpDefs, parse_function_ref
-from graphkit.io.graph import GraphIndex, TensorRef, rewire
+from graphkit.io.graph import GraphIndex, TensorRef, attr_text, rewire
 from graphkit.io.ops import CALL_OPS
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
@@ -279,7 +279,7 @@ def _copy_body(fdef: function_pb2.FunctionDef, prefix: str, translate: Callable[
         if "_class" in copy.attr:
             _move_colocations(copy, body, arg_nodes, prefix)
         if copy.op in ("Enter", "RefEnter"):
-            copy.attr["frame_name"].s = (prefix + copy.attr["frame_name"].s.decode()).encode()
+            copy.attr["frame_name"].s = (prefix + attr_text(copy.attr["frame_name"].s)).encode()
         copies.append(copy)
     return copies
 
@@ -302,7 +302,7 @@ def _move_colocations(node: node_def_pb2.NodeDef, body: dict[str, node_def_pb2.N
         if not entry.startswith(b"loc:@"):
             entries.append(entry)
             continue
-        target = entry[5:].decode()
+        target = attr_text(entry[5:])
         if target in body:
             entries.append(f"loc:@{prefix}{target}".encode())
         elif target in arg_ref:

@@ -405,11 +405,18 @@ def without_keys(table: dict[str, V], gone: list[str]) -> dict[str, V]:
     return out
 
 
+def attr_text(raw: bytes) -> str:
+    """A name held in a bytes attr (``_class``'s ``loc:@X``, ``frame_name``): UTF-8, or, in a damaged file,
+    escaped (so it matches no node and the checks report it, rather than a decode error escaping)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def colocation_targets(node: node_def_pb2.NodeDef) -> list[str]:
-    """Nodes named in a node's ``_class`` colocation attr (``loc:@X``)."""
+    """Nodes named in a node's ``_class`` colocation attr (``loc:@X``). The attr holds bytes: a name that
+    is not UTF-8 (a damaged file) comes back escaped, so it matches no node and validate reports it."""
     if "_class" not in node.attr:
         return []
-    return [s.decode()[5:] for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
+    return [attr_text(s[5:]) for s in node.attr["_class"].list.s if s.startswith(b"loc:@")]
 
 
 def as_index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
@@ -552,8 +559,8 @@ def drop_dangling_colocations(graph: graph_pb2.GraphDef | GraphIndex) -> list[st
             continue
         node = index.nodes[name]
         entries = list(node.attr["_class"].list.s)
-        kept = [e for e in entries if not e.startswith(b"loc:@") or e[5:].decode() in names
-                or e[5:].decode() in arguments]
+        kept = [e for e in entries if not e.startswith(b"loc:@") or attr_text(e[5:]) in names
+                or attr_text(e[5:]) in arguments]
         changed.append(name)
         if kept:
             del node.attr["_class"].list.s[:]

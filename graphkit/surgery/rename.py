@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, parse_ref
-from graphkit.io.graph import TensorRef
+from graphkit.io.graph import TensorRef, attr_text
 from graphkit.io.names import renamer
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2
@@ -43,12 +43,12 @@ def rename_graph(gd: graph_pb2.GraphDef, rename: Callable[[str], str]) -> graph_
         del node.input[:]
         node.input.extend(inputs)
         if "_class" in node.attr:
-            entries = [b"loc:@" + new_names.get(e[5:].decode(), e[5:].decode()).encode() if e.startswith(b"loc:@")
+            entries = [b"loc:@" + new_names.get(attr_text(e[5:]), attr_text(e[5:])).encode() if e.startswith(b"loc:@")
                        else e for e in node.attr["_class"].list.s]
             del node.attr["_class"].list.s[:]
             node.attr["_class"].list.s.extend(entries)
         if node.op in ("Enter", "RefEnter") and "frame_name" in node.attr:
-            node.attr["frame_name"].s = rename(node.attr["frame_name"].s.decode()).encode()
+            node.attr["frame_name"].s = rename(attr_text(node.attr["frame_name"].s)).encode()
     return out
 
 

@@ -205,6 +205,7 @@ def test_cli(runner, tmp_path):
     ("DEVICE", "z", "node 'z': device '/device2CPU:0' has a part 'device2CPU' TF does not know"),
     ("NO-ATTR", "z", "node 'z' (Identity) lacks attr 'T', which its op requires"),
     ("CONST-DTYPE", "z", "node 'c' (Const) has dtype 1 but a value of dtype 3"),
+    ("BAD-CLASS", "z", "node 'z' is colocated with 'x\\xff', which is not in the graph"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
     """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
@@ -228,6 +229,10 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         gd.node.add(name="z", op="Identity", input=["x"], device="/device2CPU:0").attr["T"].type = 1
     elif bad_input == "NO-ATTR":
         gd.node.add(name="z", op="Identity", input=["x"])
+    elif bad_input == "BAD-CLASS":  # the corpus: a bit flip in a _class entry gave a UnicodeDecodeError
+        z = gd.node.add(name="z", op="Identity", input=["x"])
+        z.attr["T"].type = 1
+        z.attr["_class"].list.s.append(b"loc:@x\xff")
     elif bad_input == "CONST-DTYPE":
         c = gd.node.add(name="c", op="Const")
         c.attr["dtype"].type = 1
