@@ -27,6 +27,7 @@ COMMANDS = {
     "convert": ("graphkit.convert.cli:convert_cmd", "Any model to ONNX or TFLite, verified."),
     "tensorboard": ("graphkit.board.cli:tensorboard_cmd", "A model's graph as a TensorBoard event file."),
     "edit-checkpoint": ("graphkit.ckpt.cli:edit_checkpoint_cmd", "A checkpoint's subset, renamed (no TF)."),
+    "diff": ("graphkit.diff.cli:diff_cmd", "What changed between two models (no TF)."),
 }
 
 
