@@ -95,7 +95,7 @@ def _diff_graphs(ga: Graph, gb: Graph, report: DiffReport) -> None:
     report.added = [n for n in b if n not in a]
     for name, nb in b.items():
         na = a.get(name)
-        if na is None:
+        if na is None or na == nb:  # message equality: upb compares in C, the common case is equal
             continue
         parts = _node_parts(na, nb)
         if parts == ["attr:value"] and na.op == "Const" == nb.op:  # payloads outside the proto compare too
