@@ -459,15 +459,7 @@ def _check_output(tf, path: Path) -> str | None:
 
 
 def run_one(runner, tf, args: list[str], root: Path, out_dir: Path, names: list[str]) -> tuple[int, str | None]:
-    """Run one command line; return its exit code and what broke a promise, or None."""
-    why = _run_one(runner, tf, args, root, out_dir, names)
-    return _last_exit[0], why
-
-
-_last_exit = [0]
-
-
-def _run_one(runner, tf, args: list[str], root: Path, out_dir: Path, names: list[str]) -> str | None:
+    """Run one command line; return its exit code (-1 for a hang) and what broke a promise, or None."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -476,8 +468,12 @@ def _run_one(runner, tf, args: list[str], root: Path, out_dir: Path, names: list
         with deadline(HANG_SECONDS):
             result = runner.invoke(cli, args, catch_exceptions=True)
     except Hang as exc:
-        return f"hang: {exc}"
-    _last_exit[0] = result.exit_code
+        return -1, f"hang: {exc}"
+    return result.exit_code, _verdict(tf, result, root, before, out_dir, names)
+
+
+def _verdict(tf, result, root: Path, before: dict[str, str], out_dir: Path, names: list[str]) -> str | None:
+    """What a finished run broke of the promises (see the module docstring), or None."""
     if _digest(root) != before:
         return "the input changed"
     stderr = result.stderr.strip()

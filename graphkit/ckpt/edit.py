@@ -45,7 +45,7 @@ def edit_checkpoint(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     add_prefix: str | None = None, replace: list[tuple[str, str]] | None = None) -> EditReport:
     """Write the edited checkpoint at prefix ``out`` (``out.index`` + ``out.data-00000-of-00001``)."""
     with about(src):
-        model = load(src)
+        model = load(src, meta=False)  # the tensors alone: a damaged .meta beside them is not our business
         ckpt = model.checkpoint
         if ckpt is None:
             raise GraphkitError("not a checkpoint (give its prefix, .index file or folder)", src)

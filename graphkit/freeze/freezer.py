@@ -224,8 +224,9 @@ def _check_result(frozen_graph: Graph, model: Model, out: str | os.PathLike[str]
             f"the frozen graph would be {size / (1 << 30):.2f} GiB; TensorFlow cannot load a GraphDef over 2 GiB. "
             "Keep the weights in the checkpoint (use prune on the meta graph instead) or freeze fewer variables "
             "with --skip-variables", out)
-    check_importable(frozen_graph.graph_def, model.path, "the frozen graph")
-    report.notes += unknown_ops_note(frozen_graph.graph_def)
+    index = GraphIndex(frozen_graph.graph_def)
+    check_importable(index, model.path, "the frozen graph")
+    report.notes += unknown_ops_note(index)
 
 
 def _verify(model: Model, frozen: Graph, report: FreezeReport, check: Check) -> None:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import crc, dtypes
@@ -119,10 +119,10 @@ def write_bundle(prefix: str | os.PathLike[str], tensors: Iterable[BundleTensor]
     return [index_path, data_path]
 
 
-def _write_data(out: object, tensor: BundleTensor, prefix: Path) -> tuple[int, int]:
+def _write_data(out: IO[bytes], tensor: BundleTensor, prefix: Path) -> tuple[int, int]:
     """Append a tensor's stored bytes; returns (size, masked CRC32C). A copied range is checked against the
     source's CRC as it streams through."""
-    write = out.write  # type: ignore[attr-defined]
+    write = out.write
     if isinstance(tensor.data, FileSlice):
         if tensor.crc32c is None:
             raise GraphkitError(f"tensor '{tensor.name}': a copied range needs its source CRC", prefix)

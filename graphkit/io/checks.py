@@ -77,6 +77,7 @@ def _sorted(index: GraphIndex) -> tuple[list[str], list[str]]:
     return order, [n for n, d in pending.items() if d > 0] if len(order) < len(pending) else []
 
 
+_DATA_TYPES = frozenset(types_pb2.DataType.values())
 _GRAPH_INPUT = re.compile(r"^\^?[A-Za-z0-9.][A-Za-z0-9_.\-/>]*(:(0|[1-9][0-9]*))?$")
 
 
@@ -196,20 +197,18 @@ def _node_problems(index: GraphIndex) -> list[str]:
     type attrs holding no DataType (``attr_value_util.cc``: "AttrValue has invalid DataType enum"), tensors
     and shapes no TF could build, device strings it cannot parse. A scanned file's unparsed nodes had their
     wire form checked (:func:`graphkit.io.scan.scan_graph_file`); their attr names come from the table."""
-    from graphkit.io.scan import available, node_wire_problem, wire_sound
+    from graphkit.io.scan import TOO_DEEP, available, node_wire_problem
 
     required = _RequiredAttrs(index)
-    # attr values checked in C on the serialized graph, when it is built (else node by node)
-    sound = index.graph_def is not None and wire_sound(index.graph_def)
+    compiled = available()  # each node's attr values checked in C, the Python loop only to name a problem
     problems = []
     for node in index.parsed_nodes():
         problems += required.problems(node.name, node.op, tuple(node.attr))
-        if not sound:
-            problems += _attr_problems(node)
-    if available() and not sound and not problems and index.graph_def is not None:
-        # what protobuf parsed and hides (an attr entry without its value) but TF would read: the check saw it
-        problems += [f"node '{node.name}': {why}" for node in index.parsed_nodes()
-                     if (why := node_wire_problem(node))]
+        why = node_wire_problem(node) if compiled else "unchecked"
+        if why:
+            # what protobuf parsed and hides (an attr entry without its value) only the wire check sees
+            found = _attr_problems(node)
+            problems += found or ([f"node '{node.name}': {why}"] if compiled and why != TOO_DEEP else [])
     problems += [f"node '{name}': {why}" for device, name in index.devices().items()
                  if (why := device_problem(device))]
     attr_keys, unparsed = index.unparsed_attr_keys()
@@ -310,16 +309,14 @@ def check_importable(graph: graph_pb2.GraphDef | GraphIndex, path: str | os.Path
     """Raise, naming ``path``, when :func:`validate` finds problems: every command that writes a graph calls
     this before writing, so nothing TF's importer refuses leaves graphkit with exit 0. ``path``: the
     output, or the input when the problems can only have come from there."""
-    problems = validate(graph)
-    graph_def = as_index(graph).graph_def
+    index = as_index(graph)
+    problems = validate(index)
+    graph_def = index.graph_def
     if graph_def is not None and graph_def.library.function:
         problems += library_problems(graph_def)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise GraphkitError(f"{what} would not import in TensorFlow: " + "; ".join(problems[:5]) + more, path)
-
-
-_DATA_TYPES = frozenset(types_pb2.DataType.values())
 
 
 def _port_problems(index: GraphIndex, ported: list[tuple[str, str, int]]) -> list[str]:

@@ -67,8 +67,9 @@ class Model:
         return self.graph
 
 
-def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) -> Model:
-    """Load any supported artifact. Raises GraphkitError with a one-line reason when it cannot."""
+def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True, meta: bool = True) -> Model:
+    """Load any supported artifact. Raises GraphkitError with a one-line reason when it cannot.
+    ``meta=False``: a checkpoint without the .meta beside it (for work on its tensors alone)."""
     p = Path(path)
     try:
         kind = p.stat().st_mode
@@ -77,20 +78,20 @@ def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True) 
     except OSError as exc:  # a name too long, a loop of links, no permission on a folder on the way
         raise GraphkitError(f"cannot read: {exc.strerror}", p) from None
     if kind is not None and stat.S_ISDIR(kind):
-        return _load_dir(p, tags, verify)
+        return _load_dir(p, tags, verify, meta)
     if kind is not None and not stat.S_ISREG(kind):  # a FIFO or device would block or never end
         raise GraphkitError("not a regular file or folder (a FIFO, socket or device); give a model file", p)
     if kind is None:
         from graphkit.io.checkpoint import v1_shards
 
         if is_file(Path(f"{p}.index")) or v1_shards(p):
-            return _load_checkpoint(p, verify)
+            return _load_checkpoint(p, verify, meta)
         raise GraphkitError("no such file, directory or checkpoint prefix", p)
     prefix = _checkpoint_part(p)
     if prefix is not None:
-        return _load_checkpoint(prefix, verify)
+        return _load_checkpoint(prefix, verify, meta)
     if p.name == "checkpoint" and _is_state_file(p):
-        return _load_dir(p.parent, tags, verify)
+        return _load_dir(p.parent, tags, verify, meta)
     return _load_proto_file(p, tags)
 
 
@@ -121,16 +122,16 @@ def _checkpoint_part(p: Path) -> Path | None:
 # ---- directories and checkpoints ------------------------------------------------------------------
 
 
-def _load_dir(d: Path, tags: list[str] | None, verify: bool) -> Model:
+def _load_dir(d: Path, tags: list[str] | None, verify: bool, meta: bool = True) -> Model:
     for name in ("saved_model.pb", "saved_model.pbtxt"):
         if (d / name).is_file():
             return _load_saved_model(d / name, tags, verify)
     state = d / "checkpoint"
     if state.is_file():
-        return _load_checkpoint(_prefix_from_state(state), verify)
+        return _load_checkpoint(_prefix_from_state(state), verify, meta)
     indexes = sorted(d.glob("*.index"))
     if len(indexes) == 1:
-        return _load_checkpoint(Path(str(indexes[0])[: -len(".index")]), verify)
+        return _load_checkpoint(Path(str(indexes[0])[: -len(".index")]), verify, meta)
     listing = ", ".join(sorted(f.name for f in d.iterdir())[:8]) or "nothing"
     hint = "name one checkpoint prefix" if indexes else "give a model file or a SavedModel directory"
     raise GraphkitError(
@@ -165,17 +166,17 @@ def _prefix_from_state(state: Path) -> Path:
     raise GraphkitError(f"the state file names '{named}', which does not exist ({found}); pass a prefix", state)
 
 
-def _load_checkpoint(prefix: Path, verify: bool) -> Model:
+def _load_checkpoint(prefix: Path, verify: bool, meta: bool = True) -> Model:
     from graphkit.io.checkpoint import open_checkpoint
 
     ckpt = open_checkpoint(prefix, verify)
     model = Model(path=prefix, format="checkpoint", checkpoint=ckpt, files=list(ckpt.files))
     meta_path = Path(f"{prefix}.meta")
-    if meta_path.is_file():
-        meta, text = _parse_file(meta_path, "MetaGraphDef")
-        assert isinstance(meta, _Parsed)
-        model.meta_graph = meta.message  # type: ignore[assignment]
-        model.graph = meta.graphs[0]
+    if meta and meta_path.is_file():
+        parsed, text = _parse_file(meta_path, "MetaGraphDef")
+        assert isinstance(parsed, _Parsed)
+        model.meta_graph = parsed.message  # type: ignore[assignment]
+        model.graph = parsed.graphs[0]
         model.files.append(meta_path)
     return model
 

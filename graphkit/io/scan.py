@@ -122,7 +122,6 @@ _KIND = {"varint": 0, "fixed64": 1, "fixed32": 2, "bytes": 3, "string": 4, "mess
 
 def _graph_schema() -> tuple[bytes, bytes, int, tuple[int, int, int, int, int], bytes]:
     """The arguments of ``_wirescan.check`` after the buffer for a GraphDef (see :func:`_schema`)."""
-    from graphkit.proto import graph_pb2
 
     return _schema(graph_pb2.GraphDef.DESCRIPTOR.full_name)
 
@@ -137,7 +136,7 @@ def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int, int
     from google.protobuf.descriptor import FieldDescriptor as F
 
     from graphkit.io.dtypes import ITEMSIZE
-    from graphkit.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+    from graphkit.proto import attr_value_pb2, node_def_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
     fixed64 = {F.TYPE_DOUBLE, F.TYPE_FIXED64, F.TYPE_SFIXED64}
     fixed32 = {F.TYPE_FLOAT, F.TYPE_FIXED32, F.TYPE_SFIXED32}
@@ -194,32 +193,20 @@ def _schema(root: str) -> tuple[bytes, bytes, int, tuple[int, int, int, int, int
             bytes(itemsize))
 
 
-def wire_sound(graph_def: graph_pb2.GraphDef) -> bool:
-    """Whether the compiled check passes on this parsed graph (its DataTypes and tensors sound): the fast
-    answer for :func:`graphkit.io.checks.validate`; False without the scanner, or when the check fails (the
-    caller then looks node by node, to say which)."""
-    if _wirescan is None:
-        return False
-    try:
-        _wirescan.check(graph_def.SerializeToString(), *_graph_schema())
-    except ValueError:
-        return False
-    return True
-
-
 def node_wire_problem(node: node_def_pb2.NodeDef) -> str | None:
     """What the compiled check finds wrong in one node's wire form (protobuf can keep bytes TF then reads
-    differently, such as an attr map entry without its value), or None; None without the scanner."""
+    differently, such as an attr map entry without its value), or None; None without the scanner.
+    :data:`TOO_DEEP` is the check's own limit, not a fault of the node."""
     if _wirescan is None:
         return None
     try:
         _wirescan.check(node.SerializeToString(), *_schema(node_def_pb2.NodeDef.DESCRIPTOR.full_name))
     except ValueError as exc:
-        return None if str(exc) == _TOO_DEEP else str(exc)  # deep nesting is the check's limit, not a fault
+        return str(exc)
     return None
 
 
-_TOO_DEEP = "nested deeper than the scanner checks"  # _wirescan.c's message
+TOO_DEEP = "nested deeper than the scanner checks"  # _wirescan.c's message
 
 
 class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "import_tf": "graphkit.runtime.session",
-    "quiet_stderr": "graphkit.runtime.session",
+    "quiet_stderr": "graphkit.runtime.quiet",
     "random_feeds": "graphkit.runtime.session",
     "run_graph_def": "graphkit.runtime.session",
     "run_with_checkpoint": "graphkit.runtime.session",
@@ -25,10 +25,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from graphkit.runtime.quiet import quiet_stderr
     from graphkit.runtime.session import (
         import_tf,
         meta_graph_bytes,
-        quiet_stderr,
         random_feeds,
         run_caffe_opencv,
         run_graph_def,

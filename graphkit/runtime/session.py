@@ -12,7 +12,7 @@ from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.loader import Model
 from graphkit.io.roles import Input
-from graphkit.runtime.quiet import is_quiet, quiet_stderr  # noqa: F401 -- quiet_stderr re-exported
+from graphkit.runtime.quiet import is_quiet, quiet_stderr
 
 
 def import_tf() -> Any:
