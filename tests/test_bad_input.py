@@ -243,6 +243,9 @@ def _checkpoint_commands(tensor: str = "dense1/weights") -> list[Callable[[Path]
         lambda o: ["freeze", "{m}", str(o / "f.pb"), "--outputs", "output"],
         lambda o: ["prune", "{m}", str(o / "p.pb"), "--outputs", "output"],
         lambda o: ["edit-checkpoint", "{m}", str(o / "e"), "--add-prefix", "p/"],
+        lambda o: ["edit-checkpoint", "{m}", str(o / "g"), "--strip-optimizer", "--graph", "{m}.meta"],
+        lambda o: ["edit-checkpoint", "{m}", str(o / "m"), "--keep", tensor, "--add-prefix", "p/", "--cast",
+                   "float16", "--merge", "{m}"],
     ]
 
 
@@ -435,7 +438,7 @@ def _check_output(tf, path: Path) -> str | None:
             for key in reader.get_variable_to_shape_map():
                 reader.get_tensor(key)
         return None
-    if path.name.endswith((".pb", ".pbtxt")) or path.is_dir() and (path / "saved_model.pb").exists():
+    if path.name.endswith((".pb", ".pbtxt", ".meta")) or path.is_dir() and (path / "saved_model.pb").exists():
         try:
             model = load(path)
         except Exception as exc:  # noqa: BLE001 -- reported as a finding

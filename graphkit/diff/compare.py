@@ -157,10 +157,11 @@ def _same_stored(ca: Checkpoint, cb: Checkpoint, name: str) -> bool:
     """Whether a V2 tensor's stored bytes are the same in both (size and CRC32C; no data read)."""
     from graphkit.io.checkpoint import BundleCheckpoint
 
-    if not (isinstance(ca, BundleCheckpoint) and isinstance(cb, BundleCheckpoint)) or ca.info(name).partitioned:
+    if not (isinstance(ca, BundleCheckpoint) and isinstance(cb, BundleCheckpoint)):
         return False
-    ea, eb = ca.stored(name)[0], cb.stored(name)[0]
-    return (ea.size, ea.crc32c) == (eb.size, eb.crc32c)
+    pa, pb = ca.stored(name), cb.stored(name)
+    return len(pa) == len(pb) and all((a.slice, a.where.length, a.crc32c) == (b.slice, b.where.length, b.crc32c)
+                                      for a, b in zip(pa, pb, strict=True))
 
 
 def _scope(name: str) -> str:

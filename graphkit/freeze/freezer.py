@@ -33,9 +33,10 @@ from graphkit.freeze import tf2
 from graphkit.freeze.branches import keep_control_flow_functional_in_place, prune_unused_branch_outputs_in_place
 from graphkit.freeze.resources import freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
-from graphkit.io.checkpoint import Checkpoint, open_checkpoint
+from graphkit.io.checkpoint import Checkpoint
 from graphkit.io.checks import check_importable, unknown_ops_note
 from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
+from graphkit.io.loader import attach_checkpoint
 from graphkit.io.ops import HANDLE_FORWARDING
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
@@ -108,11 +109,8 @@ def resolve_source(
             raise GraphkitError("not a checkpoint", checkpoint)
         model.checkpoint = ckpt
         model.files += ckpt.files
-    elif model.format == "metagraph" and model.checkpoint is None:
-        prefix = str(model.path)[: -len(".meta")] if str(model.path).endswith(".meta") else None
-        if prefix and (os.path.exists(prefix + ".index")):
-            model.checkpoint = open_checkpoint(prefix)
-            model.files += model.checkpoint.files
+    else:
+        attach_checkpoint(model)
     graph_def = model.require_graph("pass the graph with --graph graph.pb|graph.pbtxt").graph_def
     if model.checkpoint is None and any(n.op in VARIABLE_OPS for n in graph_def.node):
         raise GraphkitError("the graph has variables but no checkpoint was found; pass --checkpoint", src)

@@ -4,9 +4,10 @@ LevelDB-style table of BundleEntryProtos, and ``<prefix>.data-00000-of-00001`` (
 
 A tensor is copied from a source checkpoint's data file as its stored bytes -- any dtype, strings included --
 in chunks, its CRC32C checked on the way (a damaged source is refused, nothing written), or given as new
-bytes (its CRC computed). Both files are written beside the target under temporary names and renamed into
-place, index last, so a failure leaves nothing; neither may be an input. Partitioned (sliced) tensors are
-not written yet: they are refused by name.
+values (:func:`encoded`, TF's CRC rules). A partitioned variable is an entry listing its slices plus one
+entry per slice under an OrderedCode key (tensor_bundle.cc AddSlice). Everything goes to one data shard.
+Both files are written beside the target under temporary names and renamed into place, index last, so a
+failure leaves nothing; neither may be an input.
 """
 
 from __future__ import annotations
@@ -14,22 +15,22 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
+
+import numpy as np
 
 from graphkit.errors import GraphkitError
 from graphkit.io import crc, dtypes
+from graphkit.io.checkpoint import BundleCheckpoint, Checkpoint, slice_extents, slice_key
 from graphkit.io.graph import FileSlice
 from graphkit.io.save import check_output
 from graphkit.io.shapes import shape_proto
 from graphkit.io.sstable import MAGIC
 from graphkit.io.wire import encode_varint
-from graphkit.proto import tensor_bundle_pb2
-
-if TYPE_CHECKING:
-    from graphkit.io.checkpoint import Checkpoint
+from graphkit.proto import tensor_bundle_pb2, tensor_slice_pb2
 
 BLOCK_SIZE = 262144  # tsl::table::Options::block_size, as TF's BundleWriter uses it
 RESTART_INTERVAL = 16  # Options::block_restart_interval (the index block restarts at every entry)
@@ -37,32 +38,73 @@ _CHUNK = 8 << 20
 
 
 @dataclass
+class Part:
+    """A whole tensor's stored bytes, or one slice's: a byte range of a source data file (with the source
+    entry's masked CRC32C, which the copy is checked against), or a function that makes the bytes when the
+    part is written (a converted tensor is held in memory only while it is written)."""
+
+    shape: tuple[int, ...]
+    data: FileSlice | Callable[[], tuple[bytes, int]]  # a range, or a function giving bytes and masked CRC
+    crc32c: int | None = None  # masked; required for a FileSlice
+    bytes_crc: bool = True  # the CRC covers the stored bytes as they are (not so for strings: see copied)
+    slice: tensor_slice_pb2.TensorSliceProto | None = None  # None: the whole tensor
+
+
+@dataclass
 class BundleTensor:
-    """One tensor to write under ``name``: its stored bytes (a byte range of a source data file, or bytes)
-    and, for a copied range, the source entry's masked CRC32C, which the copy is checked against."""
+    """One tensor to write under ``name``: one whole :class:`Part`, or its slices (a partitioned
+    variable: the entry under ``name`` lists them, each is stored under its OrderedCode key)."""
 
     name: str
     dtype: int
     shape: tuple[int, ...]
-    data: FileSlice | bytes
-    crc32c: int | None = None  # masked; required for a FileSlice
-    bytes_crc: bool = True  # the CRC covers the stored bytes as they are (not so for strings: see copied)
+    parts: list[Part]
+
+    @classmethod
+    def of(cls, name: str, array: np.ndarray, dtype: int | None = None) -> BundleTensor:
+        """A tensor of new values (``dtype``: a DT_* code; default the array's own; strings: DT_STRING)."""
+        code = dtype if dtype is not None else (dtypes.DT_STRING if array.dtype == object else
+                                                dtypes.from_numpy(array.dtype))
+        return cls(name, code, tuple(array.shape), [Part(tuple(array.shape), lambda: encoded(array, code))])
 
 
 def copied(ckpt: Checkpoint, name: str, new_name: str | None = None) -> BundleTensor:
-    """Tensor ``name`` of a V2 checkpoint as its stored bytes, to be written under ``new_name`` (default:
-    the same)."""
-    from graphkit.io.checkpoint import BundleCheckpoint
-
-    if not isinstance(ckpt, BundleCheckpoint):
-        raise GraphkitError("only V2 checkpoints (.index + .data files) can be rewritten", ckpt.prefix)
-    entry, where = ckpt.stored(name)
-    plain = dtypes.base(entry.dtype) not in (dtypes.DT_STRING, dtypes.DT_VARIANT)
-    if dtypes.base(entry.dtype) == dtypes.DT_STRING:
+    """Tensor ``name`` of a checkpoint, to be written under ``new_name`` (default: the same): a V2
+    checkpoint's stored bytes (slices kept as slices), or -- V1 and big-endian checkpoints -- its values
+    re-encoded (a V1 partitioned tensor is written whole; TF reads slices of a whole tensor)."""
+    info = ckpt.info(name)
+    target = new_name or name
+    if not isinstance(ckpt, BundleCheckpoint) or ckpt.big_endian:
+        return BundleTensor(target, info.dtype, info.shape, [Part(info.shape, lambda: encoded(ckpt.read(name),
+                                                                                              info.dtype))])
+    code = dtypes.base(info.dtype)
+    if code == dtypes.DT_STRING:
         ckpt.read(name)  # a string tensor's CRC covers its lengths and bytes, not the stored varints: the
         # reader checks it (TF's rule, tensor_bundle.cc WriteStringTensor); a variant's TF checks on restore
-    return BundleTensor(new_name or name, entry.dtype, tuple(d.size for d in entry.shape.dim), where, entry.crc32c,
-                        plain)
+    plain = code not in (dtypes.DT_STRING, dtypes.DT_VARIANT)
+    parts = [Part(p.shape, p.where, p.crc32c, plain, p.slice) for p in ckpt.stored(name)]
+    return BundleTensor(target, info.dtype, info.shape, parts)
+
+
+def encoded(array: np.ndarray, dtype: int) -> tuple[bytes, int]:
+    """A tensor's bytes as a bundle stores them, and their masked CRC32C as TF computes it: little-endian
+    values; strings in TF's layout -- varint lengths, the masked CRC32C of the lengths, the bytes -- whose
+    CRC runs over each length as a fixed-width integer, the stored length checksum, then the bytes
+    (tensor_bundle.cc WriteStringTensor)."""
+    code = dtypes.base(dtype)
+    if code == dtypes.DT_VARIANT:
+        raise GraphkitError("a DT_VARIANT tensor cannot be re-encoded (opaque TF-internal state)")
+    if code != dtypes.DT_STRING:
+        data = np.ascontiguousarray(array, dtype=dtypes.to_numpy(code).newbyteorder("<")).tobytes()
+        return data, crc.mask(crc.crc32c(data))
+    items = [v.encode() if isinstance(v, str) else bytes(v) for v in np.asarray(array, dtype=object).ravel()]
+    running = 0
+    for v in items:
+        running = crc.crc32c(struct.pack("<I" if len(v) <= 0xFFFFFFFF else "<Q", len(v)), running)
+    stored = struct.pack("<I", crc.mask(running))
+    body = b"".join(items)
+    running = crc.crc32c(body, crc.crc32c(stored, running))
+    return b"".join(encode_varint(len(v)) for v in items) + stored + body, crc.mask(running)
 
 
 def write_bundle(prefix: str | os.PathLike[str], tensors: Iterable[BundleTensor], *,
@@ -89,14 +131,24 @@ def write_bundle(prefix: str | os.PathLike[str], tensors: Iterable[BundleTensor]
         with os.fdopen(fd, "wb") as out:
             offset = 0
             for tensor in items:
-                size, masked = _write_data(out, tensor, prefix)
-                entry = tensor_bundle_pb2.BundleEntryProto(shard_id=0, offset=offset, size=size, crc32c=masked)
-                entry.dtype = tensor.dtype  # type: ignore[assignment]
-                entry.shape.CopyFrom(shape_proto(tensor.shape))
-                entries.append((tensor.name.encode(), entry.SerializeToString(deterministic=True)))
-                offset += size
+                whole = tensor_bundle_pb2.BundleEntryProto()
+                whole.dtype = tensor.dtype  # type: ignore[assignment]
+                whole.shape.CopyFrom(shape_proto(tensor.shape))
+                for part in tensor.parts:
+                    size, masked = _write_part(out, tensor, part, prefix)
+                    entry = whole if part.slice is None else tensor_bundle_pb2.BundleEntryProto()
+                    entry.shard_id, entry.offset, entry.size, entry.crc32c = 0, offset, size, masked
+                    offset += size
+                    if part.slice is not None:
+                        entry.dtype = tensor.dtype  # type: ignore[assignment]
+                        entry.shape.CopyFrom(shape_proto(part.shape))
+                        whole.slices.append(part.slice)
+                        entries.append((slice_key(tensor.name, slice_extents(part.slice, len(tensor.shape))),
+                                        entry.SerializeToString(deterministic=True)))
+                entries.append((tensor.name.encode(), whole.SerializeToString(deterministic=True)))
             out.flush()
             os.fsync(out.fileno())
+        entries.sort(key=lambda kv: kv[0])  # slice keys (a 0 byte first) sort before every name
         header = tensor_bundle_pb2.BundleHeaderProto(num_shards=1)
         header.version.producer = 1
         table = table_bytes([(b"", header.SerializeToString(deterministic=True)), *entries])
@@ -119,30 +171,30 @@ def write_bundle(prefix: str | os.PathLike[str], tensors: Iterable[BundleTensor]
     return [index_path, data_path]
 
 
-def _write_data(out: IO[bytes], tensor: BundleTensor, prefix: Path) -> tuple[int, int]:
-    """Append a tensor's stored bytes; returns (size, masked CRC32C). A copied range is checked against the
+def _write_part(out: IO[bytes], tensor: BundleTensor, part: Part, prefix: Path) -> tuple[int, int]:
+    """Append a part's stored bytes; returns (size, masked CRC32C). A copied range is checked against the
     source's CRC as it streams through."""
     write = out.write
-    if isinstance(tensor.data, FileSlice):
-        if tensor.crc32c is None:
+    if isinstance(part.data, FileSlice):
+        if part.crc32c is None:
             raise GraphkitError(f"tensor '{tensor.name}': a copied range needs its source CRC", prefix)
         running = 0
-        part = tensor.data
-        with open(part.path, "rb") as src:
-            for start in range(0, part.length, _CHUNK):
-                chunk = os.pread(src.fileno(), min(_CHUNK, part.length - start), part.offset + start)
+        where = part.data
+        with open(where.path, "rb") as src:
+            for start in range(0, where.length, _CHUNK):
+                chunk = os.pread(src.fileno(), min(_CHUNK, where.length - start), where.offset + start)
                 if not chunk:
                     raise GraphkitError(f"tensor '{tensor.name}' lies past the end of its data file (truncated?)",
-                                        part.path)
+                                        where.path)
                 running = crc.crc32c(chunk, running)
                 write(chunk)
-        if tensor.bytes_crc and crc.mask(running) != tensor.crc32c:
+        if part.bytes_crc and crc.mask(running) != part.crc32c:
             raise GraphkitError(f"CRC mismatch in tensor '{tensor.name}': the source data file is corrupt; "
-                                "nothing was written", part.path)
-        return part.length, tensor.crc32c
-    data = bytes(tensor.data)
+                                "nothing was written", where.path)
+        return where.length, part.crc32c
+    data, masked = part.data()
     write(data)
-    return len(data), crc.mask(crc.crc32c(data))
+    return len(data), masked
 
 
 def table_bytes(items: Sequence[tuple[bytes, bytes]]) -> bytes:

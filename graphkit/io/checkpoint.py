@@ -47,6 +47,16 @@ class TensorInfo:
     partitioned: bool = False
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    """A whole tensor's, or one slice's, stored bytes in a V2 data file (:meth:`BundleCheckpoint.stored`)."""
+
+    slice: tensor_slice_pb2.TensorSliceProto | None  # None: the whole tensor
+    shape: tuple[int, ...]  # the part's shape
+    where: FileSlice
+    crc32c: int  # masked, as stored
+
+
 # ---- OrderedCode slice keys (saved_tensor_slice_util.cc, ordered_code.cc) ----------------------------
 
 _HEADER_BITS = [(0, 0), (0x80, 0), (0xC0, 0), (0xE0, 0), (0xF0, 0), (0xF8, 0), (0xFC, 0), (0xFE, 0),
@@ -79,7 +89,7 @@ def slice_key(name: str, extents: list[tuple[int, int]]) -> bytes:
     return bytes(out)
 
 
-def _extents(proto: tensor_slice_pb2.TensorSliceProto, rank: int) -> list[tuple[int, int]]:
+def slice_extents(proto: tensor_slice_pb2.TensorSliceProto, rank: int) -> list[tuple[int, int]]:
     out = [(int(e.start), int(e.length) if e.HasField("length") else -1) for e in proto.extent]
     return out + [(0, -1)] * (rank - len(out))
 
@@ -192,15 +202,18 @@ class BundleCheckpoint(Checkpoint):
         self.info(name)
         return tensor_bundle_pb2.BundleEntryProto.FromString(self._entries[name.encode()])
 
-    def stored(self, name: str) -> tuple[tensor_bundle_pb2.BundleEntryProto, FileSlice]:
-        """A whole tensor's entry and the byte range its stored bytes occupy (any dtype, as the bundle keeps
-        them): what :mod:`graphkit.io.bundle` copies. Partitioned tensors are refused by name."""
-        if self.info(name).partitioned:
-            raise GraphkitError(f"tensor '{name}' is partitioned (sliced); rewriting sliced tensors is not "
-                                "supported yet", self.prefix)
+    def stored(self, name: str) -> list[StoredPart]:
+        """Where a tensor's stored bytes lie (any dtype, as the bundle keeps them): one part for a whole
+        tensor, one per slice for a partitioned one -- what :mod:`graphkit.io.bundle` copies."""
         entry = self._entry(name)
-        self._bytes(entry, name)  # bounds and shard checks
-        return entry, FileSlice(str(self.files[1 + entry.shard_id]), entry.offset, entry.size)
+        protos: list[tensor_slice_pb2.TensorSliceProto | None] = list(entry.slices) or [None]
+        parts = []
+        for proto in protos:
+            part = entry if proto is None else self._slice_entry(name, proto, len(self.info(name).shape))
+            self._bytes(part, name)  # bounds and shard checks
+            where = FileSlice(str(self.files[1 + part.shard_id]), part.offset, part.size)
+            parts.append(StoredPart(proto, tuple(d.size for d in part.shape.dim), where, part.crc32c))
+        return parts
 
     def same_value(self, a: str, b: str) -> bool:
         ia, ib = self.info(a), self.info(b)
@@ -212,7 +225,7 @@ class BundleCheckpoint(Checkpoint):
     def _slice_entry(
         self, name: str, proto: tensor_slice_pb2.TensorSliceProto, rank: int
     ) -> tensor_bundle_pb2.BundleEntryProto:
-        key = slice_key(name, _extents(proto, rank))
+        key = slice_key(name, slice_extents(proto, rank))
         if key not in self._entries:
             raise GraphkitError(f"tensor '{name}': a slice listed in the index is missing (corrupt index)", self.prefix)
         return tensor_bundle_pb2.BundleEntryProto.FromString(self._entries[key])
@@ -287,7 +300,7 @@ class BundleCheckpoint(Checkpoint):
         np_dtype = dtypes.to_numpy(info.dtype)
         full = np.empty(info.shape, dtype=np_dtype)
         for proto in entry.slices:
-            extents = _extents(proto, len(info.shape))
+            extents = slice_extents(proto, len(info.shape))
             index = _index(extents, info.shape)
             part_shape = tuple(s.stop - s.start for s in index)
             full[index] = self._decode(self._slice_entry(name, proto, len(info.shape)), part_shape, name)
@@ -369,7 +382,7 @@ class V1Checkpoint(Checkpoint):
                     shape = tensors.shape_of(meta.shape) or ()
                     parts = self._slices.setdefault(meta.name, [])
                     for proto in meta.slice:
-                        extents = _extents(proto, len(shape))
+                        extents = slice_extents(proto, len(shape))
                         index = _index(extents, shape)
                         parts.append((slice_key(meta.name, extents), index, tuple(s.stop - s.start for s in index)))
                     itemsize = dtypes.to_numpy(meta.type).itemsize if dtypes.base(meta.type) != dtypes.DT_STRING else 0

@@ -93,6 +93,7 @@ _BY_NAME = {name: code for code, name in _NAMES.items() if not name.startswith("
 _BY_NAME.update({"float": 1, "double": 2, "half": 19, "str": 7, "bytes": 7})
 REF_OFFSET = 100
 DT_FLOAT = 1
+DT_DOUBLE = 2
 DT_INT32 = 3
 DT_UINT8 = 4
 DT_STRING = 7

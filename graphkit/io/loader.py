@@ -95,6 +95,19 @@ def load(path: PathLike, *, tags: list[str] | None = None, verify: bool = True, 
     return _load_proto_file(p, tags)
 
 
+def attach_checkpoint(model: Model, verify: bool = True) -> None:
+    """Give a ``.meta`` its checkpoint, when one was saved beside it under its prefix (``model.ckpt-3.meta``
+    and ``model.ckpt-3.index``, as ``Saver.save`` writes them); in place."""
+    from graphkit.io.checkpoint import open_checkpoint
+
+    text = str(model.path)
+    if model.format == "metagraph" and model.checkpoint is None and text.endswith(".meta"):
+        prefix = text[: -len(".meta")]
+        if os.path.exists(prefix + ".index"):
+            model.checkpoint = open_checkpoint(prefix, verify)
+            model.files += model.checkpoint.files
+
+
 def is_file(p: Path) -> bool:
     """``p.is_file()`` that says False for names the system refuses (too long...) instead of raising."""
     try:

@@ -26,3 +26,21 @@ def renamer(strip_prefix: str | None = None, add_prefix: str | None = None,
         return (add_prefix or "") + name
 
     return rename
+
+
+def renamed_keys(names: list[str], rename: Callable[[str], str], reserved: frozenset[str] = frozenset()) -> dict[
+        str, str]:
+    """Each checkpoint key under its new name; two keys ending with one name, an empty name or a
+    ``reserved`` one are errors (the first five listed)."""
+    new = {name: rename(name) for name in names}
+    clashes: dict[str, list[str]] = {}
+    for old, target in new.items():
+        clashes.setdefault(target, []).append(old)
+    bad = {target: olds for target, olds in clashes.items() if len(olds) > 1}
+    if bad:
+        shown = "; ".join(f"{', '.join(olds)} -> {target}" for target, olds in list(bad.items())[:5])
+        raise GraphkitError(f"two tensors would get one name: {shown}")
+    empty = [old for old, target in new.items() if not target or target in reserved]
+    if empty:
+        raise GraphkitError(f"the rename gives {empty[0]!r} an empty or reserved name")
+    return new

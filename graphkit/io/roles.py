@@ -408,17 +408,14 @@ def _variable_behind(index: GraphIndex, name: str) -> node_def_pb2.NodeDef | Non
     return None
 
 
-def _escape(name: str) -> str:
-    return name.replace(".", "..").replace("/", ".S")
-
-
 def _object_graph_variables(graph_def: graph_pb2.GraphDef, meta_graph: meta_graph_pb2.MetaGraphDef) -> list[Variable]:
     """TF2 SavedModel: each main-graph handle keyed by the restore function (io/savedmodel.py), labelled
     with a readable name from the object graph."""
+    from graphkit.io.objects import escape
     from graphkit.io.savedmodel import object_paths, readable_names, restore_keys
 
     index = GraphIndex(graph_def)
-    paths = {"/".join(_escape(part) for part in path.split("/")): i
+    paths = {"/".join(escape(part) for part in path.split("/")): i
              for i, path in object_paths(meta_graph).items() if path}
     labels = readable_names(meta_graph)
     found: dict[str, Variable] = {}

@@ -142,22 +142,28 @@ Examples:
   graphkit rename frozen.pb clean.pb --strip-prefix import/
   graphkit rename frozen.pb net.pb --add-prefix net/
   graphkit rename saved_model/ renamed_model/ --replace '^tower_0/=gpu/'
+  graphkit rename model.ckpt-1000.meta net.meta --add-prefix net/ --checkpoint-out net.ckpt
 """)
 @click.argument("model", type=click.Path())
 @click.argument("out", type=click.Path())
 @click.option("--strip-prefix", help="Remove this prefix where names have it (e.g. import/).")
 @click.option("--add-prefix", help="Add this prefix to every name.")
 @click.option("--replace", "replace", multiple=True, metavar="REGEX=REPL", help="Python re.sub on each name.")
+@click.option("--checkpoint-out", type=click.Path(), metavar="CKPT", help="Also write the TF1 checkpoint beside "
+              "the .meta with its keys renamed the same way, and make the saver read them (OUT must be a .meta).")
 @_shared
 def rename_cmd(model: str, out: str, strip_prefix: str | None, add_prefix: str | None, replace: tuple[str, ...],
-               tags: tuple[str, ...], text: bool | None, as_json: bool, quiet: bool) -> None:
+               checkpoint_out: str | None, tags: tuple[str, ...], text: bool | None, as_json: bool,
+               quiet: bool) -> None:
     """Rename nodes consistently: names, data and control inputs, colocations, and a MetaGraphDef's or
-    SavedModel's signatures, collections and saver. Two nodes ending with one name is an error."""
+    SavedModel's signatures, collections and saver. Two nodes ending with one name is an error. The
+    saver keeps reading the old checkpoint keys (as import_graph_def's prefix leaves them) unless
+    --checkpoint-out writes a renamed checkpoint."""
     from graphkit.surgery import rename
 
     with progress("writing", quiet) as bar:
         report = rename(model, out, strip_prefix=strip_prefix, add_prefix=add_prefix, replace=replace_pairs(replace),
-                        tags=list(tags) or None, text=text, progress=bar)
+                        tags=list(tags) or None, text=text, progress=bar, checkpoint_out=checkpoint_out)
     _show(report, as_json)
 
 

@@ -46,6 +46,7 @@ class SurgeryReport:
     outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     bytes_written: int = 0
+    checkpoint_files: list[str] = field(default_factory=list)  # rename --checkpoint-out: the files written
 
 
 def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None) -> Model:

@@ -61,9 +61,9 @@ def test_checkpoints_which_tensors_moved_most(tmp_path, runner):
     src = open_checkpoint(fixture_checkpoint("mlp_ref"))
     tensors = [copied(src, t.name) for t in src.tensors() if t.name != "dense2/bias"]
     moved = src.read("dense1/bias") + 2.0
-    tensors = [t if t.name != "dense1/bias" else BundleTensor("dense1/bias", t.dtype, t.shape, moved.tobytes())
+    tensors = [t if t.name != "dense1/bias" else BundleTensor.of("dense1/bias", moved)
                for t in tensors]
-    tensors.append(BundleTensor("extra", 1, (1,), np.ones(1, np.float32).tobytes()))
+    tensors.append(BundleTensor.of("extra", np.ones(1, np.float32)))
     write_bundle(tmp_path / "b", tensors)
     report = diff(fixture_checkpoint("mlp_ref").parent / "model.ckpt-3.index", tmp_path / "b")
     assert report.tensors_removed == ["dense2/bias"] and report.tensors_added == ["extra"]

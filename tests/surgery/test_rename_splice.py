@@ -176,3 +176,42 @@ def test_a_malformed_reference_names_the_file(tmp_path):
     with pytest.raises(GraphkitError) as err:
         rename(tmp_path / "g.pb", tmp_path / "o.pb", add_prefix="a/")
     assert str(err.value).startswith(f"{tmp_path / 'g.pb'}: 'x:0:1' is not a tensor reference")
+
+
+def test_rename_carries_the_checkpoint_along(tf, tmp_path):
+    """rename --checkpoint-out: the checkpoint's keys renamed like the nodes and the saver reading them, so
+    the renamed .meta and the new checkpoint are a pair: import_meta_graph + restore computes what the
+    original computes, a fresh Saver() over the renamed variables finds its keys, and freeze reads it."""
+    prefix = str(fixture_checkpoint("mlp_ref"))
+    out, ckpt = tmp_path / "net.meta", tmp_path / "net.ckpt"
+    report = rename(prefix + ".meta", out, add_prefix="net/", checkpoint_out=ckpt)
+    assert report.checkpoint_files == [f"{ckpt}.index", f"{ckpt}.data-00000-of-00001"]
+    from graphkit.io import open_checkpoint
+
+    keys = sorted(t.name for t in open_checkpoint(ckpt).tensors())
+    assert keys == sorted("net/" + t.name for t in open_checkpoint(prefix).tensors())
+    v1 = tf.compat.v1
+    xv = np.random.RandomState(4).randn(2, 8).astype(np.float32)
+    with tf.Graph().as_default(), v1.Session() as sess:
+        v1.train.import_meta_graph(prefix + ".meta").restore(sess, prefix)
+        want = sess.run("output:0", {"x:0": xv})
+    with tf.Graph().as_default(), v1.Session() as sess:
+        v1.train.import_meta_graph(str(out)).restore(sess, str(ckpt))
+        np.testing.assert_array_equal(sess.run("net/output:0", {"net/x:0": xv}), want)
+    with tf.Graph().as_default(), v1.Session() as sess:
+        v1.train.import_meta_graph(str(out), clear_devices=True)
+        v1.train.Saver(v1.global_variables()).restore(sess, str(ckpt))  # keys = the variables' new names
+        np.testing.assert_array_equal(sess.run("net/output:0", {"net/x:0": xv}), want)
+    frozen = freeze(out, tmp_path / "f.pb", checkpoint=ckpt, verify=True)
+    assert frozen.verified[0].ok and "net/dense1/weights" in frozen.frozen
+
+
+def test_checkpoint_out_needs_a_tf1_checkpoint_and_a_meta_output(tmp_path):
+    prefix = str(fixture_checkpoint("mlp_ref"))
+    with pytest.raises(GraphkitError, match="write the renamed graph as a .meta"):
+        rename(prefix + ".meta", tmp_path / "g.pb", add_prefix="n/", checkpoint_out=tmp_path / "c")
+    with pytest.raises(GraphkitError, match="needs a TF1 checkpoint and its .meta"):
+        rename(FIXTURES / "tf2_module", tmp_path / "sm", add_prefix="n/", checkpoint_out=tmp_path / "c")
+    with pytest.raises(GraphkitError, match="overwrite an input"):
+        rename(prefix + ".meta", tmp_path / "g.meta", add_prefix="n/", checkpoint_out=prefix)
+    assert not list(tmp_path.iterdir())
