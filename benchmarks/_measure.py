@@ -22,8 +22,10 @@ class Run:
     peak_mb: float
 
 
-def measure(argv: list[str], repeat: int = 3, env: dict[str, str] | None = None) -> Run:
-    """Best of ``repeat`` runs (time and RSS of the same run)."""
+def measure(argv: list[str], repeat: int = 3, env: dict[str, str] | None = None,
+            ok_codes: tuple[int, ...] = (0,)) -> Run:
+    """Best of ``repeat`` runs (time and RSS of the same run); ``ok_codes``: exit codes that mean it worked
+    (``diff`` exits 1 when the inputs differ)."""
     best: Run | None = None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -33,7 +35,7 @@ def measure(argv: list[str], repeat: int = 3, env: dict[str, str] | None = None)
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.returncode != 0:
+        if proc.returncode not in ok_codes:
             sys.exit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err[-2000:]}")
         run = Run(elapsed, usage.ru_maxrss / 1024)
         if best is None or run.seconds < best.seconds:

@@ -82,3 +82,40 @@ def run_graph(tf, graph_def, fetches, feed, input_map=None):
         tf.compat.v1.import_graph_def(graph_def, name="", input_map=mapped or None)
     with tf.compat.v1.Session(graph=graph) as sess:
         return sess.run([f if ":" in f else f + ":0" for f in fetches], feed)
+
+
+# A small Caffe deploy net and its blob shapes (the bad-input corpus edits it; diff compares two)
+CAFFE_NET = """name: "t"
+input: "data"
+input_dim: 1
+input_dim: 3
+input_dim: 8
+input_dim: 8
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 5 } }
+layer { name: "flat" type: "Flatten" bottom: "fc" top: "flat" }
+layer { name: "cat" type: "Concat" bottom: "flat" bottom: "flat" top: "cat" }
+layer { name: "prob" type: "Softmax" bottom: "cat" top: "prob" }
+"""
+CAFFE_BLOBS = {"conv": [(4, 3, 3, 3), (4,)], "fc": [(5, 36), (5,)]}
+
+
+def caffe_model(net_text: str, rng, extra_blob: bool = False) -> bytes:
+    """A caffemodel for ``net_text``: CAFFE_BLOBS' shapes filled from ``rng`` (a numpy Generator)."""
+    import numpy as np
+    from google.protobuf import text_format
+
+    from graphkit.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    text_format.Parse(net_text, net)
+    for layer in net.layer:
+        shapes = CAFFE_BLOBS.get(layer.name, []) + ([(4,)] if extra_blob and layer.name == "conv" else [])
+        for shape in shapes:
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(shape)
+            blob.data.extend(rng.uniform(-1, 1, shape).astype(np.float32).ravel())
+    return net.SerializeToString()

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, fixture_checkpoint
+from conftest import CAFFE_NET, FIXTURES, caffe_model, fixture_checkpoint
 
 from graphkit.cli import cli
 from graphkit.io import load, validate
 from graphkit.io.tensors import from_numpy
-from graphkit.proto import caffe_pb2, graph_pb2
+from graphkit.proto import graph_pb2
 
 SEED = int(os.environ.get("GRAPHKIT_CORPUS_SEED", "13"))
 HANG_SECONDS = 30
@@ -167,23 +167,6 @@ def semantic_graphs() -> Iterator[tuple[str, graph_pb2.GraphDef]]:
 
 # -- Caffe --------------------------------------------------------------------------------------------------------
 
-CAFFE_NET = """name: "t"
-input: "data"
-input_dim: 1
-input_dim: 3
-input_dim: 8
-input_dim: 8
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
-        convolution_param { num_output: 4 kernel_size: 3 } }
-layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
-layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 5 } }
-layer { name: "flat" type: "Flatten" bottom: "fc" top: "flat" }
-layer { name: "cat" type: "Concat" bottom: "flat" bottom: "flat" top: "cat" }
-layer { name: "prob" type: "Softmax" bottom: "cat" top: "prob" }
-"""
-CAFFE_BLOBS = {"conv": [(4, 3, 3, 3), (4,)], "fc": [(5, 36), (5,)]}
-
 CAFFE_EDITS = {  # what Caffe's own checks refuse, as edits of CAFFE_NET
     "conv-stride-0": ("kernel_size: 3 }", "kernel_size: 3 stride: 0 }"),
     "conv-group-0": ("kernel_size: 3 }", "kernel_size: 3 group: 0 }"),
@@ -200,20 +183,6 @@ CAFFE_EDITS = {  # what Caffe's own checks refuse, as edits of CAFFE_NET
     "unknown-layer": ('type: "ReLU"', 'type: "NoSuchLayer"'),
     "not-utf8": ('name: "t"', 'name: "t\udcff"'),
 }
-
-
-def caffe_model(net_text: str, rng: np.random.Generator, extra_blob: bool = False) -> bytes:
-    from google.protobuf import text_format
-
-    net = caffe_pb2.NetParameter()
-    text_format.Parse(net_text, net)
-    for layer in net.layer:
-        shapes = CAFFE_BLOBS.get(layer.name, []) + ([(4,)] if extra_blob and layer.name == "conv" else [])
-        for shape in shapes:
-            blob = layer.blobs.add()
-            blob.shape.dim.extend(shape)
-            blob.data.extend(rng.uniform(-1, 1, shape).astype(np.float32).ravel())
-    return net.SerializeToString()
 
 
 # -- the corpus ---------------------------------------------------------------------------------------------------

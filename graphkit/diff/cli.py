@@ -20,13 +20,17 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common
 def diff_cmd(a: str, b: str, show_nodes: bool, tags: tuple[str, ...], as_json: bool, quiet: bool) -> None:
-    """What changed from A to B: nodes added, removed or changed (op, inputs, device, attrs), constants
-    with other values, checkpoint tensors that differ (the max absolute difference, largest first). A
-    summary by top-level name scope comes first. Exits 0 when equal and 1 when different, as diff does
-    (an error also exits 1, with its one line on stderr)."""
+    """What changed from A to B: nodes added, removed, renamed (same op, attrs and inputs up to the
+    rename) or changed (op, inputs, device, attrs), constants with other values, functions and signatures
+    added, removed or changed, checkpoint tensors that differ (the max absolute difference, largest
+    first). A and B: any two graphs, meta graphs, SavedModels or checkpoints, or two Caffe deploy
+    prototxts (their caffemodels beside them compared blob by blob). A summary by top-level name scope
+    comes first. Exits 0 when equal and 1 when different, as diff does (an error also exits 1, with its
+    one line on stderr)."""
     from graphkit.diff import diff
+    from graphkit.io.scan import scanner_from_environment
 
-    report = diff(a, b, tags=list(tags) or None)
+    report = diff(a, b, tags=list(tags) or None, scanner=scanner_from_environment())
     if as_json:
         emit_json(report.__dict__)
     else:
@@ -42,8 +46,18 @@ def _show(report: object, show_nodes: bool) -> None:
     if report.equal:
         click.echo(f"{report.a} and {report.b} are the same")
         return
-    counts = [f"{len(report.added)} nodes added", f"{len(report.removed)} removed", f"{len(report.changed)} changed",
-              f"{len(report.constants)} constants changed"]
+    what = "layers" if report.kind == "caffe" else "nodes"
+    counts = [f"{len(report.added)} {what} added", f"{len(report.removed)} removed", f"{len(report.changed)} changed",
+              f"{len(report.constants)} {'blobs' if report.kind == 'caffe' else 'constants'} changed"]
+    if report.renamed:
+        counts.insert(2, f"{len(report.renamed)} renamed")
+    functions = (report.functions_added, report.functions_removed, report.functions_changed)
+    if any(functions):
+        counts.append("functions: " + ", ".join(f"{len(rows)} {kind}" for rows, kind in
+                                                zip(functions, ("added", "removed", "changed"), strict=True)))
+    if report.signatures_added or report.signatures_removed or report.signatures_changed:
+        counts.append(f"signatures: {len(report.signatures_added)} added, {len(report.signatures_removed)} removed, "
+                      f"{len({c.signature for c in report.signatures_changed})} changed")
     if report.tensors or report.tensors_added or report.tensors_removed:
         counts.append(f"checkpoint: {len(report.tensors)} tensors differ, {len(report.tensors_added)} added, "
                       f"{len(report.tensors_removed)} removed")
@@ -57,9 +71,20 @@ def _show(report: object, show_nodes: bool) -> None:
         if rows and show_nodes:
             click.echo(f"{title}:")
             click.echo("\n".join(f"  {n}" for n in rows))
+    if report.renamed and show_nodes:
+        click.echo("renamed:")
+        click.echo("\n".join(f"  {r.a} -> {r.b} ({r.op})" for r in report.renamed))
     if report.changed and show_nodes:
         click.echo("changed:")
         click.echo("\n".join(f"  {c.name} ({c.op}): {', '.join(c.changed)}" for c in report.changed))
+    for title, names in (("functions added", report.functions_added), ("functions removed", report.functions_removed),
+                         ("functions changed", report.functions_changed),
+                         ("signatures added", report.signatures_added),
+                         ("signatures removed", report.signatures_removed)):
+        if names:
+            click.echo(f"{title}: {', '.join(names)}")
+    for change in report.signatures_changed:
+        click.echo(f"signature {change.signature}: {change.part}: {change.a or '(none)'} -> {change.b or '(none)'}")
     for title, tensor_rows in (("constants", report.constants), ("tensors", report.tensors)):
         if tensor_rows:
             click.echo(f"{title} that differ:")

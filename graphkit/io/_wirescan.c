@@ -483,6 +483,81 @@ done:
     return out;
 }
 
+/* node_names(buffer) -> (names, spans, header): only each node's name and byte span, and the top-level
+ * non-node fields -- what a comparison of two files needs (diff: nodes with equal bytes are equal), at a
+ * fraction of scan_graph's cost. */
+static PyObject *node_names(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *out = NULL;
+    result_t r;
+    memset(&r, 0, sizeof r);
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*:node_names", &view))
+        return NULL;
+    ptr_t base = (ptr_t)view.buf;
+    r.names = PyList_New(0);
+    r.header = PyList_New(0);
+    if (!r.names || !r.header)
+        goto done;
+    fields_t f = fields(base, base + view.len);
+    int rc;
+    while ((rc = next_field(&f)) > 0) {
+        if (f.number != 1) {
+            PyObject *item = Py_BuildValue("(Knn)", (unsigned long long)f.number, (Py_ssize_t)(f.start - base),
+                                           (Py_ssize_t)(f.p - base));
+            int appended = item ? PyList_Append(r.header, item) : -1;
+            Py_XDECREF(item);
+            if (appended < 0)
+                goto done;
+            continue;
+        }
+        if (f.wire != 2) {
+            bad("GraphDef node field with the wrong wire type");
+            goto done;
+        }
+        ptr_t name = (ptr_t) "";
+        size_t name_len = 0;
+        fields_t g = fields(f.val, f.val + f.len);
+        int rc2;
+        while ((rc2 = next_field(&g)) > 0) {
+            if (g.number == 1) {
+                if (g.wire != 2) {
+                    bad("NodeDef field with the wrong wire type");
+                    goto done;
+                }
+                name = g.val; /* the last one wins, as in protobuf */
+                name_len = g.len;
+            }
+        }
+        if (rc2 < 0) {
+            bad("bad NodeDef");
+            goto done;
+        }
+        PyObject *text = decode(name, name_len);
+        int appended = text ? PyList_Append(r.names, text) : -1;
+        Py_XDECREF(text);
+        if (appended < 0 || grow(&r) < 0)
+            goto done;
+        r.spans[r.count * 3] = f.start - base;
+        r.spans[r.count * 3 + 1] = f.val - base;
+        r.spans[r.count * 3 + 2] = f.p - base;
+        r.count++;
+    }
+    if (rc < 0) {
+        bad("not a valid GraphDef (truncated or corrupt)");
+        goto done;
+    }
+    out = Py_BuildValue("(Oy#O)", r.names, r.spans ? (const char *)r.spans : "",
+                        r.count * 3 * (Py_ssize_t)sizeof(int64_t), r.header);
+done:
+    PyBuffer_Release(&view);
+    Py_XDECREF(r.names);
+    Py_XDECREF(r.header);
+    PyMem_Free(r.spans);
+    return out;
+}
+
 /* ---- check(): the wire form validated against a schema ---- */
 
 enum { K_VARINT, K_FIXED64, K_FIXED32, K_BYTES, K_STRING, K_MESSAGE, K_DTYPE, K_GROUP };
@@ -773,6 +848,7 @@ static PyObject *check(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
                                              "duplicates, spans, shaped, colocated, header."},
+    {"node_names", node_names, METH_VARARGS, "Each node's name and byte span, and the header fields."},
     {"check", check, METH_VARARGS, "Raise ValueError unless the bytes are a valid message of the schema."},
     {NULL, NULL, 0, NULL},
 };

@@ -66,16 +66,7 @@ class NodeTable:
     devices: dict[str, str]  # each distinct non-empty device string -> the first node with it
 
     def node(self, i: int) -> node_def_pb2.NodeDef:
-        from google.protobuf.message import DecodeError
-
-        from graphkit.errors import GraphkitError
-
-        spans = self.spans
-        try:
-            return node_def_pb2.NodeDef.FromString(self.data[spans[3 * i + 1]:spans[3 * i + 2]])
-        except DecodeError as exc:  # the scanner reads names and inputs; protobuf reads the rest
-            raise GraphkitError(f"node '{self.names[i]}' is not a valid NodeDef ({exc}); the file is corrupt",
-                                self.path) from None
+        return _node_at(self.path, self.data, self.spans, self.names, i)
 
     @property
     def has_library(self) -> bool:
@@ -83,12 +74,78 @@ class NodeTable:
         return any(number == 2 and end - start > 2 for number, start, end in self.header)
 
 
+def _node_at(path: Path, data: bytes | mmap.mmap, spans: memoryview, names: list[str], i: int) -> node_def_pb2.NodeDef:
+    """Node ``i`` of a scanned file, parsed by protobuf (the scanner reads names and inputs; protobuf the rest)."""
+    from google.protobuf.message import DecodeError
+
+    from graphkit.errors import GraphkitError
+
+    try:
+        return node_def_pb2.NodeDef.FromString(data[spans[3 * i + 1]:spans[3 * i + 2]])
+    except DecodeError as exc:
+        raise GraphkitError(f"node '{names[i]}' is not a valid NodeDef ({exc}); the file is corrupt", path) from None
+
+
 def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
     """The node table of a binary GraphDef file, or None when the scanner is not built or the file is
     anything else (text, MetaGraphDef, SavedModel, not valid): the protobuf path then handles it, and
     reports what is wrong."""
+    from graphkit.io.loader import PLAUSIBLE_OP
+
+    opened = _checked_graph_bytes(path)
+    if opened is None:
+        return None
+    p, data = opened
+    assert _wirescan is not None  # (_checked_graph_bytes returns None without it)
+    try:
+        (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
+         devices) = _wirescan.scan_graph(data)
+    except ValueError:
+        return None
+    if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):
+        return None  # the loader's message says what is wrong
+    return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
+                     colocated, header, attrs, devices)
+
+
+@dataclass
+class NameTable:
+    """A binary GraphDef's node names in file order and each node's byte span, nothing else read: what
+    comparing two files needs (:func:`scan_node_names`). ``node(i)`` parses one node."""
+
+    path: Path
+    data: bytes | mmap.mmap
+    names: list[str]
+    spans: memoryview  # int64 triples: field start, payload start, field end
+    header: list[tuple[int, int, int]]  # (field number, start, end) of every top-level non-node field
+
+    def node(self, i: int) -> node_def_pb2.NodeDef:
+        return _node_at(self.path, self.data, self.spans, self.names, i)
+
+    def header_graph(self) -> graph_pb2.GraphDef:
+        """The file's non-node fields (versions, library) as a GraphDef without nodes."""
+        return graph_pb2.GraphDef.FromString(b"".join(bytes(self.data[s:e]) for _, s, e in self.header))
+
+
+def scan_node_names(path: str | os.PathLike[str]) -> NameTable | None:
+    """The names and byte spans of a binary GraphDef's nodes (checked as :func:`scan_graph_file` checks),
+    or None, as there."""
+    opened = _checked_graph_bytes(path)
+    if opened is None:
+        return None
+    p, data = opened
+    assert _wirescan is not None
+    try:
+        names, spans, header = _wirescan.node_names(data)
+    except ValueError:
+        return None
+    return NameTable(p, data, names, memoryview(spans).cast("q"), header)
+
+
+def _checked_graph_bytes(path: str | os.PathLike[str]) -> tuple[Path, bytes | mmap.mmap] | None:
+    """A binary GraphDef file's bytes (mmapped when large) once the wire check passed, or None."""
     from graphkit.errors import GraphkitError
-    from graphkit.io.loader import PLAUSIBLE_OP, is_proto_file, looks_like_text, sniff_binary
+    from graphkit.io.loader import is_proto_file, looks_like_text, sniff_binary
 
     if _wirescan is None:
         return None
@@ -103,14 +160,9 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
         if looks_like_text(data[:4096]) or sniff_binary(memoryview(data), p) != "GraphDef":
             return None
         _wirescan.check(data, *_graph_schema())  # what the table's copies would carry over, as strictly as protobuf
-        (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
-         devices) = _wirescan.scan_graph(data)
     except (OSError, ValueError, GraphkitError):
         return None
-    if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):
-        return None  # the loader's message says what is wrong
-    return NodeTable(p, data, names, positions, inputs, ops, duplicates, memoryview(spans).cast("q"), shaped,
-                     colocated, header, attrs, devices)
+    return p, data
 
 
 # The check's depth bound (from the GraphDef down); protobuf's is 100 levels from the message parsed. A
