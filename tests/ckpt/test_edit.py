@@ -308,3 +308,29 @@ def test_cli_new_options(runner, tmp_path):
     assert "5 of 15 tensors" in result.stdout and "4 cast to float16" in result.stdout
     result = runner.invoke(cli, ["edit-checkpoint", src, str(tmp_path / "x"), "--cast", "int8"])
     assert result.exit_code == 2
+
+
+def test_truncated_or_corrupt_sources_write_nothing(tmp_path):
+    """A data shard cut short, or a merged checkpoint with a flipped bit: one error naming the file,
+    nothing left behind (the corpus does the same to every command; this is edit-checkpoint's own)."""
+    import shutil
+
+    src_dir = tmp_path / "src"
+    shutil.copytree(fixture_checkpoint("mlp_ref").parent, src_dir)
+    prefix = src_dir / fixture_checkpoint("mlp_ref").name
+    data = src_dir / f"{prefix.name}.data-00000-of-00001"
+    good = data.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    data.write_bytes(good[: len(good) // 2])
+    with pytest.raises(GraphkitError, match="past the end|truncated"):
+        edit_checkpoint(prefix, out / "e")
+    flipped = bytearray(good)
+    entry = open_checkpoint(fixture_checkpoint("mlp_ref")).stored("dense2/weights")[0]
+    flipped[entry.where.offset + 1] ^= 0x04
+    data.write_bytes(bytes(flipped))
+    with pytest.raises(GraphkitError, match="CRC mismatch in tensor 'dense2/weights'"):
+        edit_checkpoint(fixture_checkpoint("mlp_ref"), out / "m", keep=["dense1/*"], merge=prefix)
+    with pytest.raises(GraphkitError, match="CRC mismatch in tensor 'dense2/weights'"):
+        edit_checkpoint(prefix, out / "c", cast="float16")
+    assert not list(out.iterdir())
