@@ -25,6 +25,8 @@ def _show(report: SurgeryReport, as_json: bool) -> None:
         emit_json(report.__dict__)
         return
     click.echo(f"wrote {report.output_path} ({human_bytes(report.bytes_written)})")
+    if report.checkpoint_files:
+        click.echo(f"  checkpoint: {', '.join(report.checkpoint_files)} (keys renamed; the saver reads them)")
     click.echo(f"  nodes: {report.nodes_before} -> {report.nodes_after} ({len(report.removed)} removed, "
                f"{len(report.added)} added, {len(report.rewritten)} rewritten)")
     if report.inputs:
