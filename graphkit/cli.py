@@ -28,6 +28,7 @@ COMMANDS = {
     "tensorboard": ("graphkit.board.cli:tensorboard_cmd", "A model's graph as a TensorBoard event file."),
     "edit-checkpoint": ("graphkit.ckpt.cli:edit_checkpoint_cmd", "A checkpoint's subset, renamed (no TF)."),
     "diff": ("graphkit.diff.cli:diff_cmd", "What changed between two models (no TF)."),
+    "optimize": ("graphkit.optimize.cli:optimize_cmd", "Frozen graph made inference-ready: fold, fuse, clean (no TF)."),
 }
 
 

@@ -6,7 +6,7 @@ checkpoint's value, ReadVariableOp becomes Identity, ResourceGather(Nd) becomes 
 dtype of Identity/Enter/Switch/Merge... chains that carried a resource handle is set to the value's.
 Variables read inside functions (the bodies of ``If``/``While`` in graphs built under TF 2.x, the
 signature functions of TF2 SavedModels) are followed into those functions (resources.py); TF2 SavedModels'
-calls are inlined and their ends named by the signature's keys (tf2.py, inline.py); ``If``/``While``/``Case``
+calls are inlined and their ends named by the signature's keys (tf2.py, io/inline.py); ``If``/``While``/``Case``
 stay functional, with ``_lower_using_switch_merge`` false, as TF's ``lower_control_flow=False``.
 Training updates that survived pruning are handled deterministically: update ops reached only through
 control inputs (batch norm's forced moving-average updates, ``control_dependencies([train_op])``) are dropped

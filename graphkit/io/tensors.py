@@ -7,7 +7,7 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.shapes import element_count, format_shape, shape_of, shape_proto
-from graphkit.proto import tensor_pb2
+from graphkit.proto import node_def_pb2, tensor_pb2
 
 __all__ = ["format_shape", "from_numpy", "shape_of", "shape_proto", "to_numpy"]
 
@@ -99,3 +99,12 @@ def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
     else:
         proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
     return proto
+
+
+def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
+    """A Const NodeDef holding ``value``."""
+    tensor = from_numpy(np.asarray(value))
+    node = node_def_pb2.NodeDef(name=name, op="Const")
+    node.attr["dtype"].type = tensor.dtype
+    node.attr["value"].tensor.CopyFrom(tensor)
+    return node

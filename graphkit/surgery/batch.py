@@ -16,9 +16,9 @@ from graphkit.io.roles import PLACEHOLDER_OPS, node_shape
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.io.tensors import shape_proto, splat_scalar, to_numpy
+from graphkit.io.tensors import const_node, shape_proto, splat_scalar, to_numpy
 from graphkit.proto import graph_pb2, node_def_pb2
-from graphkit.surgery.core import SurgeryReport, const_node, drop_stale_shapes, finish, loaded_names, open_graph
+from graphkit.surgery.core import SurgeryReport, drop_stale_shapes, finish, loaded_names, open_graph
 
 _ELEMENTWISE = frozenset({
     "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "Maximum", "Minimum", "SquaredDifference", "Select",

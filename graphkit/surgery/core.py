@@ -26,7 +26,7 @@ from graphkit.io.spec import TensorSpec
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 GRAPH_SUFFIXES = (".pb", ".pbtxt", ".pbtext", ".txt", ".graphdef")
 
@@ -86,19 +86,6 @@ def placeholder(name: str, code: int, shape: tuple[int, ...] | None) -> node_def
     node = node_def_pb2.NodeDef(name=name, op="Placeholder")
     node.attr["dtype"].type = dtypes.base(code)  # type: ignore[assignment]
     node.attr["shape"].shape.CopyFrom(shape_proto(shape))
-    return node
-
-
-def const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
-    """A Const NodeDef holding ``value``."""
-    import numpy as np
-
-    from graphkit.io.tensors import from_numpy
-
-    node = node_def_pb2.NodeDef(name=name, op="Const")
-    tensor = from_numpy(np.asarray(value))
-    node.attr["dtype"].type = tensor.dtype
-    node.attr["value"].tensor.CopyFrom(tensor)
     return node
 
 

@@ -5,22 +5,19 @@ from __future__ import annotations
 import os
 
 from graphkit.errors import GraphkitError, about
-from graphkit.io import GraphIndex, parse_ref
+from graphkit.io import GraphIndex, parse_ref, training
 from graphkit.io.graph import (
     TensorRef,
-    colocation_targets,
     consumers_of,
     drop_dangling_colocations,
     drop_unused_library,
-    extract_subgraph,
     reachable,
     rewire,
 )
-from graphkit.io.ops import INFERENCE_IDENTITIES, SIDE_EFFECT_ONLY
 from graphkit.io.save import Progress
 from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
 from graphkit.io.spec import split_names as names
-from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.proto import node_def_pb2
 from graphkit.surgery.core import (
     SurgeryReport,
     default_outputs,
@@ -70,7 +67,9 @@ def prune(
             result = index.restricted(reachable(index, wanted))
         if strip_training:
             assert result.graph_def is not None
-            result = GraphIndex(_strip_training(result.graph_def, wanted, report))
+            stripped = training.strip_training(result.graph_def, wanted)
+            report.notes.append(f"strip-training removed {len(result.graph_def.node) - len(stripped.node)} nodes")
+            result = GraphIndex(stripped)
         if result.graph_def is not None:
             dropped = drop_unused_library(result.graph_def)
             if dropped:
@@ -113,57 +112,3 @@ def _cut(index: GraphIndex, specs: list[TensorSpec], shapes: dict[str, tuple[int
     index.refresh(in_place_names)
     index.add(list(replaced.values()))
     return changed | set(report.rewritten)
-
-
-def _strip_training(gd: graph_pb2.GraphDef, protected: list[str], report: SurgeryReport) -> graph_pb2.GraphDef:
-    """Splice out pass-throughs (Identity, StopGradient, CheckNumerics, Print...) and drop Assert/PrintV2
-    control chains. Unlike TF's remove_training_nodes: consumers written ``id:0`` are rewired too, a
-    pass-through of output k keeps reading output k, and library and versions are kept."""
-    index = GraphIndex(gd)
-    keep = set(protected)
-    mapping: dict[TensorRef, TensorRef] = {}
-    dropped_controls = {n.name for n in gd.node if n.name not in keep and (
-        n.op in SIDE_EFFECT_ONLY or n.op == "CheckNumerics"
-        or (n.op in ("If", "StatelessIf") and n.name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
-    grew = True
-    while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
-        grew = False
-        for n in gd.node:
-            if n.op in ("Identity", "NoOp") and n.input and n.name not in dropped_controls and n.name not in keep \
-                    and all(parse_ref(i).node in dropped_controls for i in n.input):
-                dropped_controls.add(n.name)
-                grew = True
-    for node in gd.node:
-        if node.name in keep or node.op not in INFERENCE_IDENTITIES or not node.input:
-            continue
-        controls = [i for i in node.input if i.startswith("^") and i[1:] not in dropped_controls]
-        if not controls and not index.control_consumers.get(node.name):
-            mapping[TensorRef(node.name)] = parse_ref(node.input[0])
-    # a node that stays and is colocated with a pass-through keeps it (TF does the same)
-    going = dropped_controls | {k.node for k in mapping}
-    for node in gd.node:
-        if node.name not in going:
-            for target in colocation_targets(node):
-                mapping.pop(TensorRef(target), None)
-    # resolve chains: a pass-through of a pass-through
-    for key, value in list(mapping.items()):
-        seen = {key}
-        while value in mapping and value not in seen:
-            seen.add(value)
-            value = mapping[value]
-        mapping[key] = value
-    out = graph_pb2.GraphDef()
-    out.CopyFrom(gd)
-    for node in out.node:
-        new_inputs = []
-        for text in node.input:
-            ref = parse_ref(text)
-            if ref.control and ref.node in dropped_controls:
-                continue
-            new_inputs.append(str(mapping.get(ref, ref)))
-        if new_inputs != list(node.input):
-            del node.input[:]
-            node.input.extend(new_inputs)
-    result = extract_subgraph(out, protected)
-    report.notes.append(f"strip-training removed {len(out.node) - len(result.node)} nodes")
-    return result

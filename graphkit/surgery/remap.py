@@ -22,7 +22,6 @@ from graphkit.io.graph import rewire
 from graphkit.surgery.core import (
     SurgeryReport,
     check_dtype,
-    const_node,
     default_outputs,
     drop_stale_shapes,
     finish,
@@ -102,6 +101,8 @@ def _replacements(index: GraphIndex, placeholders: dict[str, str], maps: dict[st
 
         value = np.asarray(value)
         check_dtype(index, old, dtypes.from_numpy(value.dtype), f"the constant from {old_text}")
+        from graphkit.io.tensors import const_node
+
         new_nodes.append(const_node(name, value))
         mapping[old] = TensorRef(name)
     return mapping, new_nodes

@@ -192,7 +192,7 @@ def _ctx(nodes, region, old=4, size=None):
 
 
 def _const(name, value):
-    from graphkit.surgery.core import const_node
+    from graphkit.io.tensors import const_node
 
     return const_node(name, np.asarray(value))
 

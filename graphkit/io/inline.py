@@ -312,3 +312,17 @@ def _move_colocations(node: node_def_pb2.NodeDef, body: dict[str, node_def_pb2.N
         node.attr["_class"].list.s.extend(entries)
     else:
         del node.attr["_class"]
+
+
+def inline_call_in_place(graph_def: graph_pb2.GraphDef, name: str) -> dict[TensorRef, TensorRef]:
+    """Inline the one call node ``name`` (a PartitionedCall, or a direct call of a library function); its
+    consumers read the body's outputs. Returns where each of its outputs went."""
+    library = FunctionLibrary(graph_def)
+    index = GraphIndex(graph_def)
+    node = index.node(name)
+    fdef = _callee(node, library)
+    if fdef is None:
+        raise GraphkitError(f"node '{name}' ({node.op}) is not a call of a library function")
+    moved = _inline(index, node, fdef, OpDefs(graph_def), set(index.nodes))
+    _remove(graph_def, {name})
+    return moved

@@ -1,0 +1,216 @@
+"""``constants`` and ``dead-branches``: inputs fixed to values, and control flow whose predicate is then
+constant reduced to the branch taken.
+
+- ``constants``: a ``Placeholder``/``PlaceholderWithDefault`` named by ``--constant NAME=VALUE`` becomes a
+  Const of that value (cast to its dtype; its declared shape must allow the value's); with
+  ``--fold-defaults`` every PlaceholderWithDefault whose default is a constant becomes that constant
+  (``is_training``, ``keep_prob``) unless ``--inputs`` names it.
+- ``dead-branches``, TF1 control flow (``core/common_runtime/executor.cc``'s dead tensors): a ``Switch`` whose
+  predicate is constant forwards its data on the taken port; everything fed by the other port is dead --
+  a node with a dead data or control input is dead, except a ``Merge``, dead only when all its inputs are.
+  A Merge left with one live input is replaced by it (its ``value_index`` by a Const). Dead nodes go.
+  Functional control flow: an ``If``/``StatelessIf`` with a constant ``cond`` (true when non-zero, as TF's
+  ``ToBool``), or a ``Case``/``StatelessCase`` with a constant index (out of range: the last branch, as
+  TF's Case kernel), becomes the taken branch's body, inlined. ``While`` is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from graphkit.errors import GraphkitError
+from graphkit.io import dtypes
+from graphkit.io.graph import Graph, GraphIndex, TensorRef, extract_subgraph, parse_ref, rewire
+from graphkit.io.inline import inline_call_in_place
+from graphkit.io.ops import BRANCH_OPS, MERGE_OPS
+from graphkit.io.shapes import shape_of
+from graphkit.io.tensors import const_node
+from graphkit.optimize.context import Context, attr, const_value, copy_graph, reads_port, remove_nodes, replace_node
+from graphkit.proto import node_def_pb2
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
+
+
+def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+    """The ``constants`` pass."""
+    import numpy as np
+
+    out = copy_graph(graph)
+    index = GraphIndex(out.graph_def)
+    changes = []
+    for name in ctx.constants:
+        node = index.nodes.get(name)
+        if node is None or node.op not in ("Placeholder", "PlaceholderWithDefault"):
+            what = f"a {node.op}" if node is not None else "not in the graph"
+            raise GraphkitError(f"--constant {name}: {what}; give an input (a Placeholder or PlaceholderWithDefault)"
+                                f" -- {index.suggest(name)}" if node is None else
+                                f"--constant {name}: {what}, not an input (a Placeholder or PlaceholderWithDefault)")
+        if name in ctx.inputs:
+            raise GraphkitError(f"--constant {name} and --inputs {name}: an input cannot also be a constant")
+    for node in list(out.graph_def.node):
+        if node.op not in ("Placeholder", "PlaceholderWithDefault") or node.name in ctx.inputs:
+            continue
+        if node.name in ctx.constants:
+            value = _as_input_value(node, ctx.constants[node.name])
+            why = "--constant"
+        elif node.op == "PlaceholderWithDefault" and ctx.fold_defaults and node.input:
+            default = const_value(out, index, parse_ref(node.input[0]))
+            if default is None:
+                continue
+            value, why = np.asarray(default), "its default"
+        else:
+            continue
+        new = const_node(node.name, value)
+        new.device = node.device
+        replace_node(out, index, new)
+        changes.append(f"{node.name} = {_short(value)} ({why})")
+    return out, changes
+
+
+def _as_input_value(node: node_def_pb2.NodeDef, value: object) -> np.ndarray:
+    import numpy as np
+
+    code = dtypes.base(attr(node, "dtype").type)
+    try:
+        array = np.asarray(value).astype(dtypes.to_numpy(code))
+    except (TypeError, ValueError) as exc:
+        raise GraphkitError(f"--constant {node.name}: not a {dtypes.name(code)} value ({exc})") from None
+    declared = shape_of(attr(node, "shape").shape) if "shape" in node.attr and not \
+        attr(node, "shape").shape.unknown_rank else None
+    if declared is not None and (len(declared) != array.ndim or any(
+            d not in (-1, n) for d, n in zip(declared, array.shape, strict=True))):
+        raise GraphkitError(f"--constant {node.name}: shape {list(array.shape)} does not fit the input's "
+                            f"{list(declared)}")
+    return array
+
+
+def _short(value: object) -> str:
+    import numpy as np
+
+    array = np.asarray(value)
+    return str(array.tolist()) if array.size <= 4 else f"{array.dtype}{list(array.shape)}"
+
+
+def dead_branches(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+    """The ``dead-branches`` pass."""
+    out = copy_graph(graph)
+    changes = _switches_in_place(out, ctx)
+    changes += _functional_in_place(out, ctx)
+    return out, changes
+
+
+def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
+    index = GraphIndex(graph.graph_def)
+    forward: dict[TensorRef, TensorRef] = {}
+    dead_ports: set[TensorRef] = set()
+    changes = []
+    for node in graph.graph_def.node:
+        if node.op not in SWITCH_OPS or len(node.input) < 2:
+            continue
+        pred = const_value(graph, index, parse_ref(node.input[1]))
+        if pred is None or pred.size != 1:
+            continue
+        taken = 1 if bool(pred.reshape(-1)[0]) else 0
+        forward[TensorRef(node.name, taken)] = parse_ref(node.input[0])
+        dead_ports.add(TensorRef(node.name, 1 - taken))
+        changes.append(f"{node.name}: {'true' if taken else 'false'} branch taken")
+    if not forward:
+        return []
+    dead = _dead_nodes(index, dead_ports)
+    hit = sorted(n for n in ctx.outputs if n in dead)
+    if hit:
+        raise GraphkitError(f"output {hit[0]} is in a branch the constant predicate never takes (TF would never "
+                            "compute it); choose outputs the taken branch reaches")
+    merges = [index.nodes[n] for n in index.nodes if index.nodes[n].op in MERGE_OPS and n not in dead]
+    mapping = dict(forward)
+    gone = set(dead)
+    new_nodes = []
+    for merge in merges:
+        live = [parse_ref(i) for i in merge.input if not i.startswith("^")
+                and parse_ref(i) not in dead_ports and parse_ref(i).node not in dead]
+        data = [i for i in merge.input if not i.startswith("^")]
+        if len(live) == len(data) or len(live) != 1:
+            continue
+        position = [parse_ref(i) for i in data].index(live[0])
+        mapping[TensorRef(merge.name, 0)] = live[0]
+        if reads_port(index, merge.name, 1):
+            import numpy as np
+
+            value = const_node(f"{merge.name}/value_index", np.array(position, np.int32))
+            new_nodes.append(value)
+            mapping[TensorRef(merge.name, 1)] = TensorRef(value.name)
+        gone.add(merge.name)
+        changes.append(f"{merge.name}: merged input {position} kept")
+    index.add(new_nodes)
+    for key, target in list(mapping.items()):  # a Merge's live input may itself be a forwarded Switch port
+        seen = {key}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        mapping[key] = target
+    rewire(index, mapping)
+    remove_nodes(graph, gone)
+    before = len(graph.graph_def.node)
+    kept = extract_subgraph(graph.graph_def, ctx.outputs)  # the Switches passed by, and what only fed them
+    graph.graph_def.CopyFrom(kept)
+    changes.append(f"{len(dead)} nodes in branches not taken removed, {before - len(kept.node)} left unused")
+    return changes
+
+
+def _dead_nodes(index: GraphIndex, dead_ports: set[TensorRef]) -> set[str]:
+    """Every node a dead output reaches: through data and control edges, a Merge only when all of its
+    data inputs are dead."""
+    dead: set[str] = set()
+    stack = [c for ref in dead_ports for c, i in index.consumers.get(ref.node, [])
+             if parse_ref(index.inputs[c][i]).port == ref.port]
+    while stack:
+        name = stack.pop()
+        if name in dead:
+            continue
+        node = index.nodes[name]
+        if node.op in MERGE_OPS:
+            data = [parse_ref(i) for i in node.input if not i.startswith("^")]
+            if not all(r in dead_ports or r.node in dead for r in data):
+                continue
+        dead.add(name)
+        stack += [c for c, _ in index.consumers.get(name, [])]
+        stack += index.control_consumers.get(name, [])
+    return dead
+
+
+def _functional_in_place(graph: Graph, ctx: Context) -> list[str]:
+    changes: list[str] = []
+    while True:
+        index = GraphIndex(graph.graph_def)
+        picked = None
+        for node in graph.graph_def.node:
+            if node.op not in BRANCH_OPS or node.name in ctx.outputs or not node.input:
+                continue
+            pred = const_value(graph, index, parse_ref(node.input[0]))
+            if pred is None or pred.size != 1:
+                continue
+            picked = (node, _branch(node, pred.reshape(-1)[0]))
+            break
+        if picked is None:
+            return changes
+        node, branch = picked
+        call = node_def_pb2.NodeDef(name=node.name, op="PartitionedCall", device=node.device,
+                                    input=list(node.input[1:]))
+        for key in ("Tin", "Tout"):
+            call.attr[key].CopyFrom(node.attr[key])
+        call.attr["f"].func.name = branch
+        node.CopyFrom(call)
+        inline_call_in_place(graph.graph_def, node.name)
+        changes.append(f"{node.name}: branch {branch} inlined")
+
+
+def _branch(node: node_def_pb2.NodeDef, value: object) -> str:
+    if node.op in ("If", "StatelessIf"):
+        return node.attr["then_branch" if bool(value) else "else_branch"].func.name
+    branches = [f.name for f in attr(node, "branches").list.func]
+    index = int(value)  # type: ignore[call-overload]
+    return branches[index if 0 <= index < len(branches) else len(branches) - 1]
+
