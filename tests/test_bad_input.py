@@ -200,6 +200,8 @@ def _graph_commands(suffix: str) -> list[Callable[[Path], list[str]]]:
         lambda o: ["rename", "{m}", str(o / "n.pb"), "--add-prefix", "p/"],
         lambda o: ["freeze", "{m}", str(o / "f.pb"), "--outputs", "y"],
         lambda o: ["tensorboard", "{m}", "--logdir", str(o / "logs"), "--run", "r"],
+        lambda o: ["optimize", "{m}", str(o / f"o{suffix}"), "--outputs", "y"],
+        lambda o: ["optimize", "{m}", str(o / "o.pb"), "--fold-defaults", "--target", "opencv"],
     ]
 
 

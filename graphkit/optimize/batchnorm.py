@@ -32,9 +32,12 @@ FUSED_BATCH_NORMS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatch
 LINEAR = frozenset({"Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "MatMul"})
 _WEIGHT_INPUT = {"Conv2D": 1, "DepthwiseConv2dNative": 1, "Conv2DBackpropInput": 1, "MatMul": 1}
 _SHIFTS = frozenset({"Add", "AddV2", "Sub", "BiasAdd"})
+_HEADS = LINEAR | {"BiasAdd"}
 
 
 def fold_batch_norms(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+    if not any(n.op in LINEAR or n.op in FUSED_BATCH_NORMS for n in graph.graph_def.node):
+        return graph, []
     out = copy_graph(graph)
     changes = _fused_in_place(out, ctx)
     while True:
@@ -95,6 +98,8 @@ def _fold_one_in_place(graph: Graph, ctx: Context) -> str | None:
     for node in graph.graph_def.node:
         if node.op != "Mul" and node.op not in _SHIFTS:
             continue
+        if not any(index.ops.get(parse_ref(i).node) in _HEADS for i in node.input[:2]):
+            continue  # neither operand comes from a linear op or its BiasAdd: nothing to fold into
         found = _operands(graph, index, node)
         if found is None:
             continue

@@ -38,6 +38,9 @@ def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     """The ``constants`` pass."""
     import numpy as np
 
+    if not ctx.constants and not (ctx.fold_defaults and any(n.op == "PlaceholderWithDefault"
+                                                            for n in graph.graph_def.node)):
+        return graph, []
     out = copy_graph(graph)
     index = GraphIndex(out.graph_def)
     changes = []
@@ -96,6 +99,8 @@ def _short(value: object) -> str:
 
 def dead_branches(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     """The ``dead-branches`` pass."""
+    if not any(n.op in SWITCH_OPS or n.op in BRANCH_OPS for n in graph.graph_def.node):
+        return graph, []
     out = copy_graph(graph)
     changes = _switches_in_place(out, ctx)
     changes += _functional_in_place(out, ctx)

@@ -19,6 +19,7 @@ import hashlib
 from graphkit.io import training
 from graphkit.io.functions import OpDefs
 from graphkit.io.graph import (
+    FileSlice,
     Graph,
     GraphIndex,
     TensorRef,
@@ -28,14 +29,19 @@ from graphkit.io.graph import (
     parse_ref,
     rewire,
 )
-from graphkit.io.ops import MERGE_OPS, NEXT_ITERATION_OPS, PLACEHOLDER_OPS
-from graphkit.optimize.context import Context, copy_graph, remove_nodes
+from graphkit.io.ops import INFERENCE_IDENTITIES, MERGE_OPS, NEXT_ITERATION_OPS, PLACEHOLDER_OPS, SIDE_EFFECT_ONLY
+from graphkit.optimize.context import Context, copy_graph
+from graphkit.proto import node_def_pb2
 
+STRIPPED_OPS = INFERENCE_IDENTITIES | SIDE_EFFECT_ONLY | {"If", "StatelessIf", "NoOp"}
 CONTROL_FLOW = frozenset({"Switch", "RefSwitch", "Enter", "RefEnter", "Exit", "RefExit", "LoopCond",
                           "ControlTrigger"}) | MERGE_OPS | NEXT_ITERATION_OPS
 
 
 def strip_training(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+    protected = set(ctx.outputs)
+    if not any(n.op in STRIPPED_OPS and n.name not in protected for n in graph.graph_def.node):
+        return graph, []  # nothing it would take out (unused nodes are cleanup's)
     gd = training.strip_training(graph.graph_def, ctx.outputs)
     kept = {n.name for n in gd.node}
     gone = [n.name for n in graph.graph_def.node if n.name not in kept]
@@ -44,69 +50,102 @@ def strip_training(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
 
 
 def dedupe(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
-    out = copy_graph(graph)
-    index = GraphIndex(out.graph_def)
     protected = set(ctx.outputs)
-    mapping: dict[TensorRef, TensorRef] = {}
-    changes = []
-    by_size: dict[tuple[int, tuple[int, ...], int, tuple[str, ...]], list[str]] = {}
-    for node in out.graph_def.node:
+    nodes = graph.graph_def.node
+    twin: dict[str, str] = {}  # a node merged -> the one that stays (every output k to output k)
+    by_size: dict[tuple[int, tuple[int, ...], int, tuple[str, ...]], list[node_def_pb2.NodeDef]] = {}
+    for node in nodes:
         if node.op == "Const" and node.name not in protected:
             tensor = node.attr["value"].tensor
-            key = (int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim), out.const_nbytes(node),
-                   tuple(sorted(i for i in node.input if i.startswith("^"))))
-            by_size.setdefault(key, []).append(node.name)
-    for names in by_size.values():
-        if len(names) < 2:
+            size_key = (int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim), graph.const_nbytes(node),
+                        tuple(sorted(i for i in node.input if i.startswith("^"))))
+            by_size.setdefault(size_key, []).append(node)
+    for group in by_size.values():
+        if len(group) < 2:
             continue
-        first: dict[bytes, str] = {}
-        for name in names:
-            digest = _const_digest(out, index, name)
-            if digest in first:
-                mapping[TensorRef(name)] = TensorRef(first[digest])
-            else:
-                first[digest] = name
-    op_defs = OpDefs(out.graph_def)
+        by_head: dict[bytes, list[node_def_pb2.NodeDef]] = {}
+        for node in group:  # the first 64 KiB first: large weights that differ are told apart without reading
+            by_head.setdefault(_const_digest(graph, node, _HEAD), []).append(node)
+        for same_head in by_head.values():
+            first: dict[bytes, str] = {}
+            for node in same_head if len(same_head) > 1 else ():
+                digest = _const_digest(graph, node)
+                if digest in first:
+                    twin[node.name] = first[digest]
+                else:
+                    first[digest] = node.name
+    op_defs = OpDefs(graph.graph_def)
+    stateful: dict[str, bool] = {}
     changed = True
-    seen: dict[tuple[object, ...], str] = {}
     while changed:
         changed = False
-        seen.clear()
-        for node in out.graph_def.node:
-            if node.name in protected or node.op in CONTROL_FLOW or node.op in PLACEHOLDER_OPS or node.op == "Const" \
-                    or TensorRef(node.name) in mapping:
+        seen: dict[tuple[str, str, tuple[str, ...]], list[node_def_pb2.NodeDef]] = {}  # attrs compared on a match
+        for node in nodes:
+            if node.name in twin or node.name in protected or node.op in CONTROL_FLOW or node.op in PLACEHOLDER_OPS \
+                    or node.op == "Const":
                 continue
-            op_def = op_defs.get(node.op)
-            if op_def is None or op_def.is_stateful:
+            if node.op not in stateful:
+                op_def = op_defs.get(node.op)
+                stateful[node.op] = op_def is None or op_def.is_stateful
+            if stateful[node.op]:
                 continue
-            inputs = tuple(str(mapping.get(parse_ref(i), parse_ref(i))) for i in node.input)
-            node_key = (node.op, node.device, inputs, tuple(sorted((k, v.SerializeToString(deterministic=True))
-                                                                   for k, v in node.attr.items())))
-            if node_key in seen:
-                outputs = len(op_def.output_arg) if all(not a.number_attr and not a.type_list_attr
-                                                        for a in op_def.output_arg) else None
-                if outputs is None:
-                    continue
-                for port in range(max(outputs, 1)):
-                    mapping[TensorRef(node.name, port)] = TensorRef(seen[node_key], port)
-                mapping[TensorRef(node.name, control=True)] = TensorRef(seen[node_key], control=True)
-                changed = True
+            key = (node.op, node.device, tuple(_renamed(i, twin) for i in node.input))
+            same = next((other for other in seen.get(key, ()) if _same_attrs(other, node)), None)
+            if same is None:
+                seen.setdefault(key, []).append(node)
             else:
-                seen[node_key] = node.name
-    if not mapping:
-        return out, []
-    rewire(index, mapping)
-    gone = {ref.node for ref in mapping}
-    remove_nodes(out, gone)
-    changes = [f"{len(gone)} duplicate nodes merged"]
-    return out, changes
+                twin[node.name] = same.name
+                changed = True
+    if not twin:
+        return graph, []
+    out = copy_graph(graph)
+    kept = [n for n in out.graph_def.node if n.name not in twin]
+    for node in kept:
+        inputs = [_renamed(i, twin) for i in node.input]
+        if inputs != list(node.input):
+            del node.input[:]
+            data = [i for i in inputs if not i.startswith("^")]
+            node.input.extend(data + list(dict.fromkeys(i for i in inputs if i.startswith("^"))))  # a control
+            # input named twice once merged: once
+    del out.graph_def.node[:]
+    out.graph_def.node.extend(kept)
+    for name in twin:
+        out.external.pop(name, None)
+    return out, [f"{len(twin)} duplicate nodes merged"]
 
 
-def _const_digest(graph: Graph, index: GraphIndex, name: str) -> bytes:
-    node = index.nodes[name]
-    payload = graph.external.get(name)
-    data = payload.read() if payload is not None and hasattr(payload, "read") else (
-        bytes(payload) if payload is not None else node.attr["value"].tensor.SerializeToString(deterministic=True))
+def _renamed(text: str, twin: dict[str, str]) -> str:
+    """An input string naming a merged node, naming the one that stays instead (same port)."""
+    control = text.startswith("^")
+    body = text[1:] if control else text
+    name, colon, port = body.partition(":")
+    if name not in twin:
+        return text
+    target = twin[name]
+    while target in twin:
+        target = twin[target]
+    return ("^" if control else "") + target + (colon + port if colon else "")
+
+
+def _same_attrs(a: node_def_pb2.NodeDef, b: node_def_pb2.NodeDef) -> bool:
+    return set(a.attr) == set(b.attr) and all(
+        a.attr[k].SerializeToString(deterministic=True) == b.attr[k].SerializeToString(deterministic=True)
+        for k in a.attr)
+
+
+_HEAD = 64 << 10
+
+
+def _const_digest(graph: Graph, node: node_def_pb2.NodeDef, limit: int | None = None) -> bytes:
+    """A digest of a constant's stored bytes (``limit``: of the first bytes only), read one at a time."""
+    payload = graph.external.get(node.name)
+    if isinstance(payload, FileSlice):
+        data = payload.read() if limit is None else FileSlice(payload.path, payload.offset,
+                                                              min(limit, payload.length)).read()
+    elif payload is not None:
+        data = bytes(payload[:limit] if limit is not None else payload)
+    else:
+        data = node.attr["value"].tensor.SerializeToString(deterministic=True)
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -116,16 +155,16 @@ def cleanup(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     protected = set(ctx.outputs)
     changes = []
     pure = _pure_noops(out, index)  # first: a control edge to an Identity would keep it
-    dropped = 0
+    touched = []
     for node in out.graph_def.node:
         kept_inputs = [i for i in node.input if not (i.startswith("^") and i[1:] in pure)]
         if len(kept_inputs) != len(node.input):
-            dropped += len(node.input) - len(kept_inputs)
+            touched.append(node.name)
             del node.input[:]
             node.input.extend(kept_inputs)
-    if dropped:
-        changes.append(f"{dropped} control inputs from NoOps that order nothing dropped")
-    index = GraphIndex(out.graph_def)
+    if touched:
+        changes.append(f"control inputs from NoOps that order nothing dropped from {len(touched)} nodes")
+        index.refresh(touched)
     mapping: dict[TensorRef, TensorRef] = {}
     for node in out.graph_def.node:
         if node.op != "Identity" or node.name in protected or not node.input or len(node.input) != 1 \
@@ -147,7 +186,8 @@ def cleanup(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         changes.append(f"{len(mapping)} Identity nodes spliced out")
     before = len(out.graph_def.node)
     gd = extract_subgraph(out.graph_def, ctx.outputs, colocations=False)  # a colocation is a hint, not a need
-    drop_dangling_colocations(gd)
+    if any("_class" in n.attr for n in gd.node):
+        drop_dangling_colocations(gd)
     kept = {n.name for n in gd.node}
     result = Graph(gd, {k: v for k, v in out.external.items() if k in kept})
     if before - len(gd.node):
@@ -186,4 +226,5 @@ def _pure_noops(graph: Graph, index: GraphIndex) -> set[str]:
             stack += [(d, False) for d in deps if d not in memo]
         return memo[start]
 
-    return {n.name for n in graph.graph_def.node if n.op == "NoOp" and pure(n.name)}
+    return {n.name for n in graph.graph_def.node if n.op == "NoOp" and pure(n.name)} if any(
+        n.op == "NoOp" for n in graph.graph_def.node) else set()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from graphkit.io import dtypes
 from graphkit.io.graph import Graph, GraphIndex, TensorRef
+from graphkit.io.ops import INFERENCE_IDENTITIES
 from graphkit.io.shapes import shape_of
 from graphkit.io.tensors import const_node
 from graphkit.optimize.context import (
@@ -30,7 +31,7 @@ from graphkit.optimize.context import (
     replace_node,
     resolve,
 )
-from graphkit.proto import node_def_pb2
+from graphkit.proto import graph_pb2, node_def_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -248,15 +249,20 @@ SHAPE_OPS = frozenset({"Shape", "Size", "Rank"})
 
 def fold_constants(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     """The folding pass (see the module docstring); passes over the nodes until nothing more folds."""
+    keep = set(ctx.inputs)
+    constish = _constish(graph.graph_def)
+    if not any(_candidate(n, constish, keep) for n in graph.graph_def.node):
+        return graph, []
     out = copy_graph(graph)
     index = GraphIndex(out.graph_def)
     folded: list[str] = []
-    keep = set(ctx.inputs)
-    changed = True
-    while changed:
-        changed = False
-        for node in list(out.graph_def.node):
-            if node.name in keep or (node.op not in EVALUATORS and node.op not in SHAPE_OPS):
+    pending = [n.name for n in out.graph_def.node if _candidate(n, constish, keep)]
+    readers = {name: [c for c, _ in uses] for name, uses in index.consumers.items()}  # folding keeps data edges
+    while pending:
+        later = []
+        for name in pending:
+            node = index.nodes[name]
+            if node.op == "Const":
                 continue
             value = _evaluate(out, index, node)
             if value is None:
@@ -270,10 +276,41 @@ def fold_constants(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
             new.device = node.device
             inherited = {c for s in sources for c in controls(index.nodes[s])}
             new.input.extend(sorted(set(controls(node)) | inherited))
+            was = node.op
             replace_node(out, index, new)
-            folded.append(f"{node.name} ({node.op})")
-            changed = True
+            folded.append(f"{node.name} ({was})")
+            constish.add(name)
+            later += [c for c in readers.get(name, []) if _candidate(index.nodes[c], constish, keep)]
+        pending = list(dict.fromkeys(later))
     return out, folded
+
+
+def _constish(graph_def: graph_pb2.GraphDef) -> set[str]:
+    """Consts, and pass-throughs of them (what const_value resolves)."""
+    nodes = {n.name: n for n in graph_def.node}
+    out = {name for name, n in nodes.items() if n.op == "Const"}
+    grew = True
+    while grew:
+        grew = False
+        for name, n in nodes.items():
+            if name not in out and n.op in INFERENCE_IDENTITIES and n.op != "CheckNumerics" and n.input and \
+                    _node_of(n.input[0]) in out:
+                out.add(name)
+                grew = True
+    return out
+
+
+def _node_of(text: str) -> str:
+    return (text[1:] if text.startswith("^") else text).split(":", 1)[0]
+
+
+def _candidate(node: node_def_pb2.NodeDef, constish: set[str], keep: set[str]) -> bool:
+    """Worth evaluating: a foldable op whose data inputs are all constants (shape ops: any input)."""
+    if node.name in keep:
+        return False
+    if node.op in SHAPE_OPS:
+        return True
+    return node.op in EVALUATORS and all(_node_of(i) in constish for i in node.input if not i.startswith("^"))
 
 
 def _evaluate(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef) -> np.ndarray | None:

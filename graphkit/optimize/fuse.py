@@ -19,7 +19,7 @@ _MATMUL_ATTRS = ("T", "transpose_a", "transpose_b")
 
 
 def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
-    if ctx.target != "tf":
+    if ctx.target != "tf" or not any(n.op in _FUSABLE for n in graph.graph_def.node):
         return graph, []
     out = copy_graph(graph)
     index = GraphIndex(out.graph_def)

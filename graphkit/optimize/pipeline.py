@@ -117,8 +117,9 @@ def optimize(
             report.passes.append(PassReport(name, before, len(result.graph_def.node), changes))
         report.constants = {k: _short(v) for k, v in ctx.constants.items()}
         report.nodes_after = len(result.graph_def.node)
-        check_importable(result.graph_def, model.path, "the optimized graph")
-        report.notes += unknown_ops_note(result.graph_def)
+        checked = GraphIndex(result.graph_def)
+        check_importable(checked, model.path, "the optimized graph")
+        report.notes += unknown_ops_note(checked)
         report.bytes_written = save_graph(result, out, inputs=model.files, text=text, progress=progress)
         if check is not None:
             try:
