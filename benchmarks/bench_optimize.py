@@ -49,7 +49,7 @@ src, out, inputs, outputs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sy
 gd = tf.compat.v1.GraphDef()
 with open(src, "rb") as fh:
     gd.ParseFromString(fh.read())
-result = optimize_for_inference_lib.optimize_for_inference(gd, inputs, outputs, [tf.float32.as_datatype_enum])
+result = optimize_for_inference_lib.optimize_for_inference(gd, inputs, outputs, tf.float32.as_datatype_enum)
 with open(out, "wb") as fh:
     fh.write(result.SerializeToString())
 """
@@ -66,6 +66,52 @@ def _nodes(path: Path) -> int:
         assert graph is not None
         return len(graph.graph_def.node)
     return len(table_.names)
+
+
+def _model_counts(work: Path) -> list[str]:
+    """Node counts on the test models (frozen by graphkit): input, graphkit --target tf and opencv,
+    optimize_for_inference, Grappler -- the issue's bar."""
+    import subprocess
+
+    import numpy as np
+
+    from graphkit.freeze import freeze
+    from graphkit.io import load
+    from graphkit.io.roles import graph_inputs
+    from graphkit.optimize import optimize
+
+    root = Path(__file__).resolve().parent.parent
+    fixtures, shared = root / "fixtures" / "tf", root.parent / "shared" / "models"
+    models: list[tuple[str, Path, dict]] = []
+    for name, src, outputs, options in (("keras_bn_cnn", fixtures / "keras_bn_cnn", None, {}),
+                                        ("keras_cnn", fixtures / "keras_cnn", None, {}),
+                                        ("tf1_bn_dropout", fixtures / "tf1_bn_dropout" / "model.ckpt", ["output"],
+                                         {"fold_defaults": True}),
+                                        ("batch_norm", fixtures / "batch_norm" / "model.ckpt", ["output"],
+                                         {"fold_defaults": True})):
+        frozen = work / f"model_{name}.pb"
+        freeze(src, frozen, outputs=outputs)
+        models.append((name, frozen, options))
+    for name in ("fc-layers", "ae0", "lstm", "gru"):
+        path = shared / "tf2onnx_models" / name / "frozen.pb"
+        if path.exists():
+            models.append((name, path, {"constants": {"keep_prob": np.float32(1.0)}} if name in ("lstm", "gru")
+                           else {}))
+    if (shared / "tf_mtcnn_blaueck" / "mtcnn.pb").exists():
+        models.append(("mtcnn", shared / "tf_mtcnn_blaueck" / "mtcnn.pb", {}))
+    lines = ["model: input -> graphkit tf / opencv / optimize_for_inference / Grappler"]
+    for name, src, options in models:
+        ours = optimize(src, work / f"model_{name}_gk.pb", **options)
+        cv = optimize(src, work / f"model_{name}_cv.pb", target="opencv", **options)
+        inputs = [i.name for i in graph_inputs(load(src).graph.graph_def) if i.name not in options.get("constants", {})]
+        theirs = []
+        for script, extra in ((TF_OFI, [",".join(inputs)]), (TF_GRAPPLER, [])):
+            out = work / f"model_{name}_tf.pb"
+            done = subprocess.run([PY, "-c", script, str(src), str(out), *extra, ",".join(ours.outputs)],
+                                  capture_output=True, env={**__import__("os").environ, **TF_ENV})
+            theirs.append(str(_nodes(out)) if done.returncode == 0 else "refused")
+        lines.append(f"  {name}: {ours.nodes_before} -> {ours.nodes_after} / {cv.nodes_after} / {' / '.join(theirs)}")
+    return lines
 
 
 def main() -> None:
@@ -101,6 +147,8 @@ def main() -> None:
     print("\nnodes: input -> graphkit / Grappler / optimize_for_inference")
     for label, before, *after in counts:
         print(f"  {label}: {before:,} -> {after[0]:,} / {after[1]:,} / {after[2]:,}")
+    print()
+    print("\n".join(_model_counts(work)))
 
 
 if __name__ == "__main__":

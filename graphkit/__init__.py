@@ -1,10 +1,10 @@
 """graphkit: TensorFlow model graphs — inspect, freeze, prune, remap, convert — with a TF-free core.
 
 The library mirrors the command line: every command is a function with the same options. Where a command's
-name is also its subpackage's (inspect, freeze, convert), the function lives in it:
-``graphkit.inspect.inspect``, ``graphkit.freeze.freeze``, ``graphkit.convert.convert``; the others are here
-too (``graphkit.prune``, ``graphkit.caffe2tf``...). TensorFlow is never imported by ``import graphkit``;
-only functions that run graphs import it, lazily.
+name is also its subpackage's (inspect, freeze, convert, diff, optimize), the function lives in it:
+``graphkit.inspect.inspect``, ``graphkit.freeze.freeze``, ``graphkit.optimize.optimize``...; the others are
+here too (``graphkit.prune``, ``graphkit.caffe2tf``, ``graphkit.edit_checkpoint``...). TensorFlow is never
+imported by ``import graphkit``; only functions that run graphs import it, lazily.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _LAZY = {
     "splice": "graphkit.surgery",
     "caffe2tf": "graphkit.convert.caffe",
     "tensorboard": "graphkit.board",
+    "edit_checkpoint": "graphkit.ckpt",
     "run": "graphkit.runtime.runner:run_model",
     "compare": "graphkit.runtime.runner",
 }

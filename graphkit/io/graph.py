@@ -439,6 +439,46 @@ def downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
     return seen
 
 
+def sort_topologically_in_place(graph_def: graph_pb2.GraphDef) -> bool:
+    """Put every node after its inputs (a NextIteration's edge into a loop's Merge aside: the cycle TF1
+    loops have), keeping the file's order wherever it already is one; returns whether anything moved. A
+    graph with another cycle keeps its order (what TF's importer then says is the user's to read)."""
+    import heapq
+
+    nodes = list(graph_def.node)
+    position = {n.name: i for i, n in enumerate(nodes)}
+    back = {n.name for n in nodes if n.op in ("NextIteration", "RefNextIteration")}
+
+    def deps(node: node_def_pb2.NodeDef) -> list[int]:
+        loop_merge = node.op in ("Merge", "RefMerge")
+        names = {input_node(i) for i in node.input}
+        return [position[d] for d in names if d in position and not (loop_merge and d in back)]
+
+    needs = [deps(n) for n in nodes]
+    if all(all(d < i for d in ds) for i, ds in enumerate(needs)):
+        return False
+    waiting = [len(ds) for ds in needs]
+    readers: list[list[int]] = [[] for _ in nodes]
+    for i, ds in enumerate(needs):
+        for d in ds:
+            readers[d].append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for r in readers[i]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) != len(nodes):
+        return False
+    del graph_def.node[:]
+    graph_def.node.extend(nodes[i] for i in order)
+    return True
+
+
 def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = True) -> set[str]:
     """The nodes ``outputs`` need through data inputs, control inputs and (unless ``colocations`` is
     false) ``_class`` colocations: TF's extract_sub_graph. An unknown output is an error naming the closest."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, load, parse_ref, save_graph
 from graphkit.io.checks import check_importable, unknown_ops_note
+from graphkit.io.graph import sort_topologically_in_place
 from graphkit.io.roles import VARIABLE_OPS, default_outputs
 from graphkit.io.save import Progress, check_output
 from graphkit.io.spec import split_names
@@ -115,6 +116,8 @@ def optimize(
             before = len(result.graph_def.node)
             result, changes = PASSES[name](result, ctx)
             report.passes.append(PassReport(name, before, len(result.graph_def.node), changes))
+        if sort_topologically_in_place(result.graph_def):  # new nodes were appended: every reader gets order
+            report.notes.append("nodes reordered so that each comes after its inputs")
         report.constants = {k: _short(v) for k, v in ctx.constants.items()}
         report.nodes_after = len(result.graph_def.node)
         checked = GraphIndex(result.graph_def)

@@ -346,3 +346,23 @@ def test_device_strings_are_judged_as_tf_import_graph_def_judges_them(tf):
         except ValueError:
             refused = True
         assert (device_problem(spec) is not None) == refused, spec
+
+
+def test_sort_topologically_keeps_order_where_it_can_and_loops_as_they_are():
+    """Nodes after their inputs, the file's order kept among independent ones; a TF1 loop's
+    NextIteration -> Merge edge is the one cycle allowed; any other cycle leaves the order alone."""
+    from graphkit.io.graph import sort_topologically_in_place
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    for name, op, inputs in (("b", "Identity", ["a"]), ("a", "Const", []), ("c", "Const", []),
+                             ("merge", "Merge", ["a", "next"]), ("next", "NextIteration", ["body"]),
+                             ("body", "Identity", ["merge", "^c"])):
+        gd.node.add(name=name, op=op, input=inputs)
+    assert sort_topologically_in_place(gd)
+    assert [n.name for n in gd.node] == ["a", "b", "c", "merge", "body", "next"]
+    assert not sort_topologically_in_place(gd)
+    cyclic = graph_pb2.GraphDef()
+    cyclic.node.add(name="x", op="Identity", input=["y"])
+    cyclic.node.add(name="y", op="Identity", input=["x"])
+    assert not sort_topologically_in_place(cyclic) and [n.name for n in cyclic.node] == ["x", "y"]

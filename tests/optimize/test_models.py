@@ -78,6 +78,13 @@ def test_optimized_equals_original_with_fewer_nodes_than_tf(tf, tmp_path, name):
     assert report.verified and all(d.ok for d in report.verified)
     assert len(report.verified) == len(report.outputs)
     assert report.nodes_after < report.nodes_before
+    result = load(tmp_path / "o.pb").graph.graph_def
+    seen: set[str] = set()
+    for node in result.node:  # topological: every input comes first (a loop's NextIteration -> Merge aside)
+        late = [i for i in node.input if i.lstrip("^").split(":")[0] not in seen
+                and not (node.op == "Merge" and "NextIteration" in i)]
+        assert not late, f"{node.name} comes before its input {late[0]}"
+        seen.add(node.name)
     raw = load(src).graph.graph_def
     original = raw.SerializeToString()
     inputs = [i.name for i in graph_inputs(raw) if i.name not in options.get("constants", {})]

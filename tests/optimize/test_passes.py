@@ -162,6 +162,34 @@ def test_fused_batch_norm_folds_into_the_convolution(tf):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["depthwise", "transpose"])
+def test_a_scale_folds_into_depthwise_and_transposed_convolutions(tf, kind):
+    """DepthwiseConv2dNative (channel = input channel x multiplier) and Conv2DBackpropInput (the filter's
+    third axis): a per-channel Mul and Add after them go into the filter and a BiasAdd."""
+    v1 = tf.compat.v1
+    rng = np.random.default_rng(6)
+
+    def build():
+        x = v1.placeholder(tf.float32, [2, 5, 5, 3], name="x")
+        if kind == "depthwise":
+            y = tf.nn.depthwise_conv2d(x, tf.constant(rng.standard_normal((3, 3, 3, 2)).astype(np.float32)),
+                                       [1, 1, 1, 1], "SAME")
+            channels = 6
+        else:
+            y = tf.nn.conv2d_transpose(x, tf.constant(rng.standard_normal((3, 3, 4, 3)).astype(np.float32)),
+                                       [2, 10, 10, 4], 2, "SAME")
+            channels = 4
+        scale = tf.constant(rng.uniform(0.5, 2.0, channels).astype(np.float32))
+        tf.identity(y * scale + tf.constant(rng.uniform(-1, 1, channels).astype(np.float32)), name="out")
+
+    graph = _graph(tf, build)
+    done = _apply(graph, ["fold-constants", "fold-batch-norms", "cleanup"], ["out"])
+    assert "Mul" not in _ops(done) and "AddV2" not in _ops(done) and "BiasAdd" in _ops(done)
+    xv = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(_run(tf, done, ["out"], {"x:0": xv})[0], _run(tf, graph, ["out"], {"x:0": xv})[0],
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_a_scale_something_else_reads_stays_a_mul(tf):
     """When the convolution's output is read elsewhere too, the batch norm stays one Mul + Add."""
     v1 = tf.compat.v1
