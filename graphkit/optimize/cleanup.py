@@ -64,8 +64,9 @@ def dedupe(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         if len(group) < 2:
             continue
         by_head: dict[bytes, list[node_def_pb2.NodeDef]] = {}
-        for node in group:  # the first 64 KiB first: large weights that differ are told apart without reading
-            by_head.setdefault(_const_digest(graph, node, _HEAD), []).append(node)
+        for node in group:  # large weights: the first 64 KiB first, so those that differ are not read whole
+            head = _const_digest(graph, node, _HEAD) if node.name in graph.external else b""
+            by_head.setdefault(head, []).append(node)
         for same_head in by_head.values():
             first: dict[bytes, str] = {}
             for node in same_head if len(same_head) > 1 else ():
