@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import Graph, GraphIndex, TensorRef, extract_subgraph, parse_ref, rewire
+from graphkit.io.graph import (
+    Graph,
+    GraphIndex,
+    TensorRef,
+    extract_subgraph,
+    input_node,
+    parse_ref,
+    rewire,
+    unique_name,
+)
 from graphkit.io.inline import inline_call_in_place
 from graphkit.io.ops import BRANCH_OPS, MERGE_OPS
 from graphkit.io.shapes import shape_of
@@ -46,11 +55,13 @@ def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     changes = []
     for name in ctx.constants:
         node = index.nodes.get(name)
-        if node is None or node.op not in ("Placeholder", "PlaceholderWithDefault"):
-            what = f"a {node.op}" if node is not None else "not in the graph"
-            raise GraphkitError(f"--constant {name}: {what}; give an input (a Placeholder or PlaceholderWithDefault)"
-                                f" -- {index.suggest(name)}" if node is None else
-                                f"--constant {name}: {what}, not an input (a Placeholder or PlaceholderWithDefault)")
+        if node is None:
+            inputs = [n for n, node in index.nodes.items() if node.op in ("Placeholder", "PlaceholderWithDefault")]
+            raise GraphkitError(f"--constant {name}: not in the graph{index.suggest(name)}; the inputs are "
+                                f"{', '.join(inputs) or 'none'}")
+        if node.op not in ("Placeholder", "PlaceholderWithDefault"):
+            raise GraphkitError(f"--constant {name}: a {node.op}, not an input (a Placeholder or "
+                                "PlaceholderWithDefault)")
         if name in ctx.inputs:
             raise GraphkitError(f"--constant {name} and --inputs {name}: an input cannot also be a constant")
     for node in list(out.graph_def.node):
@@ -132,19 +143,27 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
     merges = [index.nodes[n] for n in index.nodes if index.nodes[n].op in MERGE_OPS and n not in dead]
     mapping = dict(forward)
     gone = set(dead)
-    new_nodes = []
+    new_nodes: list[node_def_pb2.NodeDef] = []
     for merge in merges:
         live = [parse_ref(i) for i in merge.input if not i.startswith("^")
                 and parse_ref(i) not in dead_ports and parse_ref(i).node not in dead]
         data = [i for i in merge.input if not i.startswith("^")]
-        if len(live) == len(data) or len(live) != 1:
+        if len(live) == len(data):
+            continue
+        if len(live) > 1:  # several inputs still live: the dead ones leave it, unless its value_index is read
+            if not reads_port(index, merge.name, 1):
+                del merge.input[:]
+                merge.input.extend([str(r) for r in live] + [i for i in index.inputs[merge.name] if i.startswith("^")])
+                merge.attr["N"].i = len(live)
+                changes.append(f"{merge.name}: {len(data) - len(live)} dead inputs dropped")
             continue
         position = [parse_ref(i) for i in data].index(live[0])
         mapping[TensorRef(merge.name, 0)] = live[0]
         if reads_port(index, merge.name, 1):
             import numpy as np
 
-            value = const_node(f"{merge.name}/value_index", np.array(position, np.int32))
+            names = set(index.nodes) | {n.name for n in new_nodes}
+            value = const_node(unique_name(f"{merge.name}/value_index", names), np.array(position, np.int32))
             new_nodes.append(value)
             mapping[TensorRef(merge.name, 1)] = TensorRef(value.name)
         gone.add(merge.name)
@@ -157,12 +176,26 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
             target = mapping[target]
         mapping[key] = target
     rewire(index, mapping)
+    _keep_what_is_still_read(graph, gone)
     remove_nodes(graph, gone)
     before = len(graph.graph_def.node)
     kept = extract_subgraph(graph.graph_def, ctx.outputs)  # the Switches passed by, and what only fed them
     graph.graph_def.CopyFrom(kept)
     changes.append(f"{len(dead)} nodes in branches not taken removed, {before - len(kept.node)} left unused")
     return changes
+
+
+def _keep_what_is_still_read(graph: Graph, gone: set[str]) -> None:
+    """Take out of ``gone`` (in place) the dead nodes a node that stays still reads -- a Merge whose
+    value_index is read keeps its dead inputs -- and what they read: TF handles their deadness at run time,
+    and the graph stays whole."""
+    producers = {n.name: [input_node(i) for i in n.input] for n in graph.graph_def.node}
+    stack = [d for name, inputs in producers.items() if name not in gone for d in inputs if d in gone]
+    while stack:
+        name = stack.pop()
+        if name in gone:
+            gone.discard(name)
+            stack += [d for d in producers.get(name, []) if d in gone]
 
 
 def _dead_nodes(index: GraphIndex, dead_ports: set[TensorRef]) -> set[str]:

@@ -298,3 +298,35 @@ def test_the_order_of_passes_is_fixed_and_names_are_checked(tmp_path):
     report = optimize(FIXTURES / "frozen" / "sigmoid.pb", tmp_path / "o.pb", passes=["cleanup,fold-constants"])
     assert [p.name for p in report.passes] == ["fold-constants", "cleanup"]
     assert load(tmp_path / "o.pb").graph is not None
+
+
+def test_a_merge_with_several_live_inputs_loses_only_the_dead_ones(tf):
+    """A hand-made three-way Merge (two inputs live once the Switch's predicate is constant): the dead
+    input and its branch go, the Merge keeps two; one whose value_index is read keeps its dead input, so
+    the graph stays whole."""
+    from graphkit.proto import graph_pb2
+
+    def merge_graph(read_index: bool) -> Graph:
+        gd = graph_pb2.GraphDef()
+        gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 1
+        p = gd.node.add(name="p", op="Const")
+        p.attr["dtype"].type = 10
+        p.attr["value"].tensor.dtype = 10
+        p.attr["value"].tensor.bool_val.append(True)
+        for name, op, inputs in (("s", "Switch", ["x", "p"]), ("a", "Identity", ["s:1"]), ("b", "Identity", ["s"]),
+                                 ("c", "Identity", ["x"]), ("m", "Merge", ["a", "b", "c"]), ("out", "Identity", ["m"])):
+            node = gd.node.add(name=name, op=op, input=inputs)
+            node.attr["T"].type = 1
+        next(n for n in gd.node if n.name == "m").attr["N"].i = 3
+        if read_index:
+            gd.node.add(name="which", op="Identity", input=["m:1"]).attr["T"].type = 3
+        return Graph(gd)
+
+    done = _apply(merge_graph(False), ["dead-branches"], ["out"])
+    nodes = {n.name: n for n in done.graph_def.node}
+    assert "b" not in nodes and list(nodes["m"].input) == ["a", "c"] and nodes["m"].attr["N"].i == 2
+    (got,) = _run(tf, done, ["out"], {"x:0": np.float32(3.0)})
+    assert got == 3.0
+    kept = _apply(merge_graph(True), ["dead-branches"], ["out", "which"])
+    nodes = {n.name: n for n in kept.graph_def.node}
+    assert list(nodes["m"].input) == ["a", "b", "c"] and "b" in nodes and "s" in nodes
