@@ -46,6 +46,8 @@ def _binary(fn_name: str, floats_only: bool = False) -> Evaluator:
         a, b = args
         if a.dtype != b.dtype or a.dtype.kind not in ("f" if floats_only else "fiu") or a.dtype == object:
             return None
+        if fn_name in ("maximum", "minimum") and a.dtype.kind == "f" and (np.isnan(a).any() or np.isnan(b).any()):
+            return None  # which NaN Eigen's max/min keep is its own business: TF computes it
         with np.errstate(all="ignore"):
             return np.asarray(getattr(np, fn_name)(a, b), dtype=a.dtype)
     return run
@@ -119,6 +121,8 @@ def _strided_slice(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.nda
         elif masks["new_axis_mask"] & bit:
             index.append(None)
         elif masks["shrink_axis_mask"] & bit:
+            if s[i] <= 0:  # TF: "only stride 1 allowed on non-range indexing" (strided_slice_op.cc)
+                return None
             index.append(b[i])
         else:
             index.append(slice(None if masks["begin_mask"] & bit else b[i], None if masks["end_mask"] & bit else e[i],
