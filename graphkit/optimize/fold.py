@@ -1,6 +1,8 @@
 """``fold-constants``: nodes whose inputs are all constant become constants, evaluated with numpy -- only
 for ops where numpy computes what TF's CPU kernel computes (shape arithmetic; elementwise arithmetic in
-the tensor's own dtype, IEEE rounding; ``Rsqrt`` as 1/sqrt, within an ulp of Eigen's).
+the tensor's own dtype, IEEE rounding, subnormal float32/float64 flushed to zero as TF's kernels run;
+``Rsqrt`` as 1/sqrt, within an ulp of Eigen's estimate-and-refine, which itself varies by CPU). The tests
+check each evaluator bit for bit against TF's kernel on seeded values, subnormals, infinities and NaNs.
 
 As Grappler's constant folding (``core/grappler/optimizers/constant_folding.cc``): the folded Const keeps
 the node's name (so its consumers need no change) and carries the control inputs of the node and of the
@@ -39,6 +41,17 @@ if TYPE_CHECKING:
 Evaluator = Callable[[node_def_pb2.NodeDef, list["np.ndarray"]], "np.ndarray | None"]
 
 
+def _flush(x: np.ndarray) -> np.ndarray:
+    """Subnormal float32/float64 values as signed zeros: TF runs its CPU kernels with denormals flushed
+    (flush-to-zero and denormals-are-zero; tsl/platform/denormal.h, ScopedFlushDenormal), numpy does not."""
+    import numpy as np
+
+    if x.dtype not in (np.float32, np.float64):
+        return x
+    tiny = np.finfo(x.dtype).tiny
+    return np.where(np.abs(x) < tiny, np.copysign(np.zeros((), x.dtype), x), x).astype(x.dtype)
+
+
 def _binary(fn_name: str, floats_only: bool = False) -> Evaluator:
     def run(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.ndarray | None:
         import numpy as np
@@ -49,11 +62,11 @@ def _binary(fn_name: str, floats_only: bool = False) -> Evaluator:
         if fn_name in ("maximum", "minimum") and a.dtype.kind == "f" and (np.isnan(a).any() or np.isnan(b).any()):
             return None  # which NaN Eigen's max/min keep is its own business: TF computes it
         with np.errstate(all="ignore"):
-            return np.asarray(getattr(np, fn_name)(a, b), dtype=a.dtype)
+            return _flush(np.asarray(getattr(np, fn_name)(_flush(a), _flush(b)), dtype=a.dtype))
     return run
 
 
-def _unary(fn: Callable[[np.ndarray], np.ndarray], floats_only: bool = True) -> Evaluator:
+def _unary(fn: Callable[[np.ndarray], np.ndarray], floats_only: bool = True, flush: bool = True) -> Evaluator:
     def run(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.ndarray | None:
         import numpy as np
 
@@ -61,7 +74,9 @@ def _unary(fn: Callable[[np.ndarray], np.ndarray], floats_only: bool = True) -> 
         if a.dtype.kind not in ("f" if floats_only else "fiu"):
             return None
         with np.errstate(all="ignore"):
-            return np.asarray(fn(a), dtype=a.dtype)
+            if not flush:  # a sign flip: no arithmetic, so subnormals stay (as in TF)
+                return np.asarray(fn(a), dtype=a.dtype)
+            return _flush(np.asarray(fn(_flush(a)), dtype=a.dtype))
     return run
 
 
@@ -226,6 +241,8 @@ def _cast(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.ndarray | No
         return None
     if target.kind not in "fiub":
         return None
+    if target.kind == "b":
+        x = _flush(x)  # a comparison with zero: subnormals count as zero in TF
     if x.dtype.kind == "f" and target.kind in "iu":
         info = np.iinfo(target)
         if not np.all(np.isfinite(x)) or x.size and (x.min() <= info.min - 1 or x.max() >= info.max + 1):
@@ -240,7 +257,7 @@ def _cast(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.ndarray | No
 ELEMENTWISE: dict[str, Evaluator] = {
     "Add": _binary("add"), "AddV2": _binary("add"), "Sub": _binary("subtract"), "Mul": _binary("multiply"),
     "RealDiv": _binary("divide", floats_only=True), "Maximum": _binary("maximum"),
-    "Minimum": _binary("minimum"), "Neg": _unary(lambda a: -a, floats_only=False),
+    "Minimum": _binary("minimum"), "Neg": _unary(lambda a: -a, floats_only=False, flush=False),
     "Sqrt": _unary(_sqrt), "Rsqrt": _unary(_rsqrt), "Square": _unary(lambda a: a * a, floats_only=False),
 }
 EVALUATORS: dict[str, Evaluator] = {
