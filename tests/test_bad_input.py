@@ -201,6 +201,7 @@ def _graph_commands(suffix: str) -> list[Callable[[Path], list[str]]]:
         lambda o: ["freeze", "{m}", str(o / "f.pb"), "--outputs", "y"],
         lambda o: ["tensorboard", "{m}", "--logdir", str(o / "logs"), "--run", "r"],
         lambda o: ["optimize", "{m}", str(o / f"o{suffix}"), "--outputs", "y"],
+        lambda o: ["diff", "{m}", "{m}"],  # the same file: equal (exit 0) or the one error line
         lambda o: ["optimize", "{m}", str(o / "o.pb"), "--fold-defaults", "--target", "opencv"],
     ]
 
@@ -214,6 +215,7 @@ def _checkpoint_commands(tensor: str = "dense1/weights") -> list[Callable[[Path]
         lambda o: ["freeze", "{m}", str(o / "f.pb"), "--outputs", "output"],
         lambda o: ["prune", "{m}", str(o / "p.pb"), "--outputs", "output"],
         lambda o: ["edit-checkpoint", "{m}", str(o / "e"), "--add-prefix", "p/"],
+        lambda o: ["diff", "{m}", "{m}"],
         lambda o: ["edit-checkpoint", "{m}", str(o / "g"), "--strip-optimizer", "--graph", "{m}.meta"],
         lambda o: ["edit-checkpoint", "{m}", str(o / "m"), "--keep", tensor, "--add-prefix", "p/", "--cast",
                    "float16", "--merge", "{m}"],
@@ -237,6 +239,7 @@ def _saved_model_commands() -> list[Callable[[Path], list[str]]]:
 def _caffe_commands() -> list[Callable[[Path], list[str]]]:
     return [
         lambda o: ["caffe2tf", "{m}", "{x0}", str(o / "c.pb")],
+        lambda o: ["diff", "{m}", "{m}"],
         lambda o: ["inspect", "{m}", "--caffemodel", "{x0}"],
     ]
 

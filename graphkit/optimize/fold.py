@@ -251,7 +251,8 @@ def _cast(node: node_def_pb2.NodeDef, args: list[np.ndarray]) -> np.ndarray | No
         info = np.iinfo(target)
         if x.size and (int(x.min()) < info.min or int(x.max()) > info.max):
             return None
-    return x.astype(target)
+    with np.errstate(all="ignore"):  # a float past float16's range is inf, as in TF: no warning on stderr
+        return x.astype(target)
 
 
 ELEMENTWISE: dict[str, Evaluator] = {
