@@ -446,8 +446,17 @@ def sort_topologically_in_place(graph_def: graph_pb2.GraphDef) -> bool:
     import heapq
 
     nodes = list(graph_def.node)
-    position = {n.name: i for i, n in enumerate(nodes)}
     back = {n.name for n in nodes if n.op in ("NextIteration", "RefNextIteration")}
+    names = {n.name for n in nodes}
+    seen: set[str] = set()
+    for node in nodes:  # the usual case first, cheaply: already in order
+        loop_merge = node.op in ("Merge", "RefMerge")
+        if any(d not in seen and d in names and not (loop_merge and d in back) for d in map(input_node, node.input)):
+            break
+        seen.add(node.name)
+    else:
+        return False
+    position = {n.name: i for i, n in enumerate(nodes)}
 
     def deps(node: node_def_pb2.NodeDef) -> list[int]:
         loop_merge = node.op in ("Merge", "RefMerge")

@@ -186,7 +186,7 @@ def cleanup(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         rewire(index, mapping)
         changes.append(f"{len(mapping)} Identity nodes spliced out")
     before = len(out.graph_def.node)
-    gd = extract_subgraph(out.graph_def, ctx.outputs, colocations=False)  # a colocation is a hint, not a need
+    gd = extract_subgraph(out.graph_def, ctx.outputs, colocations=False, index=index)  # a colocation is a hint
     if any("_class" in n.attr for n in gd.node):
         drop_dangling_colocations(gd)
     kept = {n.name for n in gd.node}

@@ -309,14 +309,19 @@ def fold_constants(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
 
 def _constish(graph_def: graph_pb2.GraphDef) -> set[str]:
     """Consts, and pass-throughs of them (what const_value resolves)."""
-    nodes = {n.name: n for n in graph_def.node}
-    out = {name for name, n in nodes.items() if n.op == "Const"}
-    grew = True
+    out = set()
+    passes = []
+    for n in graph_def.node:
+        op = n.op
+        if op == "Const":
+            out.add(n.name)
+        elif op in INFERENCE_IDENTITIES and op != "CheckNumerics" and n.input:
+            passes.append((n.name, _node_of(n.input[0])))
+    grew = bool(passes)
     while grew:
         grew = False
-        for name, n in nodes.items():
-            if name not in out and n.op in INFERENCE_IDENTITIES and n.op != "CheckNumerics" and n.input and \
-                    _node_of(n.input[0]) in out:
+        for name, source in passes:
+            if name not in out and source in out:
                 out.add(name)
                 grew = True
     return out
