@@ -204,6 +204,7 @@ def _node_problems(index: GraphIndex) -> list[str]:
     problems = []
     for node in index.parsed_nodes():
         problems += required.problems(node.name, node.op, tuple(node.attr))
+        problems += required.type_problems(node)
         why = node_wire_problem(node) if compiled else "unchecked"
         if why:
             # what protobuf parsed and hides (an attr entry without its value) only the wire check sees
@@ -230,6 +231,7 @@ class _RequiredAttrs:
         self.op_defs = OpDefs(index.graph_def)
         self.required: dict[str, frozenset[str] | None] = {}
         self.verdicts: dict[tuple[str, Sequence[str]], str | None] = {}
+        self.allowed: dict[str, dict[str, frozenset[int]]] = {}
 
     def problems(self, name: str, op: str, keys: Sequence[str]) -> list[str]:
         try:
@@ -237,6 +239,28 @@ class _RequiredAttrs:
         except KeyError:
             lacking = self.verdicts[op, keys] = self._missing(op, keys)
         return [f"node '{name}' ({op}) lacks attr '{lacking}', which its op requires"] if lacking else []
+
+    def type_problems(self, node: node_def_pb2.NodeDef) -> list[str]:
+        """Type attrs holding a type their op does not allow (TF's ValidateNodeDef: "Value for attr 'T' of
+        double is not in the list of allowed values")."""
+        if node.op not in self.allowed:
+            op_def = self.op_defs.get(node.op)
+            self.allowed[node.op] = {} if op_def is None else {
+                a.name: frozenset(a.allowed_values.list.type) for a in op_def.attr
+                if a.type in ("type", "list(type)") and a.allowed_values.list.type}
+        problems = []
+        for key, codes in self.allowed[node.op].items():
+            if key not in node.attr:
+                continue
+            value = node.attr[key]
+            kind = value.WhichOneof("value")
+            types = [value.type] if kind == "type" else list(value.list.type) if kind == "list" else []
+            bad = [t for t in types if dtypes.base(t) not in codes]
+            if bad:
+                allowed = ", ".join(sorted(dtypes.name(c) for c in codes))
+                problems.append(f"node '{node.name}' ({node.op}) has attr '{key}' = {dtypes.name(bad[0])}, which "
+                                f"its op does not allow (allowed: {allowed})")
+        return problems
 
     def _missing(self, op: str, keys: Collection[str]) -> str | None:
         if op not in self.required:

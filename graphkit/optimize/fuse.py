@@ -1,13 +1,15 @@
 """``fuse`` (``--target tf`` only): ``Conv2D``/``MatMul`` + ``BiasAdd`` (+ ``Relu``/``Relu6``/``Elu``/
 ``LeakyRelu``) as TF's own fused ops ``_FusedConv2D``/``_FusedMatMul`` -- what Grappler's remapper makes
 at run time (core/grappler/optimizers/remapper.cc), done once in the file. Only float32/float64 NHWC
-convolutions (the CPU kernels' case), only where nothing else reads the parts and they are not outputs.
+(the CPU kernels' case) and only dtypes the fused op's OpDef allows (``_FusedMatMul`` takes no float64),
+only where nothing else reads the parts and they are not outputs.
 Other targets keep the standard ops: TFLite's and tf2onnx's converters and OpenCV read those.
 """
 
 from __future__ import annotations
 
 from graphkit.io import dtypes
+from graphkit.io.functions import OpDefs
 from graphkit.io.graph import Graph, GraphIndex, parse_ref
 from graphkit.optimize.context import Context, attr, copy_graph, remove_nodes
 from graphkit.proto import node_def_pb2
@@ -24,6 +26,9 @@ def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     out = copy_graph(graph)
     index = GraphIndex(out.graph_def)
     protected = set(ctx.outputs)
+    op_defs = OpDefs(out.graph_def)
+    allowed = {fused: {t for a in op_def.attr if a.name == "T" for t in a.allowed_values.list.type}
+               for fused in _FUSABLE.values() if (op_def := op_defs.get(fused)) is not None}
     gone: set[str] = set()
     changes = []
 
@@ -36,8 +41,9 @@ def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     for node in list(out.graph_def.node):
         if node.op not in _FUSABLE or node.name in gone:
             continue
-        if dtypes.base(attr(node, "T").type) not in (dtypes.DT_FLOAT, dtypes.DT_DOUBLE):
-            continue
+        dtype = dtypes.base(attr(node, "T").type)
+        if dtype not in (dtypes.DT_FLOAT, dtypes.DT_DOUBLE) or dtype not in allowed.get(_FUSABLE[node.op], ()):
+            continue  # (_FusedMatMul takes no float64)
         if node.op == "Conv2D" and attr(node, "data_format").s not in (b"", b"NHWC"):
             continue
         bias = only_reader(node.name)

@@ -366,3 +366,16 @@ def test_sort_topologically_keeps_order_where_it_can_and_loops_as_they_are():
     cyclic.node.add(name="x", op="Identity", input=["y"])
     cyclic.node.add(name="y", op="Identity", input=["x"])
     assert not sort_topologically_in_place(cyclic) and [n.name for n in cyclic.node] == ["x", "y"]
+
+
+def test_a_type_its_op_does_not_allow_is_refused():
+    """TF's ValidateNodeDef refuses an attr type outside the OpDef's allowed list ("Value for attr 'T' of
+    double is not in the list of allowed values"); validate says so (for parsed nodes: a scanned file's
+    unparsed nodes have only their DataType enums checked)."""
+    from graphkit.io import validate
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.node.add(name="x", op="Placeholder").attr["dtype"].type = 7
+    gd.node.add(name="r", op="Relu", input=["x"]).attr["T"].type = 7  # Relu of strings
+    assert any("node 'r' (Relu) has attr 'T' = string, which its op does not allow" in p for p in validate(gd))

@@ -225,6 +225,14 @@ def test_fuse_makes_tfs_fused_ops_for_tf_only(tf):
     np.testing.assert_allclose(_run(tf, fused, ["out"], {"x:0": xv})[0], _run(tf, graph, ["out"], {"x:0": xv})[0],
                                rtol=1e-5, atol=1e-6)
 
+    def build64():  # _FusedMatMul takes no float64 ("not in the list of allowed values"): not fused
+        x = v1.placeholder(tf.float64, [None, 4], name="x")
+        tf.identity(tf.nn.relu(tf.nn.bias_add(tf.matmul(x, tf.ones([4, 2], tf.float64)),
+                                              tf.constant([1.0, 2.0], tf.float64))), name="out")
+
+    kept64 = _apply(_graph(tf, build64), ["fuse"], ["out"], target="tf")
+    assert "_FusedMatMul" not in _ops(kept64)
+
 
 def test_dedupe_merges_equal_constants_and_nodes_but_not_random_ones(tf):
     v1 = tf.compat.v1
