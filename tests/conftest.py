@@ -119,3 +119,17 @@ def caffe_model(net_text: str, rng, extra_blob: bool = False) -> bytes:
             blob.shape.dim.extend(shape)
             blob.data.extend(rng.uniform(-1, 1, shape).astype(np.float32).ravel())
     return net.SerializeToString()
+
+
+def read_idx(path):
+    """An IDX array (uTensor's op tests): bytes 0-1 zero, byte 2 the dtype, byte 3 the rank, big-endian
+    uint32 dims, big-endian data."""
+    import struct
+
+    import numpy as np
+
+    data = path.read_bytes()
+    kind, rank = data[2], data[3]
+    dims = struct.unpack(f">{rank}I", data[4:4 + 4 * rank])
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[kind]
+    return np.frombuffer(data[4 + 4 * rank:], dtype=dtype).reshape(dims).astype(dtype[1:])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, fixture_checkpoint, shared
+from conftest import FIXTURES, fixture_checkpoint, read_idx, shared
 from tf_ways import grappler, optimize_for_inference
 
 from graphkit.cli import cli
@@ -156,3 +156,25 @@ def test_verify_failure_leaves_nothing(tf, tmp_path, monkeypatch):
     with pytest.raises(GraphkitError, match="the optimized graph differs from the original"):
         optimize(tmp_path / "f.pb", tmp_path / "o.pb", verify=True)
     assert not (tmp_path / "o.pb").exists()
+
+
+UTENSOR = ["add", "add_2", "add_3", "linreg", "matmul", "conv", "relu", "reshape_1", "reshape_4",  # (quantized_add
+           # records the eight-bit graph's output, not the float one's)
+           "reshape_5", "reshape_6", "reshape_7", "max_2", "min_1"]
+
+
+@pytest.mark.parametrize("name", UTENSOR)
+def test_utensor_graphs_fold_to_what_tf_computed(tf, tmp_path, name):
+    """uTensor's op tests hold TF-computed outputs for graphs whose inputs are Consts: the optimized graph
+    (often folded to one constant) gives exactly the original's values, and the recorded ones."""
+    from conftest import run_graph
+
+    folder = shared(f"utensor_tf_op_tests/{name}")
+    pb = folder / f"test_{name}.pb"
+    outputs = (folder / "output_nodes.txt").read_text().split()
+    report = optimize(pb, tmp_path / "o.pb", outputs=outputs, verify=Check(rtol=0, atol=0))
+    assert all(d.ok and not d.max_abs for d in report.verified)
+    for output, value in zip(outputs, run_graph(tf, tmp_path / "o.pb", outputs, {}), strict=True):
+        recorded = folder / f"output_{output.replace('/', '_')}.idx"
+        want = read_idx(recorded if recorded.exists() else next(folder.glob("output_*.idx")))
+        np.testing.assert_allclose(value, want.reshape(value.shape), rtol=1e-5, atol=1e-6)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
-from conftest import FIXTURES, read_graph, run_graph, shared
+from conftest import FIXTURES, read_graph, read_idx, run_graph, shared
 
 from graphkit.cli import cli
 from graphkit.errors import GraphkitError
@@ -112,14 +110,6 @@ def test_map_to_an_existing_tensor_and_constant(tf, tmp_path):
         remap_input(src, tmp_path / "cyc.pb", maps={"h:0": "out:0"}, outputs=["out"])
 
 
-def _idx(path):
-    data = path.read_bytes()
-    kind, rank = data[2], data[3]
-    dims = struct.unpack(f">{rank}I", data[4:4 + 4 * rank])
-    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[kind]
-    return np.frombuffer(data[4 + 4 * rank:], dtype=dtype).reshape(dims).astype(dtype[1:])
-
-
 UTENSOR = ["add", "add_2", "conv", "matmul", "relu", "argmax", "max_pool_1", "reshape_1", "min_1", "max_2"]
 
 
@@ -130,7 +120,7 @@ def test_utensor_const_inputs_become_placeholders(tf, tmp_path, name):
     folder = shared(f"utensor_tf_op_tests/{name}")
     pb = folder / f"test_{name}.pb"
     gd = load(pb).graph.graph_def
-    feeds = {p.name[: -len("_0.idx")]: _idx(p) for p in folder.glob("*_0.idx")}
+    feeds = {p.name[: -len("_0.idx")]: read_idx(p) for p in folder.glob("*_0.idx")}
     consts = [n.name for n in gd.node if n.op == "Const" and n.name in feeds]
     assert consts, f"{name}: no Const input with a recorded value"
     outputs = (folder / "output_nodes.txt").read_text().split()
@@ -140,8 +130,8 @@ def test_utensor_const_inputs_become_placeholders(tf, tmp_path, name):
     shapes = {n.name: [d.size for d in n.attr["value"].tensor.tensor_shape.dim] for n in gd.node if n.name in consts}
     got = run_graph(tf, out, outputs, {f"{c}:0": feeds[c].reshape(shapes[c]) for c in consts})
     for o, value in zip(outputs, got, strict=True):
-        want = _idx(folder / f"output_{o.replace('/', '_')}.idx") if (folder / f"output_{o}.idx").exists() \
-            else _idx(next(folder.glob("output_*.idx")))
+        want = read_idx(folder / f"output_{o.replace('/', '_')}.idx") if (folder / f"output_{o}.idx").exists() \
+            else read_idx(next(folder.glob("output_*.idx")))
         np.testing.assert_allclose(value, want.reshape(value.shape), rtol=1e-5, atol=1e-6)
 
 
