@@ -53,20 +53,30 @@ def dedupe(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
     protected = set(ctx.outputs)
     nodes = graph.graph_def.node
     twin: dict[str, str] = {}  # a node merged -> the one that stays (every output k to output k)
+    first_inline: dict[tuple[bytes, tuple[str, ...]], str] = {}  # a value held in the graph: by its bytes
     by_size: dict[tuple[int, tuple[int, ...], int, tuple[str, ...]], list[node_def_pb2.NodeDef]] = {}
+    external = graph.external
     for node in nodes:
-        if node.op == "Const" and node.name not in protected:
-            tensor = node.attr["value"].tensor
-            size_key = (int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim), graph.const_nbytes(node),
-                        tuple(sorted(i for i in node.input if i.startswith("^"))))
-            by_size.setdefault(size_key, []).append(node)
+        if node.op != "Const" or node.name in protected:
+            continue
+        controls = tuple(sorted(i for i in node.input if i.startswith("^")))
+        if node.name not in external:
+            value_key = (node.attr["value"].SerializeToString(deterministic=True), controls)
+            if value_key in first_inline:
+                twin[node.name] = first_inline[value_key]
+            else:
+                first_inline[value_key] = node.name
+            continue
+        tensor = node.attr["value"].tensor  # its bytes are in the file: grouped by size first
+        size_key = (int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim), graph.const_nbytes(node),
+                    controls)
+        by_size.setdefault(size_key, []).append(node)
     for group in by_size.values():
         if len(group) < 2:
             continue
         by_head: dict[bytes, list[node_def_pb2.NodeDef]] = {}
         for node in group:  # large weights: the first 64 KiB first, so those that differ are not read whole
-            head = _const_digest(graph, node, _HEAD) if node.name in graph.external else b""
-            by_head.setdefault(head, []).append(node)
+            by_head.setdefault(_const_digest(graph, node, _HEAD), []).append(node)
         for same_head in by_head.values():
             first: dict[bytes, str] = {}
             for node in same_head if len(same_head) > 1 else ():
