@@ -106,6 +106,11 @@ def optimize(
                                                                                        model.path)
         for name in wanted:
             index.node(name)
+        specs = [n for n in split_names(inputs) if "[" in n or n.count(":") > 1 or (":" in n and not
+                                                                                   n.rsplit(":", 1)[1].isdigit())]
+        if specs:
+            raise GraphkitError(f"--inputs {specs[0]}: optimize takes the names of inputs to keep; to cut the graph "
+                                "at a tensor, run graphkit prune --inputs SPEC first")
         kept_inputs = {parse_ref(n).node for n in split_names(inputs)}
         for name in kept_inputs:
             index.node(name)

@@ -139,6 +139,9 @@ def test_cli(runner, tmp_path):
     assert data["constants"] == {"is_training": "False"} and data["nodes_after"] < data["nodes_before"]
     result = runner.invoke(cli, ["optimize", str(tmp_path / "f.pb"), str(tmp_path / "p.pb"), "--passes", "nope"])
     assert result.exit_code == 1 and "unknown pass nope" in result.stderr
+    result = runner.invoke(cli, ["optimize", str(tmp_path / "f.pb"), str(tmp_path / "q.pb"), "--inputs",
+                                 "x:float32[?,10,10,3]"])
+    assert result.exit_code == 1 and "run graphkit prune --inputs SPEC first" in result.stderr
     result = runner.invoke(cli, ["optimize", str(src), str(tmp_path / "q.pb")])
     assert result.exit_code == 1 and "run graphkit freeze first" in result.stderr
     result = runner.invoke(cli, ["optimize", str(tmp_path / "f.pb"), str(tmp_path / "f.pb")])
