@@ -50,6 +50,9 @@ def retarget_saver(meta: meta_graph_pb2.MetaGraphDef, keys: Mapping[str, str | N
     index = GraphIndex(out.graph_def)
     edit = SaverEdit()
     removed: set[str] = set()
+    for op in ("SaveV2", "RestoreV2"):
+        for node in _saver_ops(out, index, op):
+            _check_lengths(index, node)
     missing = [k for op in ("SaveV2", "RestoreV2") for node in _saver_ops(out, index, op)
                for k in _names(index, node)[1] if k not in keys]
     if missing:
@@ -103,6 +106,18 @@ def _names(index: GraphIndex, node: node_def_pb2.NodeDef) -> tuple[node_def_pb2.
     return names_node, [s.decode("utf-8", "replace") for s in names_node.attr["value"].tensor.string_val]
 
 
+def _check_lengths(index: GraphIndex, node: node_def_pb2.NodeDef) -> None:
+    """A saver op's name, slice and dtype lists (and SaveV2's tensors) are one length, or the file is corrupt."""
+    _, names = _names(index, node)
+    slices = index.nodes[parse_ref(node.input[2]).node].attr["value"].tensor.string_val
+    types = node.attr["dtypes"].list.type if "dtypes" in node.attr else []
+    data = [i for i in node.input[3:] if not i.startswith("^")]
+    lengths = {len(names), len(slices), len(types)} | ({len(data)} if node.op == "SaveV2" else set())
+    if len(lengths) != 1:
+        raise GraphkitError(f"saver node '{node.name}': its tensor_names ({len(names)}), shape_and_slices "
+                            f"({len(slices)}) and dtypes ({len(types)}) disagree; the file is corrupt")
+
+
 def _rewrite_lists(index: GraphIndex, node: node_def_pb2.NodeDef, keys: Mapping[str, str | None],
                    edit: SaverEdit) -> list[bool]:
     """Rewrite a SaveV2/RestoreV2's name and slice lists and its dtypes; returns which entries stay."""
@@ -113,6 +128,7 @@ def _rewrite_lists(index: GraphIndex, node: node_def_pb2.NodeDef, keys: Mapping[
         if users:
             raise GraphkitError(f"saver constant '{const.name}' is shared with {users[0]}; cannot edit it")
     slices = list(slices_node.attr["value"].tensor.string_val)
+    types = list(node.attr["dtypes"].list.type)
     keep = [keys[k] is not None for k in names]
     for k in names:
         target = keys[k]
@@ -128,7 +144,6 @@ def _rewrite_lists(index: GraphIndex, node: node_def_pb2.NodeDef, keys: Mapping[
         tensor.tensor_shape.dim.add(size=sum(keep))
         if "_output_shapes" in const.attr:
             del const.attr["_output_shapes"]
-    types = list(node.attr["dtypes"].list.type)
     del node.attr["dtypes"].list.type[:]
     node.attr["dtypes"].list.type.extend(t for t, ok in zip(types, keep, strict=True) if ok)
     if "_output_shapes" in node.attr:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,19 @@ def test_truncated_or_corrupt_sources_write_nothing(tmp_path):
     with pytest.raises(GraphkitError, match="CRC mismatch in tensor 'dense2/weights'"):
         edit_checkpoint(prefix, out / "c", cast="float16")
     assert not list(out.iterdir())
+
+
+def test_a_saver_whose_lists_disagree_is_an_error(tmp_path):
+    """The corpus (seed 8): a bit flip in a .meta left the saver's tensor_names one entry short of its
+    dtypes, and --graph crashed in zip()."""
+    from graphkit.proto import meta_graph_pb2
+
+    src = fixture_checkpoint("cfv2_bn_adam")
+    meta = meta_graph_pb2.MetaGraphDef.FromString(Path(f"{src}.meta").read_bytes())
+    names = next(n for n in meta.graph_def.node if n.name == "save/RestoreV2/tensor_names")
+    del names.attr["value"].tensor.string_val[-1]
+    (tmp_path / "g.meta").write_bytes(meta.SerializeToString())
+    with pytest.raises(GraphkitError, match="saver node 'save/RestoreV2': its tensor_names \\(15\\), "
+                                            "shape_and_slices \\(16\\) and dtypes \\(16\\) disagree"):
+        edit_checkpoint(src, tmp_path / "o", graph=tmp_path / "g.meta")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.meta"]
