@@ -205,6 +205,8 @@ def _node_problems(index: GraphIndex) -> list[str]:
     for node in index.parsed_nodes():
         problems += required.problems(node.name, node.op, tuple(node.attr))
         problems += required.type_problems(node)
+        if "_class" in node.attr:
+            problems += _class_problem(node)
         why = node_wire_problem(node) if compiled else "unchecked"
         if why:
             # what protobuf parsed and hides (an attr entry without its value) only the wire check sees
@@ -270,6 +272,18 @@ class _RequiredAttrs:
         need = self.required[op]
         absent = [a for a in need if a not in keys] if need else []
         return min(absent) if absent else None
+
+
+def _class_problem(node: node_def_pb2.NodeDef) -> list[str]:
+    """TF's importer reads ``_class`` as a list of strings (importer.py ``_GetColocationNames``: "Expected
+    binary or unicode string" for anything else)."""
+    value = node.attr["_class"]
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return []  # an attr with no value: reported with the others
+    if kind != "list" or any(f.name != "s" for f, _ in value.list.ListFields()):
+        return [f"node '{node.name}' has a _class attr that is not a list of strings (TF reads colocations from it)"]
+    return []
 
 
 def _attr_problems(node: node_def_pb2.NodeDef) -> list[str]:

@@ -206,6 +206,7 @@ def test_cli(runner, tmp_path):
     ("NO-ATTR", "z", "node 'z' (Identity) lacks attr 'T', which its op requires"),
     ("CONST-DTYPE", "z", "node 'c' (Const) has dtype 1 but a value of dtype 3"),
     ("BAD-CLASS", "z", "node 'z' is colocated with 'x\\xff', which is not in the graph"),
+    ("CLASS-INTS", "z", "node 'z' has a _class attr that is not a list of strings"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
     """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
@@ -233,6 +234,10 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         z = gd.node.add(name="z", op="Identity", input=["x"])
         z.attr["T"].type = 1
         z.attr["_class"].list.s.append(b"loc:@x\xff")
+    elif bad_input == "CLASS-INTS":  # the corpus (seed 17): TF's importer fails reading colocations from it
+        z = gd.node.add(name="z", op="Identity", input=["x"])
+        z.attr["T"].type = 1
+        z.attr["_class"].list.i.append(108)
     elif bad_input == "CONST-DTYPE":
         c = gd.node.add(name="c", op="Const")
         c.attr["dtype"].type = 1
