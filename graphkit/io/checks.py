@@ -109,10 +109,33 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
         problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
                      if t not in names and t not in arguments]
     problems += _port_problems(index, ported)
+    if not in_function:
+        problems += _arity_problems(index)
     stuck = cycle_nodes(index)
     if stuck:
         problems.append(f"a cycle that is not a TF1 while loop runs through {', '.join(stuck[:8])}")
     problems += _node_problems(index)
+    return problems
+
+
+def _arity_problems(index: GraphIndex) -> list[str]:
+    """Nodes whose number of data inputs is not what their op takes (TF: "NodeDef expected inputs 'float,
+    float' do not match 1 inputs specified"), for ops of a fixed arity (no list inputs)."""
+    from graphkit.io.functions import OpDefs
+
+    op_defs = OpDefs(index.graph_def)
+    arity: dict[str, int | None] = {}
+    problems = []
+    for name, op in index.ops.items():
+        if op not in arity:
+            op_def = op_defs.get(op)
+            arity[op] = None if op_def is None or any(a.number_attr or a.type_list_attr for a in op_def.input_arg) \
+                else len(op_def.input_arg)
+        want = arity[op]
+        if want is not None:
+            got = sum(1 for t in index.inputs[name] if not t.startswith("^"))
+            if got != want:
+                problems.append(f"node '{name}' ({op}) has {got} data inputs; its op takes {want}")
     return problems
 
 
