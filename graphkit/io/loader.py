@@ -64,6 +64,8 @@ class Model:
         .meta is missing), naming the file and ``fix``."""
         if self.graph is None:
             raise GraphkitError(f"no graph here (a checkpoint without its .meta); {fix}", self.path)
+        if not self.graph.graph_def.node:
+            raise GraphkitError(f"the {self.format} holds no nodes (an empty or damaged file?)", self.path)
         return self.graph
 
 

@@ -180,6 +180,13 @@ def test_errors(tmp_path):
         prune(src, tmp_path / "a.pb", outputs=["y"], inputs=["x"], input_shapes={"z": "1,2"})
     with pytest.raises(GraphkitError, match="overwrite an input"):
         prune(src, src, outputs=["y"])
+    from graphkit.proto import graph_pb2
+
+    empty = graph_pb2.GraphDef()
+    empty.versions.producer = 1700  # the corpus (seed 20): a file with no nodes gave an empty output, exit 0
+    (tmp_path / "empty.pb").write_bytes(empty.SerializeToString())
+    with pytest.raises(GraphkitError, match="holds no nodes"):
+        prune(tmp_path / "empty.pb", tmp_path / "a.pb")
     assert not (tmp_path / "a.pb").exists()
 
 
