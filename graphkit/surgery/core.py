@@ -196,7 +196,9 @@ def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str 
 
 def _checked(index: GraphIndex, path: str | os.PathLike[str]) -> GraphIndex:
     """The input's own problems TF's importer refuses and no pass would mend: duplicate node names (a pass
-    would keep one of them silently)."""
+    would keep one of them silently), and no nodes at all (an empty or damaged file)."""
+    if not index.inputs:
+        raise GraphkitError("the graph holds no nodes (an empty or damaged file?)", path)
     if index.duplicates:
         shown = ", ".join(f"'{n}'" for n in dict.fromkeys(index.duplicates))
         raise GraphkitError(f"the graph has more than one node named {shown}; TensorFlow refuses it -- rename "
