@@ -343,13 +343,13 @@ class ResourceFreezer:
         if op == "ReadVariableOp":
             node.op = "Identity"
             node.attr["T"].type = code  # type: ignore[assignment]
-            del node.attr["dtype"]
+            node.attr.pop("dtype", None)  # (a damaged file may lack it: the frozen value gives the type)
         elif op == "ResourceGather":
             self._gather(body, node, code)
         elif op == "ResourceGatherNd":
             node.op = "GatherNd"
             node.attr["Tparams"].type = code  # type: ignore[assignment]
-            del node.attr["dtype"]
+            node.attr.pop("dtype", None)
         elif op == "VariableShape":
             node.op = "Shape"
             node.attr["T"].type = code  # type: ignore[assignment]

@@ -382,3 +382,27 @@ def test_verify_of_a_non_float_output_reports_it(tf, tmp_path, runner):
     assert result.exit_code == 0, result.stderr
     verified, = json.loads(result.stdout)["verified"]
     assert verified["ok"] and verified["max_abs"] == 0.0 and set(verified) >= {"problem", "max_rel", "worst_index"}
+
+
+def test_a_read_without_its_dtype_attr_is_frozen_not_a_crash(tf, tmp_path):
+    """The corpus (seed 19): a damaged graph whose ReadVariableOp lacked its dtype attr crashed freeze
+    with a KeyError; the frozen Identity takes its type from the frozen value."""
+    import shutil
+
+    from graphkit.proto import meta_graph_pb2
+
+    src = fixture_checkpoint("cfv2_bn_adam")
+    for part in src.parent.iterdir():
+        shutil.copy(part, tmp_path / part.name)
+    meta_path = tmp_path / f"{src.name}.meta"
+    meta = meta_graph_pb2.MetaGraphDef.FromString(meta_path.read_bytes())
+    for body in meta.graph_def.library.function:  # the reads inside the tf.cond branches
+        for read in body.node_def:
+            if read.op == "ReadVariableOp":
+                del read.attr["dtype"]
+    meta_path.write_bytes(meta.SerializeToString())
+    report = freeze(tmp_path / src.name, tmp_path / "f.pb", outputs=["output"])
+    assert report.frozen and (tmp_path / "f.pb").exists()
+    gd = tf.compat.v1.GraphDef.FromString((tmp_path / "f.pb").read_bytes())
+    with tf.Graph().as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
