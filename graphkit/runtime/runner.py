@@ -173,7 +173,8 @@ def make_feeds(runnable: Runnable, given: dict[str, np.ndarray] | None = None, *
     if unknown:
         raise GraphkitError(f"--input names {', '.join(unknown)}, not an input of {runnable.path} "
                             f"(inputs: {', '.join(i.name for i in runnable.inputs) or 'none'})")
-    feeds = random_feeds(shaped, batch, seed, given)
+    with about(runnable.path):  # "input 'x' has unknown rank" names the model
+        feeds = random_feeds(shaped, batch, seed, given)
     return {k[:-2] if k.endswith(":0") else k: v for k, v in feeds.items()}
 
 

@@ -317,3 +317,18 @@ def test_run_of_an_op_tf_lacks_is_one_line(tf, runner, tmp_path):
     assert result.exit_code == 1, result.output
     line, = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {tmp_path / 'g.pb'}: TensorFlow cannot import the graph: ") and "LatMul" in line
+
+
+def test_an_input_of_unknown_rank_is_an_error_naming_the_file(tf, runner, tmp_path):
+    """The corpus (seed 25): run's "input 'x' has unknown rank" named no file."""
+    from graphkit.io import Graph, save_graph
+    from graphkit.proto import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    x.attr["shape"].shape.unknown_rank = True
+    gd.node.add(name="y", op="Identity", input=["x"]).attr["T"].type = 1
+    save_graph(Graph(gd), tmp_path / "g.pb")
+    result = runner.invoke(cli, ["run", str(tmp_path / "g.pb"), "-q"])
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: {tmp_path / 'g.pb'}: input 'x' has unknown rank")
