@@ -243,6 +243,8 @@ def _node_problems(index: GraphIndex) -> list[str]:
         op = ops.get(name)
         if op is not None and unparsed(name):  # (None: no longer in the graph)
             problems += required.problems(name, op, keys)
+            if "_class" in keys:  # few nodes have one: parsed to read it as TF's importer does
+                problems += _class_problem(index.nodes[name])
     return problems
 
 
@@ -306,6 +308,11 @@ def _class_problem(node: node_def_pb2.NodeDef) -> list[str]:
         return []  # an attr with no value: reported with the others
     if kind != "list" or any(f.name != "s" for f, _ in value.list.ListFields()):
         return [f"node '{node.name}' has a _class attr that is not a list of strings (TF reads colocations from it)"]
+    for entry in value.list.s:
+        try:
+            entry.decode("utf-8")
+        except UnicodeDecodeError:
+            return [f"node '{node.name}' has a _class entry {entry!r} that is not UTF-8 (TF's importer decodes it)"]
     return []
 
 

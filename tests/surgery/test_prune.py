@@ -215,6 +215,7 @@ def test_cli(runner, tmp_path):
     ("BAD-CLASS", "z", "node 'z' is colocated with 'x\\xff', which is not in the graph"),
     ("CLASS-INTS", "z", "node 'z' has a _class attr that is not a list of strings"),
     ("ARITY", "z", "node 'z' (AddV2) has 1 data inputs; its op takes 2"),
+    ("CLASS-UTF8", "z", "node 'z' has a _class entry b'lo\\xe3:@x' that is not UTF-8"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
     """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
@@ -242,6 +243,10 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         z = gd.node.add(name="z", op="Identity", input=["x"])
         z.attr["T"].type = 1
         z.attr["_class"].list.s.append(b"loc:@x\xff")
+    elif bad_input == "CLASS-UTF8":  # the corpus (seeds 26, 27): a flipped byte in a _class entry
+        z = gd.node.add(name="z", op="Identity", input=["x"])
+        z.attr["T"].type = 1
+        z.attr["_class"].list.s.append(b"lo\xe3:@x")
     elif bad_input == "ARITY":  # the corpus (seed 22): a flipped op name made an Identity an AddV2
         gd.node.add(name="z", op="AddV2", input=["x"]).attr["T"].type = 1
     elif bad_input == "CLASS-INTS":  # the corpus (seed 17): TF's importer fails reading colocations from it
