@@ -36,7 +36,7 @@ from graphkit.io.loader import load
 from graphkit.io.names import renamed_keys, renamer
 from graphkit.io.objects import ObjectGraph, edit_object_graph, optimizer_keys, optimizer_nodes
 from graphkit.io.save import check_output, save_graph
-from graphkit.io.saver import retarget_saver, saver_keys
+from graphkit.io.saver import retarget_saver_in_place, saver_keys
 from graphkit.proto import meta_graph_pb2
 
 if TYPE_CHECKING:
@@ -249,9 +249,9 @@ def _retargeted_graph(graph: str | os.PathLike[str], names: list[str], new: dict
                             f"({', '.join(missing[:3])}); give the graph this checkpoint was saved from, or "
                             "--strip-optimizer if they are optimizer slots")
     mapping: dict[str, str | None] = {k: new.get(k) for k in saved}
-    edited, edit = retarget_saver(meta, mapping)
+    edit = retarget_saver_in_place(meta, mapping)  # the loaded .meta is not used otherwise
     report.saver_dropped = edit.dropped
-    return edited, model.graph
+    return meta, model.graph
 
 
 # the slot names TF1's optimizers give their per-variable state (tf.compat.v1.train.*Optimizer's

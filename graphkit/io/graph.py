@@ -536,6 +536,20 @@ def consumers_of(index: GraphIndex, ref: TensorRef) -> list[str]:
     return users
 
 
+def follow_chains(mapping: dict[TensorRef, TensorRef]) -> dict[TensorRef, TensorRef]:
+    """``mapping`` with each value followed while it is itself a key (a pass-through of a pass-through goes
+    to the end of the chain; a cycle stops where it closes). :func:`rewire` maps one step -- what a swap
+    needs -- so passes that remove chains of nodes resolve them first."""
+    out = {}
+    for key, target in mapping.items():
+        seen = {key}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        out[key] = target
+    return out
+
+
 def rewire(graph: graph_pb2.GraphDef | GraphIndex, mapping: dict[TensorRef, TensorRef]) -> set[str]:
     """Rewrite every input equal to a key (``x`` = ``x:0``; ``^x`` control) to its value, in place (an index
     is refreshed); duplicate control inputs are dropped. Returns the names of the nodes changed."""

@@ -23,7 +23,7 @@ _V1_OPS = frozenset({"Save", "SaveSlices", "Restore", "RestoreSlice"})
 
 @dataclass
 class SaverEdit:
-    """What :func:`retarget_saver` changed."""
+    """What :func:`retarget_saver_in_place` changed."""
 
     renamed: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # keys the saver no longer saves or restores
@@ -40,13 +40,11 @@ def saver_keys(meta: meta_graph_pb2.MetaGraphDef) -> list[str]:
     return keys
 
 
-def retarget_saver(meta: meta_graph_pb2.MetaGraphDef, keys: Mapping[str, str | None]) -> tuple[
-        meta_graph_pb2.MetaGraphDef, SaverEdit]:
-    """A copy of ``meta`` whose saver saves and restores each key ``k`` as ``keys[k]`` (None: not at
-    all). Every key the saver has must be in ``keys``. Variables no longer restored also leave the
-    VariableDef collections, so a ``Saver()`` built after ``import_meta_graph`` agrees with the checkpoint."""
-    out = meta_graph_pb2.MetaGraphDef()
-    out.CopyFrom(meta)
+def retarget_saver_in_place(meta: meta_graph_pb2.MetaGraphDef, keys: Mapping[str, str | None]) -> SaverEdit:
+    """Make ``meta``'s saver save and restore each key ``k`` as ``keys[k]`` (None: not at all), in place.
+    Every key the saver has must be in ``keys``. Variables no longer restored also leave the VariableDef
+    collections, so a ``Saver()`` built after ``import_meta_graph`` agrees with the checkpoint."""
+    out = meta
     index = GraphIndex(out.graph_def)
     edit = SaverEdit()
     removed: set[str] = set()
@@ -80,7 +78,7 @@ def retarget_saver(meta: meta_graph_pb2.MetaGraphDef, keys: Mapping[str, str | N
         edit.removed_nodes = sorted(removed)
         _drop_variable_defs(out, set(edit.variables_dropped))
     edit.dropped = sorted(set(edit.dropped))
-    return out, edit
+    return edit
 
 
 def _saver_ops(meta: meta_graph_pb2.MetaGraphDef, index: GraphIndex, op: str) -> list[node_def_pb2.NodeDef]:

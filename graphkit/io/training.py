@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from graphkit.io.graph import GraphIndex, TensorRef, colocation_targets, extract_subgraph, parse_ref
+from graphkit.io.graph import GraphIndex, TensorRef, colocation_targets, extract_subgraph, follow_chains, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, SIDE_EFFECT_ONLY
 from graphkit.proto import graph_pb2
 
@@ -39,13 +39,7 @@ def strip_training(gd: graph_pb2.GraphDef, protected: list[str]) -> graph_pb2.Gr
         if node.name not in going:
             for target in colocation_targets(node):
                 mapping.pop(TensorRef(target), None)
-    # resolve chains: a pass-through of a pass-through
-    for key, value in list(mapping.items()):
-        seen = {key}
-        while value in mapping and value not in seen:
-            seen.add(value)
-            value = mapping[value]
-        mapping[key] = value
+    mapping = follow_chains(mapping)  # a pass-through of a pass-through
     out = graph_pb2.GraphDef()
     out.CopyFrom(gd)
     for node in out.node:

@@ -25,6 +25,7 @@ from graphkit.io.graph import (
     GraphIndex,
     TensorRef,
     extract_subgraph,
+    follow_chains,
     input_node,
     parse_ref,
     rewire,
@@ -34,7 +35,16 @@ from graphkit.io.inline import inline_call_in_place
 from graphkit.io.ops import BRANCH_OPS, MERGE_OPS
 from graphkit.io.shapes import shape_of
 from graphkit.io.tensors import const_node
-from graphkit.optimize.context import Context, attr, const_value, copy_graph, reads_port, remove_nodes, replace_node
+from graphkit.optimize.context import (
+    Context,
+    attr,
+    const_value,
+    copy_graph,
+    reads_port,
+    remove_nodes,
+    replace_node,
+    short_value,
+)
 from graphkit.proto import node_def_pb2
 
 if TYPE_CHECKING:
@@ -80,7 +90,7 @@ def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         new = const_node(node.name, value)
         new.device = node.device
         replace_node(out, index, new)
-        changes.append(f"{node.name} = {_short(value)} ({why})")
+        changes.append(f"{node.name} = {short_value(value, 4)} ({why})")
     return out, changes
 
 
@@ -99,13 +109,6 @@ def _as_input_value(node: node_def_pb2.NodeDef, value: object) -> np.ndarray:
         raise GraphkitError(f"--constant {node.name}: shape {list(array.shape)} does not fit the input's "
                             f"{list(declared)}")
     return array
-
-
-def _short(value: object) -> str:
-    import numpy as np
-
-    array = np.asarray(value)
-    return str(array.tolist()) if array.size <= 4 else f"{array.dtype}{list(array.shape)}"
 
 
 def dead_branches(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
@@ -169,13 +172,7 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
         gone.add(merge.name)
         changes.append(f"{merge.name}: merged input {position} kept")
     index.add(new_nodes)
-    for key, target in list(mapping.items()):  # a Merge's live input may itself be a forwarded Switch port
-        seen = {key}
-        while target in mapping and target not in seen:
-            seen.add(target)
-            target = mapping[target]
-        mapping[key] = target
-    rewire(index, mapping)
+    rewire(index, follow_chains(mapping))  # a Merge's live input may itself be a forwarded Switch port
     _keep_what_is_still_read(graph, gone)
     remove_nodes(graph, gone)
     before = len(graph.graph_def.node)

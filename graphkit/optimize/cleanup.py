@@ -26,6 +26,7 @@ from graphkit.io.graph import (
     drop_dangling_colocations,
     drop_unused_library,
     extract_subgraph,
+    follow_chains,
     parse_ref,
     rewire,
 )
@@ -186,12 +187,7 @@ def cleanup(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         if producer is None or producer.op in CONTROL_FLOW or source.control:
             continue
         mapping[TensorRef(node.name)] = source
-    for key, target in list(mapping.items()):
-        seen = {key}
-        while target in mapping and target not in seen:
-            seen.add(target)
-            target = mapping[target]
-        mapping[key] = target
+    mapping = follow_chains(mapping)  # an Identity of an Identity
     if mapping:
         rewire(index, mapping)
         changes.append(f"{len(mapping)} Identity nodes spliced out")

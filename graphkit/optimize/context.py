@@ -105,3 +105,11 @@ def attr(node: node_def_pb2.NodeDef, key: str) -> attr_value_pb2.AttrValue:
     """A node's attr, or an empty one when it has none -- without adding it (reading ``node.attr[key]`` of
     a protobuf map adds an attr with no value, which TF refuses)."""
     return node.attr[key] if key in node.attr else attr_value_pb2.AttrValue()
+
+
+def short_value(value: object, limit: int = 8) -> str:
+    """A value for a report line: its elements when there are at most ``limit``, else dtype and shape."""
+    import numpy as np
+
+    array = np.asarray(value)
+    return str(array.tolist()) if array.size <= limit else f"{array.dtype}{list(array.shape)}"

@@ -21,7 +21,7 @@ from graphkit.io.spec import split_names
 from graphkit.optimize.batchnorm import fold_batch_norms
 from graphkit.optimize.branches import dead_branches, fold_inputs
 from graphkit.optimize.cleanup import cleanup, dedupe, strip_training
-from graphkit.optimize.context import MAX_FOLDED_BYTES, TARGETS, Context, Pass, Target
+from graphkit.optimize.context import MAX_FOLDED_BYTES, TARGETS, Context, Pass, Target, short_value
 from graphkit.optimize.fold import fold_constants
 from graphkit.optimize.fuse import fuse
 
@@ -123,7 +123,7 @@ def optimize(
             report.passes.append(PassReport(name, before, len(result.graph_def.node), changes))
         if sort_topologically_in_place(result.graph_def):  # new nodes were appended: every reader gets order
             report.notes.append("nodes reordered so that each comes after its inputs")
-        report.constants = {k: _short(v) for k, v in ctx.constants.items()}
+        report.constants = {k: short_value(v) for k, v in ctx.constants.items()}
         report.nodes_after = len(result.graph_def.node)
         checked = GraphIndex(result.graph_def)
         check_importable(checked, model.path, "the optimized graph")
@@ -144,13 +144,6 @@ def _check_passes(passes: list[str]) -> list[str]:
     if unknown:
         raise GraphkitError(f"unknown pass {', '.join(unknown)}; the passes are {', '.join(PASSES)}")
     return [p for p in PASSES if p in names]
-
-
-def _short(value: object) -> str:
-    import numpy as np
-
-    array = np.asarray(value)
-    return str(array.tolist()) if array.size <= 8 else f"{array.dtype}{list(array.shape)}"
 
 
 def _verify(original: Graph, result: Graph, report: OptimizeReport, ctx: Context, check: Check) -> None:

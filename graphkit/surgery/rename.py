@@ -117,7 +117,7 @@ def _renamed_checkpoint(model: Model, gd: graph_pb2.GraphDef, fn: Callable[[str]
     from graphkit.io.bundle import copied
     from graphkit.io.checkpoint import open_checkpoint
     from graphkit.io.loader import attach_checkpoint
-    from graphkit.io.saver import retarget_saver
+    from graphkit.io.saver import retarget_saver_in_place
 
     attach_checkpoint(model, verify=False)
     if model.checkpoint is None or model.meta_graph is None or model.format == "savedmodel":
@@ -137,5 +137,5 @@ def _renamed_checkpoint(model: Model, gd: graph_pb2.GraphDef, fn: Callable[[str]
     meta.saver_def.CopyFrom(model.meta_graph.saver_def)
     meta.saver_def.restore_op_name = fn(meta.saver_def.restore_op_name)
     meta.graph_def.CopyFrom(gd)
-    retargeted, _ = retarget_saver(meta, dict(keys))
-    return retargeted.graph_def, [copied(ckpt, old, new) for old, new in keys.items()], list(ckpt.files)
+    retarget_saver_in_place(meta, dict(keys))
+    return meta.graph_def, [copied(ckpt, old, new) for old, new in keys.items()], list(ckpt.files)
