@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from graphkit.io.functions import FunctionLibrary, OpDefs, nodes_with_function, parse_function_ref
-from graphkit.io.graph import GraphIndex, reachable, unique_name
+from graphkit.io.graph import GraphIndex, unique_name
 from graphkit.io.ops import BRANCH_OPS, FUNCTIONAL_CONTROL_FLOW
+from graphkit.io.passes import reachable
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
 

@@ -35,9 +35,10 @@ from graphkit.freeze.resources import freeze_resources_in_place
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checkpoint import Checkpoint
 from graphkit.io.checks import check_importable, unknown_ops_note
-from graphkit.io.graph import FileSlice, closest, drop_unused_library, extract_subgraph
+from graphkit.io.graph import FileSlice, closest
 from graphkit.io.loader import attach_checkpoint
 from graphkit.io.ops import HANDLE_FORWARDING
+from graphkit.io.passes import drop_unused_library, extract_subgraph
 from graphkit.io.roles import VARIABLE_OPS, default_outputs, graph_variables, pick_signature
 from graphkit.io.save import Progress, check_output, serialized_size
 from graphkit.io.savedmodel import is_tf2

@@ -34,8 +34,9 @@ import numpy as np
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
 from graphkit.io.functions import CALLERS, FunctionLibrary, OpDefs, parse_function_ref
-from graphkit.io.graph import GraphIndex, downstream, drop_dangling_colocations, unique_name
+from graphkit.io.graph import GraphIndex, unique_name
 from graphkit.io.ops import HANDLE_FORWARDING, VARIABLE_READERS, is_variable_mutation
+from graphkit.io.passes import downstream, drop_dangling_colocations
 from graphkit.io.tensors import from_numpy, shape_proto
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 

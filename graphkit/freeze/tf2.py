@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, Model, dtypes
 from graphkit.io.functions import OpDefs
-from graphkit.io.graph import GraphIndex, TensorRef, extract_subgraph, parse_ref, reachable, rewire, unique_name
+from graphkit.io.graph import GraphIndex, TensorRef, parse_ref, unique_name
 from graphkit.io.inline import InlineReport, inline_calls_in_place
+from graphkit.io.passes import extract_subgraph, reachable, rewire
 from graphkit.io.roles import VARIABLE_OPS, pick_signature
 from graphkit.io.savedmodel import SignatureCall, object_graph_keys, signature_call
 from graphkit.proto import node_def_pb2

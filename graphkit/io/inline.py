@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 from graphkit.errors import GraphkitError
 from graphkit.io.functions import FunctionLibrary, OpDefs, parse_function_ref
-from graphkit.io.graph import GraphIndex, TensorRef, attr_text, rewire
+from graphkit.io.graph import GraphIndex, TensorRef, attr_text
 from graphkit.io.ops import CALL_OPS
+from graphkit.io.passes import rewire
 from graphkit.proto import function_pb2, graph_pb2, node_def_pb2
 
 IMPLEMENTS = ("_implements", "api_implements")

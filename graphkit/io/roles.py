@@ -14,8 +14,9 @@ from google.protobuf.message import DecodeError
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import GraphIndex, as_index, downstream, parse_ref
+from graphkit.io.graph import GraphIndex, as_index, parse_ref
 from graphkit.io.ops import PLACEHOLDER_OPS, VARIABLE_OPS  # noqa: F401 -- roles' importers take them here too
+from graphkit.io.passes import downstream
 from graphkit.io.shapes import shape_of
 from graphkit.proto import graph_pb2, meta_graph_pb2, node_def_pb2, variable_pb2
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from graphkit.io.graph import GraphIndex, TensorRef, colocation_targets, extract_subgraph, follow_chains, parse_ref
+from graphkit.io.graph import GraphIndex, TensorRef, colocation_targets, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, SIDE_EFFECT_ONLY
+from graphkit.io.passes import extract_subgraph, follow_chains
 from graphkit.proto import graph_pb2
 
 

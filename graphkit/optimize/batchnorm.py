@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphkit.io import dtypes
-from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref, rewire, unique_name
+from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref, unique_name
+from graphkit.io.passes import rewire
 from graphkit.io.tensors import const_node
 from graphkit.optimize.context import Context, attr, const_value, copy_graph, data_inputs, reads_port, remove_nodes
 from graphkit.proto import node_def_pb2

@@ -20,19 +20,10 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import (
-    Graph,
-    GraphIndex,
-    TensorRef,
-    extract_subgraph,
-    follow_chains,
-    input_node,
-    parse_ref,
-    rewire,
-    unique_name,
-)
+from graphkit.io.graph import Graph, GraphIndex, TensorRef, input_node, parse_ref, unique_name
 from graphkit.io.inline import inline_call_in_place
 from graphkit.io.ops import BRANCH_OPS, MERGE_OPS
+from graphkit.io.passes import extract_subgraph, follow_chains, rewire
 from graphkit.io.shapes import shape_of
 from graphkit.io.tensors import const_node
 from graphkit.optimize.context import (

@@ -18,19 +18,9 @@ import hashlib
 
 from graphkit.io import training
 from graphkit.io.functions import OpDefs
-from graphkit.io.graph import (
-    FileSlice,
-    Graph,
-    GraphIndex,
-    TensorRef,
-    drop_dangling_colocations,
-    drop_unused_library,
-    extract_subgraph,
-    follow_chains,
-    parse_ref,
-    rewire,
-)
+from graphkit.io.graph import FileSlice, Graph, GraphIndex, TensorRef, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, MERGE_OPS, NEXT_ITERATION_OPS, PLACEHOLDER_OPS, SIDE_EFFECT_ONLY
+from graphkit.io.passes import drop_dangling_colocations, drop_unused_library, extract_subgraph, follow_chains, rewire
 from graphkit.optimize.context import Context, copy_graph
 from graphkit.proto import node_def_pb2
 

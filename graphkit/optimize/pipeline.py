@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, load, parse_ref, save_graph
 from graphkit.io.checks import check_importable, unknown_ops_note
-from graphkit.io.graph import sort_topologically_in_place
+from graphkit.io.passes import sort_topologically_in_place
 from graphkit.io.roles import VARIABLE_OPS, default_outputs
 from graphkit.io.save import Progress, check_output
 from graphkit.io.spec import split_names

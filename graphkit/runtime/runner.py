@@ -15,8 +15,8 @@ import numpy as np
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, Model, dtypes, load
 from graphkit.io.checks import check_importable
-from graphkit.io.graph import extract_subgraph
 from graphkit.io.ops import UNSAFE_OPS
+from graphkit.io.passes import extract_subgraph
 from graphkit.io.roles import Input, clear_outputs, graph_inputs, likely_outputs, pick_signature
 from graphkit.io.spec import parse_ref
 from graphkit.io.tensors import shape_of

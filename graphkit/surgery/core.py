@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from graphkit.errors import GraphkitError
 from graphkit.io import Graph, GraphIndex, Model, dtypes, load, parse_ref, save_graph
 from graphkit.io.checks import check_importable, unknown_ops_note
-from graphkit.io.graph import TensorRef, as_index, consumers_of
+from graphkit.io.graph import TensorRef, as_index
+from graphkit.io.passes import consumers_of
 from graphkit.io.roles import PLACEHOLDER_OPS, graph_inputs, likely_outputs, output_dtype
 from graphkit.io.save import Progress, is_text_path, save_saved_model
 from graphkit.io.scan import TableIndex, scan_graph_file, write_table

@@ -6,14 +6,8 @@ import os
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, parse_ref, training
-from graphkit.io.graph import (
-    TensorRef,
-    consumers_of,
-    drop_dangling_colocations,
-    drop_unused_library,
-    reachable,
-    rewire,
-)
+from graphkit.io.graph import TensorRef
+from graphkit.io.passes import consumers_of, drop_dangling_colocations, drop_unused_library, reachable, rewire
 from graphkit.io.save import Progress
 from graphkit.io.spec import TensorSpec, parse_dims, parse_spec
 from graphkit.io.spec import split_names as names

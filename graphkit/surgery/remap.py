@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from graphkit.errors import GraphkitError, about
 from graphkit.io import GraphIndex, dtypes, parse_ref
 from graphkit.io.checks import topological_order
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, reachable
+from graphkit.io.graph import TensorRef
+from graphkit.io.passes import drop_dangling_colocations, reachable
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.io.spec import parse_spec
@@ -18,7 +19,7 @@ from graphkit.proto import node_def_pb2
 if TYPE_CHECKING:
     import numpy as np
 
-from graphkit.io.graph import rewire
+from graphkit.io.passes import rewire
 from graphkit.surgery.core import (
     SurgeryReport,
     check_dtype,

@@ -6,8 +6,9 @@ import os
 
 from graphkit.errors import GraphkitError, about
 from graphkit.io import Graph, GraphIndex, parse_ref
-from graphkit.io.graph import TensorRef, drop_dangling_colocations, extract_subgraph, rewire
+from graphkit.io.graph import TensorRef
 from graphkit.io.names import renamer
+from graphkit.io.passes import drop_dangling_colocations, extract_subgraph, rewire
 from graphkit.io.roles import output_dtype
 from graphkit.io.save import Progress
 from graphkit.proto import graph_pb2

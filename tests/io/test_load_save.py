@@ -351,7 +351,7 @@ def test_device_strings_are_judged_as_tf_import_graph_def_judges_them(tf):
 def test_sort_topologically_keeps_order_where_it_can_and_loops_as_they_are():
     """Nodes after their inputs, the file's order kept among independent ones; a TF1 loop's
     NextIteration -> Merge edge is the one cycle allowed; any other cycle leaves the order alone."""
-    from graphkit.io.graph import sort_topologically_in_place
+    from graphkit.io.passes import sort_topologically_in_place
     from graphkit.proto import graph_pb2
 
     gd = graph_pb2.GraphDef()
