@@ -28,6 +28,13 @@
  *   and every attr map entry (`entry_msg`) an AttrValue, every Const NodeDef (`node_msg`) a value of its dtype. A wire type the schema does not expect also fails:
  *   callers take the protobuf path then, which decides, so being stricter than protobuf costs only time.
  *
+ * with_inputs(buffer, start, end, inputs) -> bytes
+ *   The NodeDef at buffer[start:end] with its inputs replaced, as a GraphDef node field (see below).
+ * same_bodies(buffer, spans, positions, limit) -> list[int]
+ *   Nodes equal but for their names, by their bytes (see below).
+ * rename_inputs(names, inputs, twin) -> dict;  merge_sweep(names, ops, inputs, twin, renamed, same) -> int
+ *   What optimize's dedupe does per node, on the index's dicts (see below).
+ *
  * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
  * order, the last _class map entry wins, a repeated embedded `list` merges, and another AttrValue oneof
  * member after it clears it. Anything that is not valid wire format raises ValueError; the caller then
@@ -845,11 +852,407 @@ static PyObject *check(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static unsigned char *put_varint(unsigned char *out, uint64_t v)
+{
+    while (v >= 0x80) {
+        *out++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *out++ = (unsigned char)v;
+    return out;
+}
+
+/* Each of `inputs` (str, already encoded once: PyUnicode_AsUTF8AndSize caches the UTF-8) as field 3. */
+static unsigned char *put_inputs(unsigned char *w, PyObject *inputs)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(inputs); i++) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(inputs, i), &len);
+        *w++ = 0x1a;
+        w = put_varint(w, (uint64_t)len);
+        memcpy(w, text, (size_t)len);
+        w += len;
+    }
+    return w;
+}
+
+/* with_inputs(buffer, start, end, inputs) -> bytes: the NodeDef at buffer[start:end] with its input fields
+ * (field 3) replaced by `inputs` (str), written where its first input was (or before the first later field),
+ * every other field copied as it is; returned as a whole GraphDef node field (tag, length, payload), what
+ * writing a rewired node needs without parsing it. ValueError on bad wire format. */
+static PyObject *with_inputs(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start, stop;
+    PyObject *inputs, *out = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnO!:with_inputs", &view, &start, &stop, &PyList_Type, &inputs))
+        return NULL;
+    if (start < 0 || stop < start || stop > view.len) {
+        PyErr_SetString(PyExc_ValueError, "span outside the buffer");
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(inputs), i;
+    size_t added = 0, kept = 0;
+    for (i = 0; i < count; i++) {
+        Py_ssize_t len;
+        if (PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(inputs, i), &len) == NULL)
+            goto done;
+        added += 1 + varint_size((uint64_t)len) + (size_t)len;
+    }
+    ptr_t base = (ptr_t)view.buf + start, end = (ptr_t)view.buf + stop;
+    fields_t f = fields(base, end);
+    int rc;
+    while ((rc = next_field(&f)) > 0)
+        if (f.number != 3)
+            kept += (size_t)(f.p - f.start);
+    if (rc < 0) {
+        bad("bad NodeDef");
+        goto done;
+    }
+    size_t payload = kept + added;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(1 + varint_size(payload) + payload));
+    if (out == NULL)
+        goto done;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    *w++ = 0x0a;
+    w = put_varint(w, payload);
+    int written = 0;
+    f = fields(base, end);
+    while (next_field(&f) > 0) {
+        if (!written && f.number >= 3) {
+            w = put_inputs(w, inputs);
+            written = 1;
+        }
+        if (f.number != 3) {
+            memcpy(w, f.start, (size_t)(f.p - f.start));
+            w += f.p - f.start;
+        }
+    }
+    if (!written)
+        w = put_inputs(w, inputs);
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* same_bodies(buffer, spans, positions, limit) -> list[int]: for each node position given (spans: scan_graph's
+ * int64 triples), the index in `positions` of the first earlier node whose bytes after its name field (op,
+ * inputs, device, attrs as written) are the same, -1 when it is the first of its kind, -2 when not compared
+ * (its name is not its first field, or the rest is longer than `limit`: the caller compares those itself).
+ * Bytes are hashed (FNV-1a) and equal hashes compared in full, so a result is never a collision. */
+static PyObject *same_bodies(PyObject *self, PyObject *args)
+{
+    Py_buffer view, spans;
+    PyObject *positions, *out = NULL;
+    Py_ssize_t limit;
+    ptr_t *starts = NULL;
+    size_t *lens = NULL;
+    uint64_t *hashes = NULL;
+    Py_ssize_t *table = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*O!n:same_bodies", &view, &spans, &PyList_Type, &positions, &limit))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(positions), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
+    const int64_t *span = (const int64_t *)spans.buf;
+    size_t slots = 16;
+    while (slots < (size_t)count * 2)
+        slots <<= 1;
+    starts = PyMem_Malloc(sizeof(ptr_t) * (size_t)(count ? count : 1));
+    lens = PyMem_Malloc(sizeof(size_t) * (size_t)(count ? count : 1));
+    hashes = PyMem_Malloc(sizeof(uint64_t) * (size_t)(count ? count : 1));
+    table = PyMem_Malloc(sizeof(Py_ssize_t) * slots);
+    out = PyList_New(count);
+    if (!starts || !lens || !hashes || !table || !out) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < slots; i++)
+        table[i] = -1;
+    for (k = 0; k < count; k++) {
+        Py_ssize_t position = PyLong_AsSsize_t(PyList_GET_ITEM(positions, k)), result = -2;
+        if (position == -1 && PyErr_Occurred()) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (position < 0 || position >= nspans || span[3 * position + 2] > view.len) {
+            Py_CLEAR(out);
+            bad("node position outside the table");
+            goto done;
+        }
+        ptr_t base = (ptr_t)view.buf;
+        fields_t f = fields(base + span[3 * position + 1], base + span[3 * position + 2]);
+        starts[k] = NULL;
+        if (next_field(&f) > 0 && f.number == 1 && f.wire == 2 && (Py_ssize_t)(f.end - f.p) <= limit) {
+            ptr_t body = f.p;
+            size_t len = (size_t)(f.end - f.p);
+            uint64_t h = 1469598103934665603ULL;
+            for (size_t i = 0; i < len; i++)
+                h = (h ^ body[i]) * 1099511628211ULL;
+            starts[k] = body;
+            lens[k] = len;
+            hashes[k] = h;
+            result = -1;
+            size_t slot = (size_t)h & (slots - 1);
+            while (table[slot] >= 0) {
+                Py_ssize_t other = table[slot];
+                if (hashes[other] == h && lens[other] == len && memcmp(starts[other], body, len) == 0) {
+                    result = other;
+                    break;
+                }
+                slot = (slot + 1) & (slots - 1);
+            }
+            if (result == -1)
+                table[slot] = k;
+        }
+        PyList_SET_ITEM(out, k, PyLong_FromSsize_t(result));
+    }
+done:
+    PyMem_Free(starts);
+    PyMem_Free(lens);
+    PyMem_Free(hashes);
+    PyMem_Free(table);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&spans);
+    return out;
+}
+
+/* The node an input string names, as a new reference: `text` itself for a bare name, else the part between
+ * a leading '^' and the first ':'; *prefix / *suffix get the lengths around it (in code points). NULL on
+ * error. */
+static PyObject *input_name(PyObject *text, Py_ssize_t *prefix, Py_ssize_t *suffix)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), start = 0, colon;
+    if (len > 0 && PyUnicode_READ_CHAR(text, 0) == '^')
+        start = 1;
+    colon = PyUnicode_FindChar(text, ':', start, len, 1);
+    if (colon == -2)
+        return NULL;
+    *prefix = start;
+    *suffix = colon < 0 ? 0 : len - colon;
+    if (start == 0 && colon < 0) {
+        Py_INCREF(text);
+        return text;
+    }
+    return PyUnicode_Substring(text, start, colon < 0 ? len : colon);
+}
+
+/* `texts` with each input naming a key of `twin` naming its value instead (following chains; port and '^'
+ * kept): a new list, or None (a new reference to Py_None) when none does. NULL on error. */
+static PyObject *renamed_inputs(PyObject *texts, PyObject *twin)
+{
+    PyObject *seq = PySequence_Fast(texts, "inputs must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i;
+    PyObject *out = NULL;
+    for (i = 0; i < n; i++) {
+        PyObject *text = PySequence_Fast_GET_ITEM(seq, i), *name, *target, *next, *renamed;
+        Py_ssize_t prefix, suffix;
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "an input is not a str");
+            goto fail;
+        }
+        name = input_name(text, &prefix, &suffix);
+        if (name == NULL)
+            goto fail;
+        target = PyDict_GetItemWithError(twin, name);
+        Py_DECREF(name);
+        if (target == NULL && PyErr_Occurred())
+            goto fail;
+        if (target != NULL) {
+            int steps = 0;
+            while ((next = PyDict_GetItemWithError(twin, target)) != NULL && steps++ < 1000000)
+                target = next;
+            if (PyErr_Occurred())
+                goto fail;
+        }
+        if (target == NULL) {
+            if (out != NULL) {
+                Py_INCREF(text);
+                PyList_SET_ITEM(out, i, text);
+            }
+            continue;
+        }
+        if (out == NULL) {
+            Py_ssize_t j;
+            out = PyList_New(n);
+            if (out == NULL)
+                goto fail;
+            for (j = 0; j < i; j++) {
+                PyObject *kept = PySequence_Fast_GET_ITEM(seq, j);
+                Py_INCREF(kept);
+                PyList_SET_ITEM(out, j, kept);
+            }
+        }
+        if (prefix == 0 && suffix == 0) {
+            Py_INCREF(target);
+            renamed = target;
+        } else {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+            PyObject *head = PyUnicode_Substring(text, 0, prefix), *tail = PyUnicode_Substring(text, len - suffix, len);
+            PyObject *joined = head && tail ? PyUnicode_Concat(head, target) : NULL;
+            renamed = joined ? PyUnicode_Concat(joined, tail) : NULL;
+            Py_XDECREF(head);
+            Py_XDECREF(tail);
+            Py_XDECREF(joined);
+            if (renamed == NULL)
+                goto fail;
+        }
+        PyList_SET_ITEM(out, i, renamed);
+    }
+    Py_DECREF(seq);
+    if (out == NULL)
+        Py_RETURN_NONE;
+    return out;
+fail:
+    Py_DECREF(seq);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* dict[key] as a borrowed reference, or NULL with KeyError (or the lookup's error) set. */
+static PyObject *item(PyObject *dict, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_KeyError, key);
+    return value;
+}
+
+/* rename_inputs(names, inputs, twin) -> dict: for each of `names`, its inputs (`inputs[name]`) with those
+ * naming a key of `twin` renamed to its value, for the nodes where that changes something. */
+static PyObject *rename_inputs(PyObject *self, PyObject *args)
+{
+    PyObject *names, *inputs, *twin, *out;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O!O!:rename_inputs", &PyList_Type, &names, &PyDict_Type, &inputs, &PyDict_Type,
+                          &twin))
+        return NULL;
+    out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = PyList_GET_ITEM(names, i), *texts = item(inputs, name), *new;
+        new = texts ? renamed_inputs(texts, twin) : NULL;
+        if (new == NULL)
+            goto fail;
+        int stored = new == Py_None ? 0 : PyDict_SetItem(out, name, new);
+        Py_DECREF(new);
+        if (stored < 0)
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* merge_sweep(names, ops, inputs, twin, renamed, same) -> int: one pass of "nodes with the same op and
+ * inputs are one": for each of `names` (in order) not in `twin`, its inputs renamed through `twin` (stored in
+ * `renamed` when that changes them) and, with its op, looked up among the nodes before it; on a match
+ * `same(earlier, name)` (a Python callable: attrs and device) decides, and a match found goes into `twin`
+ * (name -> earlier) at once, so later nodes read through it. Returns the number of merges. */
+static PyObject *merge_sweep(PyObject *self, PyObject *args)
+{
+    PyObject *names, *ops, *inputs, *twin, *renamed, *same, *seen;
+    long merges = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O:merge_sweep", &PyList_Type, &names, &PyDict_Type, &ops, &PyDict_Type,
+                          &inputs, &PyDict_Type, &twin, &PyDict_Type, &renamed, &same))
+        return NULL;
+    seen = PyDict_New();
+    if (seen == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = PyList_GET_ITEM(names, i), *texts, *new, *key, *tuple, *op, *earlier;
+        int in_twin = PyDict_Contains(twin, name);
+        if (in_twin < 0)
+            goto fail;
+        if (in_twin)
+            continue;
+        texts = item(inputs, name);
+        op = texts ? item(ops, name) : NULL;
+        new = op ? renamed_inputs(texts, twin) : NULL;
+        if (new == NULL)
+            goto fail;
+        if (new != Py_None) {
+            if (PyDict_SetItem(renamed, name, new) < 0) {
+                Py_DECREF(new);
+                goto fail;
+            }
+            tuple = PySequence_Tuple(new);
+        } else {
+            tuple = PySequence_Tuple(texts);
+        }
+        Py_DECREF(new);
+        if (tuple == NULL)
+            goto fail;
+        key = PyTuple_Pack(2, op, tuple);
+        Py_DECREF(tuple);
+        if (key == NULL)
+            goto fail;
+        earlier = PyDict_GetItemWithError(seen, key);
+        if (earlier == NULL) {
+            PyObject *list = PyErr_Occurred() ? NULL : PyList_New(1);
+            int stored = -1;
+            if (list != NULL) {
+                Py_INCREF(name);
+                PyList_SET_ITEM(list, 0, name);
+                stored = PyDict_SetItem(seen, key, list);
+                Py_DECREF(list);
+            }
+            Py_DECREF(key);
+            if (stored < 0)
+                goto fail;
+            continue;
+        }
+        Py_DECREF(key);
+        int matched = 0;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(earlier) && !matched; j++) {
+            PyObject *other = PyList_GET_ITEM(earlier, j);
+            PyObject *verdict = PyObject_CallFunctionObjArgs(same, other, name, NULL);
+            if (verdict == NULL)
+                goto fail;
+            matched = PyObject_IsTrue(verdict);
+            Py_DECREF(verdict);
+            if (matched < 0)
+                goto fail;
+            if (matched && PyDict_SetItem(twin, name, other) < 0)
+                goto fail;
+        }
+        if (matched)
+            merges++;
+        else if (PyList_Append(earlier, name) < 0)
+            goto fail;
+    }
+    Py_DECREF(seen);
+    return PyLong_FromLong(merges);
+fail:
+    Py_DECREF(seen);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
                                              "duplicates, spans, shaped, colocated, header."},
     {"node_names", node_names, METH_VARARGS, "Each node's name and byte span, and the header fields."},
     {"check", check, METH_VARARGS, "Raise ValueError unless the bytes are a valid message of the schema."},
+    {"with_inputs", with_inputs, METH_VARARGS, "A NodeDef's bytes with its inputs replaced, as a node field."},
+    {"same_bodies", same_bodies, METH_VARARGS, "For each node, the first earlier one equal but for its name."},
+    {"rename_inputs", rename_inputs, METH_VARARGS, "Input strings renamed through a mapping of node names."},
+    {"merge_sweep", merge_sweep, METH_VARARGS, "One pass of merging nodes with the same op and inputs."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -199,6 +199,15 @@ class NodeTables:
         if self.shaped is not None:
             self.shaped.discard(name)
 
+    def drop_all(self, names: Collection[str]) -> None:
+        """Forget these nodes (removed)."""
+        for table in (self.ops, self.colocated):
+            if table:
+                for name in names:
+                    table.pop(name, None)
+        if self.shaped:
+            self.shaped.difference_update(names)
+
     def without(self, gone: list[str], kept: Collection[str]) -> NodeTables:
         """Copies of the built tables without the ``gone`` nodes (``kept``: the names that stay)."""
         return NodeTables(
@@ -256,12 +265,104 @@ class GraphIndex:
         self._control_consumers: dict[str, list[str]] | None = None
 
     def refresh(self, names: Iterable[str]) -> None:
-        """Re-read these nodes after they were changed in place."""
+        """Re-read these nodes after they were changed in place (new ones too). The consumer tables, when
+        built, are updated for their edges only, so a pass that changes a few nodes of a large graph at a
+        time does not rebuild them each time."""
+        changed: dict[str, Sequence[str]] = {}  # name -> its input strings before (empty for a new node)
         for name in names:
             node = self.nodes[name]
+            if name not in changed:
+                changed[name] = self.inputs.get(name, ())
             self.inputs[name] = list(node.input)
             self.tables.read(name, node)
-        self._reset()
+        self._edges_changed(changed)
+
+    def set_inputs(self, changes: Mapping[str, list[str]]) -> None:
+        """Give these nodes these input strings (the lists are taken over), in place; nothing else about
+        them is re-read (the cheap way to rewire many nodes: a file's unparsed node is not parsed for it)."""
+        inputs = self.inputs
+        before = {name: inputs[name] for name in changes} if self._tables_built() else {}
+        self._write_inputs(changes)
+        inputs.update(changes)
+        if before:
+            self._edges_changed(before)
+
+    def _write_inputs(self, changes: Mapping[str, list[str]]) -> None:
+        nodes = self.nodes
+        for name, texts in changes.items():
+            node = nodes[name]
+            del node.input[:]
+            node.input.extend(texts)
+
+    def replace(self, node: node_def_pb2.NodeDef) -> None:
+        """Put ``node`` in place of the node of its name (its position kept; a copy is taken)."""
+        self.nodes[node.name].CopyFrom(node)
+        self.refresh([node.name])
+
+    def remove(self, names: Collection[str], *, unread: bool = False) -> None:
+        """Forget these nodes, and drop the control inputs other nodes take from them; nothing may still read
+        their data (``unread``: the caller rewired every reader, control inputs too, so none are looked
+        for). The index then holds the graph: write it from the index (:meth:`restricted`, or a file's
+        :func:`~graphkit.io.scan.write_table`) -- a GraphDef it was built over keeps the nodes."""
+        if not names:
+            return
+        if not unread:
+            self.drop_controls_from(names)
+        if self._tables_built():
+            self._edges_changed({name: self.inputs[name] for name in names}, gone=True)
+        self._forget(names)
+        self.tables.drop_all(names)
+
+    def drop_controls_from(self, names: Collection[str]) -> list[str]:
+        """Drop the control inputs other nodes take from these nodes, in place; returns the nodes changed."""
+        inputs = self.inputs
+        readers = sorted({c for name in names for c in self.control_consumers.get(name, ()) if c not in names})
+        self.set_inputs({c: [i for i in inputs[c] if not (i.startswith("^") and i[1:] in names)] for c in readers})
+        return readers
+
+    def _forget(self, names: Collection[str]) -> None:
+        nodes, inputs = self.nodes, self.inputs
+        assert isinstance(nodes, dict)
+        for name in names:
+            del nodes[name]
+        for name in names:
+            del inputs[name]
+
+    def _tables_built(self) -> bool:
+        return self._consumers is not None or self._deps is not None
+
+    def _edges_changed(self, before: dict[str, Sequence[str]], gone: bool = False) -> None:
+        """Bring the built dependency and consumer tables up to date for nodes whose inputs were ``before``
+        and are now ``self.inputs`` (``gone``: the nodes are going, so they have none). Building them again
+        costs a pass over every edge; this, the edges of these nodes and of their producers' readers (each
+        producer's list filtered once per call), so never much more."""
+        if self._consumers is None and self._deps is None:
+            return
+        if self._deps is not None:
+            for name in before:
+                if gone:
+                    self._deps.pop(name, None)
+                else:
+                    self._deps[name] = [input_node(t) for t in self.inputs[name]]
+        if self._consumers is None or self._control_consumers is None:
+            return
+        consumers, control = self._consumers, self._control_consumers
+        for producer in {input_node(t) for texts in before.values() for t in texts}:
+            if producer in consumers:
+                consumers[producer] = [(c, i) for c, i in consumers[producer] if c not in before]
+            if producer in control:
+                control[producer] = [c for c in control[producer] if c not in before]
+        if gone:
+            for name in before:
+                consumers.pop(name, None)
+                control.pop(name, None)
+            return
+        for name in before:
+            for i, text in enumerate(self.inputs[name]):
+                if text.startswith("^"):
+                    control[text[1:]].append(name)
+                else:
+                    consumers[text.partition(":")[0]].append((name, i))
 
     def add(self, new_nodes: list[node_def_pb2.NodeDef]) -> None:
         """Append nodes to the graph (after the existing ones)."""
@@ -284,6 +385,7 @@ class GraphIndex:
         self.inputs[new] = self.inputs.pop(old)
         self.tables.drop(old)
         self.refresh([new])
+        self._reset()  # (its readers' entries name it by its old name)
 
     def _rekey(self, old: str, new: str) -> None:
         nodes = self.nodes

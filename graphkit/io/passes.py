@@ -32,34 +32,49 @@ def downstream(index: GraphIndex, starts: Iterable[str]) -> set[str]:
 
 
 def sort_topologically_in_place(graph_def: graph_pb2.GraphDef) -> bool:
-    """Put every node after its inputs (a NextIteration's edge into a loop's Merge aside: the cycle TF1
-    loops have), keeping the file's order wherever it already is one; returns whether anything moved. A
-    graph with another cycle keeps its order (what TF's importer then says is the user's to read)."""
+    """Put every node after its inputs (see :func:`topological_order`); returns whether anything moved."""
+    index = GraphIndex(graph_def)
+    order = topological_order(index)
+    if order is None:
+        return False
+    nodes = [index.nodes[name] for name in order]
+    del graph_def.node[:]
+    graph_def.node.extend(nodes)
+    return True
+
+
+def topological_order(index: GraphIndex) -> list[str] | None:
+    """The index's nodes (in its order: the file's, new nodes last) put each after its inputs -- a
+    NextIteration's edge into a loop's Merge aside: the cycle TF1 loops have -- keeping the order wherever
+    it already is one; None when nothing needs to move, or when another cycle leaves no order (what TF's
+    importer then says is the user's to read)."""
     import heapq
 
-    nodes = list(graph_def.node)
-    back = {n.name for n in nodes if n.op in ("NextIteration", "RefNextIteration")}
-    names = {n.name for n in nodes}
+    inputs, ops = index.inputs, index.ops
+    back = {n for n, op in ops.items() if op in ("NextIteration", "RefNextIteration")}
     seen: set[str] = set()
-    for node in nodes:  # the usual case first, cheaply: already in order
-        loop_merge = node.op in ("Merge", "RefMerge")
-        if any(d not in seen and d in names and not (loop_merge and d in back) for d in map(input_node, node.input)):
-            break
-        seen.add(node.name)
+    for name, texts in inputs.items():  # the usual case first, cheaply: already in order
+        for text in texts:
+            dep = text if text in seen else input_node(text)
+            if dep not in seen and dep in inputs and not (dep in back and ops[name] in ("Merge", "RefMerge")):
+                break
+        else:
+            seen.add(name)
+            continue
+        break
     else:
-        return False
-    position = {n.name: i for i, n in enumerate(nodes)}
+        return None
+    names = list(inputs)
+    position = {name: i for i, name in enumerate(names)}
 
-    def deps(node: node_def_pb2.NodeDef) -> list[int]:
-        loop_merge = node.op in ("Merge", "RefMerge")
-        names = {input_node(i) for i in node.input}
-        return [position[d] for d in names if d in position and not (loop_merge and d in back)]
+    def deps(name: str) -> list[int]:
+        loop_merge = ops[name] in ("Merge", "RefMerge")
+        found = {input_node(i) for i in inputs[name]}
+        return [position[d] for d in found if d in position and not (loop_merge and d in back)]
 
-    needs = [deps(n) for n in nodes]
-    if all(all(d < i for d in ds) for i, ds in enumerate(needs)):
-        return False
+    needs = [deps(n) for n in names]
     waiting = [len(ds) for ds in needs]
-    readers: list[list[int]] = [[] for _ in nodes]
+    readers: list[list[int]] = [[] for _ in names]
     for i, ds in enumerate(needs):
         for d in ds:
             readers[d].append(i)
@@ -73,11 +88,9 @@ def sort_topologically_in_place(graph_def: graph_pb2.GraphDef) -> bool:
             waiting[r] -= 1
             if waiting[r] == 0:
                 heapq.heappush(ready, r)
-    if len(order) != len(nodes):
-        return False
-    del graph_def.node[:]
-    graph_def.node.extend(nodes[i] for i in order)
-    return True
+    if len(order) != len(names) or order == list(range(len(names))):
+        return None
+    return [names[i] for i in order]
 
 
 def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = True) -> set[str]:
@@ -216,14 +229,15 @@ def _function_refs(nodes: Iterable[node_def_pb2.NodeDef], names: set[str]) -> se
     return found
 
 
-def drop_unused_library(graph_def: graph_pb2.GraphDef) -> list[str]:
-    """Keep only the library functions the graph's nodes reach (directly or through other functions), in
-    place; returns the names dropped."""
+def drop_unused_library(graph_def: graph_pb2.GraphDef, nodes: Iterable[node_def_pb2.NodeDef] | None = None
+                        ) -> list[str]:
+    """Keep only the library functions the graph's nodes (``nodes``, when an index holds them rather than
+    ``graph_def``) reach, directly or through other functions, in place; returns the names dropped."""
     if not graph_def.library.function:
         return []
     by_name = {f.signature.name: f for f in graph_def.library.function}
     names = set(by_name)
-    used = _function_refs(graph_def.node, names)
+    used = _function_refs(graph_def.node if nodes is None else nodes, names)
     queue = list(used)
     while queue:
         func = by_name[queue.pop()]

@@ -46,6 +46,12 @@ def available() -> bool:
     return _wirescan is not None
 
 
+def compiled() -> Any:
+    """The compiled module (``_wirescan.c``), or None when it was not built: what callers with a compiled
+    fast path and a Python one of the same meaning choose by."""
+    return _wirescan
+
+
 @dataclass
 class NodeTable:
     """What the scanner read: the nodes' names in file order, by name their position, input strings, op,
@@ -266,11 +272,18 @@ class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
 
     def __init__(self, table: NodeTable, positions: dict[str, int], cache: dict[str, node_def_pb2.NodeDef]) -> None:
         self.table, self.positions, self.cache = table, positions, cache
+        self.owner: TableIndex | None = None
 
     def __getitem__(self, name: str) -> node_def_pb2.NodeDef:
         node = self.cache.get(name)
         if node is None:
             node = self.cache[name] = self.table.node(self.positions[name])
+            owner = self.owner
+            if owner is not None and name in owner.rewired:  # inputs set while it was not parsed
+                del owner.rewired[name]
+                del node.input[:]
+                node.input.extend(owner.inputs[name])
+                owner.modified.add(name)
         return node
 
     def __contains__(self, name: object) -> bool:
@@ -293,14 +306,24 @@ class TableIndex(GraphIndex):
 
     def __init__(self, table: NodeTable, *, nodes: _LazyNodes | None = None,
                  inputs: dict[str, Sequence[str]] | None = None, tables: NodeTables | None = None,
-                 modified: set[str] | None = None) -> None:
+                 modified: set[str] | None = None, rewired: dict[str, Sequence[str]] | None = None) -> None:
         """Index a file's node table (the keyword arguments: a restriction's, see :meth:`restricted`)."""
         self.table = table
         super().__init__(None, nodes=_LazyNodes(table, table.positions, {}) if nodes is None else nodes,
                          inputs=table.inputs if inputs is None else inputs,
                          duplicates=list(table.duplicates) if nodes is None else [],
                          tables=tables or NodeTables(table.ops, table.colocated, table.shaped))
-        self.modified: set[str] = modified or set()
+        self.modified: set[str] = modified or set()  # nodes to serialize from their message
+        self.rewired: dict[str, Sequence[str]] = rewired or {}  # unparsed nodes given new inputs: their file's
+        # inputs (write_table writes the file's bytes with the inputs swapped)
+        self.nodes.owner = self
+
+    def _write_inputs(self, changes: Mapping[str, list[str]]) -> None:
+        cache, rewired, inputs = self.nodes.cache, self.rewired, self.inputs
+        parsed = {name: texts for name, texts in changes.items() if name in cache}
+        rewired.update({name: inputs[name] for name in changes if name not in cache and name not in rewired})
+        super()._write_inputs(parsed)
+        self.modified.update(parsed)
 
     def refresh(self, names: Iterable[str]) -> None:
         names = list(names)
@@ -314,6 +337,53 @@ class TableIndex(GraphIndex):
             self.nodes.positions[node.name] = -1
             self.nodes.cache[node.name] = copy
         self.refresh(n.name for n in new_nodes)
+
+    def replace(self, node: node_def_pb2.NodeDef) -> None:
+        copy = node_def_pb2.NodeDef()
+        copy.CopyFrom(node)
+        self.nodes.cache[node.name] = copy  # (the file's node is not parsed first)
+        self.rewired.pop(node.name, None)
+        self.refresh([node.name])
+
+    def _forget(self, names: Collection[str]) -> None:
+        positions, cache, inputs, rewired = self.nodes.positions, self.nodes.cache, self.inputs, self.rewired
+        for name in names:
+            del positions[name]
+        for name in names:
+            del inputs[name]
+        for table in (cache, rewired):
+            if table:
+                for name in names:
+                    table.pop(name, None)
+        self.modified.difference_update(names)
+
+    def same_stored(self, names: list[str], limit: int) -> dict[str, str]:
+        """Among these nodes, the unchanged ones whose bytes in the file (up to ``limit`` past the name) are
+        the same but for their names: each later one -> the first (compared in C, nothing parsed)."""
+        cache, positions, rewired = self.nodes.cache, self.nodes.positions, self.rewired
+        stored = [n for n in names if positions[n] >= 0 and n not in cache and n not in rewired]
+        assert _wirescan is not None  # (a table comes from the scanner)
+        found = _wirescan.same_bodies(self.table.data, self.table.spans, [positions[n] for n in stored], limit)
+        return {name: stored[first] for name, first in zip(stored, found, strict=True) if first >= 0}
+
+    def stored_body(self, name: str) -> memoryview | FileSlice | None:
+        """A node's bytes in the file without its name (op, inputs, device and attrs as written), when the
+        node is unchanged and its name is written first (as every protobuf writer does); else None. Two
+        nodes with equal bodies are the same but for their names. A long body in a mapped file comes as a
+        :class:`FileSlice`, read through the kernel rather than the mapping."""
+        position = self.nodes.positions.get(name, -1)
+        if position < 0 or name in self.nodes.cache:
+            return None
+        table, spans = self.table, self.table.spans
+        start, end = spans[3 * position + 1], spans[3 * position + 2]
+        encoded = name.encode()
+        head = len_field(1, len(encoded)) + encoded
+        if table.data[start:start + len(head)] != head:
+            return None
+        start += len(head)
+        if isinstance(table.data, mmap.mmap) and end - start >= _SLICE_ABOVE:
+            return FileSlice(str(table.path), start, end - start)
+        return memoryview(table.data)[start:end]
 
     def parsed_nodes(self) -> Iterable[node_def_pb2.NodeDef]:
         positions = self.nodes.positions
@@ -336,7 +406,8 @@ class TableIndex(GraphIndex):
         gone, inputs, tables = self._restricted_tables(keep)
         positions = without_keys(self.nodes.positions, gone)
         return TableIndex(self.table, nodes=_LazyNodes(self.table, positions, self.nodes.cache), inputs=inputs,
-                          tables=tables, modified={n for n in self.modified if n in keep})
+                          tables=tables, modified={n for n in self.modified if n in keep},
+                          rewired={n: v for n, v in self.rewired.items() if n in keep})
 
     def _rekey(self, old: str, new: str) -> None:
         self.nodes[old]  # parsed into the cache
@@ -345,17 +416,22 @@ class TableIndex(GraphIndex):
         self.modified.discard(old)
 
 
-def write_table(index: TableIndex, path: str | os.PathLike[str], *, progress: Progress | None = None) -> int:
+def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Sequence[str] | None = None,
+                progress: Progress | None = None) -> int:
     """Write ``index``'s nodes as a binary GraphDef: the input's bytes with the spans of nodes no longer in
     the graph cut out and of changed nodes re-serialized in place (so top-level fields such as versions and
-    the node order stay as they were), new nodes at the end. Atomic, and never over the input. Returns
-    bytes written."""
+    the node order stay as they were), new nodes at the end. ``order``: every node's name, in the order to
+    write them (the top-level fields first, then runs of nodes still adjacent copied as one span). Atomic,
+    and never over the input. Returns bytes written."""
+    if order is not None:
+        return _write_ordered(index, path, order, progress)
     table = index.table
     spans = table.spans
     positions = index.nodes.positions
     kept = set(positions.values())
     changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
-    cuts = [p for p in range(len(table.names)) if p not in kept or p in changed]  # the few spans not copied as is
+    changed.update((positions[n], n) for n in index.rewired if positions.get(n, -1) >= 0)
+    cuts = sorted(p for p in range(len(table.names)) if p not in kept or p in changed)  # spans not copied as is
     chunks: list[Chunk] = []
     at = 0
     for p in cuts:
@@ -363,7 +439,7 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, progress: Pr
         if start > at:
             chunks.append(_source_chunk(table, at, start))
         if p in changed:
-            chunks += _node_field(index.nodes[changed[p]])
+            chunks += _node_chunks(index, changed[p])
         at = end
     if at < len(table.data):
         chunks.append(_source_chunk(table, at, len(table.data)))
@@ -372,6 +448,55 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, progress: Pr
             chunks += _node_field(index.nodes[name])
     with atomic_write(path, [table.path]) as fh:
         return write_chunks(chunks, fh, progress)
+
+
+def _write_ordered(index: TableIndex, path: str | os.PathLike[str], order: Sequence[str],
+                   progress: Progress | None) -> int:
+    table, spans, positions = index.table, index.table.spans, index.nodes.positions
+    assert len(order) == len(positions)
+    chunks: list[Chunk] = [_source_chunk(table, start, end) for _, start, end in table.header]
+    run: list[int] = []  # [start, end] of the span being extended
+    for name in order:
+        p = positions[name]
+        if p < 0 or name in index.modified or name in index.rewired:
+            if run:
+                chunks.append(_source_chunk(table, run[0], run[1]))
+                run = []
+            chunks += _node_chunks(index, name)
+        elif run and spans[3 * p] == run[1]:
+            run[1] = spans[3 * p + 2]
+        else:
+            if run:
+                chunks.append(_source_chunk(table, run[0], run[1]))
+            run = [spans[3 * p], spans[3 * p + 2]]
+    if run:
+        chunks.append(_source_chunk(table, run[0], run[1]))
+    with atomic_write(path, [table.path]) as fh:
+        return write_chunks(chunks, fh, progress)
+
+
+def _node_chunks(index: TableIndex, name: str) -> list[Chunk]:
+    """A changed node's field: a node whose inputs alone changed (``rewired``) as its bytes in the file with
+    the input fields swapped, when they are laid out as protobuf writers do (name, op, inputs first);
+    anything else re-serialized from its message."""
+    file_inputs = index.rewired.get(name)
+    if file_inputs is not None and name not in index.modified:
+        table, spans, p = index.table, index.table.spans, index.nodes.positions[name]
+        start, end = spans[3 * p + 1], spans[3 * p + 2]
+        if end - start < _SLICE_ABOVE and _wirescan is not None:  # (a table comes from the scanner)
+            return [_wirescan.with_inputs(table.data, start, end, list(index.inputs[name]))]
+        lead = _string_field(1, name) + _string_field(2, index.ops[name])
+        head = lead + b"".join(_string_field(3, t) for t in file_inputs)
+        if table.data[start:start + len(head)] == head:
+            new_head = lead + b"".join(_string_field(3, t) for t in index.inputs[name])
+            rest = end - start - len(head)
+            return [len_field(1, len(new_head) + rest), new_head, _source_chunk(table, start + len(head), end)]
+    return _node_field(index.nodes[name])
+
+
+def _string_field(number: int, text: str) -> bytes:
+    data = text.encode()
+    return len_field(number, len(data)) + data
 
 
 def _node_field(node: node_def_pb2.NodeDef) -> list[Chunk]:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from graphkit.io.graph import GraphIndex, TensorRef, colocation_targets, parse_ref
+from graphkit.io.graph import GraphIndex, TensorRef, input_node, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, SIDE_EFFECT_ONLY
-from graphkit.io.passes import extract_subgraph, follow_chains
+from graphkit.io.passes import follow_chains, reachable, rewire
 from graphkit.proto import graph_pb2
+
+_WRAPPERS = ("Identity", "NoOp")
 
 
 def strip_training(gd: graph_pb2.GraphDef, protected: list[str]) -> graph_pb2.GraphDef:
@@ -14,43 +16,58 @@ def strip_training(gd: graph_pb2.GraphDef, protected: list[str]) -> graph_pb2.Gr
     Print...) and its Assert/PrintV2 control chains dropped, cut to what ``protected`` needs. Unlike TF's
     remove_training_nodes: consumers written ``id:0`` are rewired too, a
     pass-through of output k keeps reading output k, and library and versions are kept."""
-    index = GraphIndex(gd)
-    keep = set(protected)
-    mapping: dict[TensorRef, TensorRef] = {}
-    dropped_controls = {n.name for n in gd.node if n.name not in keep and (
-        n.op in SIDE_EFFECT_ONLY or n.op == "CheckNumerics"
-        or (n.op in ("If", "StatelessIf") and n.name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
-    grew = True
-    while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
-        grew = False
-        for n in gd.node:
-            if n.op in ("Identity", "NoOp") and n.input and n.name not in dropped_controls and n.name not in keep \
-                    and all(parse_ref(i).node in dropped_controls for i in n.input):
-                dropped_controls.add(n.name)
-                grew = True
-    for node in gd.node:
-        if node.name in keep or node.op not in INFERENCE_IDENTITIES or not node.input:
-            continue
-        controls = [i for i in node.input if i.startswith("^") and i[1:] not in dropped_controls]
-        if not controls and not index.control_consumers.get(node.name):
-            mapping[TensorRef(node.name)] = parse_ref(node.input[0])
-    # a node that stays and is colocated with a pass-through keeps it (TF does the same)
-    going = dropped_controls | {k.node for k in mapping}
-    for node in gd.node:
-        if node.name not in going:
-            for target in colocation_targets(node):
-                mapping.pop(TensorRef(target), None)
-    mapping = follow_chains(mapping)  # a pass-through of a pass-through
     out = graph_pb2.GraphDef()
     out.CopyFrom(gd)
-    for node in out.node:
-        new_inputs = []
-        for text in node.input:
-            ref = parse_ref(text)
-            if ref.control and ref.node in dropped_controls:
-                continue
-            new_inputs.append(str(mapping.get(ref, ref)))
-        if new_inputs != list(node.input):
-            del node.input[:]
-            node.input.extend(new_inputs)
-    return extract_subgraph(out, protected)
+    index = GraphIndex(out)
+    strip_training_in_place(index, protected)
+    result = index.restricted(index.inputs).graph_def
+    assert result is not None
+    return result
+
+
+def strip_training_in_place(index: GraphIndex, protected: list[str]) -> int:
+    """:func:`strip_training` on an index, in place (it then holds the graph, see
+    :meth:`GraphIndex.remove`); returns the number of nodes removed."""
+    keep = set(protected)
+    ops, inputs = index.ops, index.inputs
+    dropped_controls = {name for name, op in ops.items() if name not in keep and (
+        op in SIDE_EFFECT_ONLY or op == "CheckNumerics"
+        or (op in ("If", "StatelessIf") and name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
+    wrappers = [name for name, op in ops.items() if op in _WRAPPERS and inputs[name] and name not in keep]
+    grew = bool(dropped_controls and wrappers)
+    while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
+        grew = False
+        for name in wrappers:
+            if name not in dropped_controls and all(input_node(i) in dropped_controls for i in inputs[name]):
+                dropped_controls.add(name)
+                grew = True
+    mapping: dict[TensorRef, TensorRef] = {}
+    control_consumers = index.control_consumers
+    for name, op in ops.items():
+        if name in keep or op not in INFERENCE_IDENTITIES or not inputs[name]:
+            continue
+        texts = inputs[name]
+        controls = [i for i in texts if i.startswith("^") and i[1:] not in dropped_controls]
+        if not controls and not control_consumers.get(name):
+            mapping[TensorRef(name)] = parse_ref(texts[0])
+    # a node that stays and is colocated with a pass-through keeps it (TF does the same)
+    going = dropped_controls | {k.node for k in mapping}
+    for name, targets in index.colocated.items():
+        if name not in going:
+            for target in targets:
+                mapping.pop(TensorRef(target), None)
+    mapping = follow_chains(mapping)  # a pass-through of a pass-through
+    _rewire_dropping(index, mapping, dropped_controls)
+    kept = reachable(index, protected)
+    gone = {name for name in inputs if name not in kept}
+    index.remove(gone)
+    return len(gone)
+
+
+def _rewire_dropping(index: GraphIndex, mapping: dict[TensorRef, TensorRef], dropped: set[str]) -> None:
+    """``rewire`` with the control inputs from ``dropped`` nodes taken out."""
+    if not dropped:
+        rewire(index, mapping)
+        return
+    index.drop_controls_from(dropped)
+    rewire(index, mapping)

@@ -20,10 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphkit.io import dtypes
-from graphkit.io.graph import Graph, GraphIndex, TensorRef, parse_ref, unique_name
+from graphkit.io.graph import GraphIndex, TensorRef, input_node, parse_ref, unique_name
 from graphkit.io.passes import rewire
-from graphkit.io.tensors import const_node
-from graphkit.optimize.context import Context, attr, const_value, copy_graph, data_inputs, reads_port, remove_nodes
+from graphkit.optimize.context import Context, Work, alone, attr, const_node, const_value, data_inputs, reads_port
 from graphkit.proto import node_def_pb2
 
 if TYPE_CHECKING:
@@ -36,32 +35,31 @@ _SHIFTS = frozenset({"Add", "AddV2", "Sub", "BiasAdd"})
 _HEADS = LINEAR | {"BiasAdd"}
 
 
-def fold_batch_norms(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
-    if not any(n.op in LINEAR or n.op in FUSED_BATCH_NORMS for n in graph.graph_def.node):
-        return graph, []
-    out = copy_graph(graph)
-    changes = _fused_in_place(out, ctx)
+def fold_batch_norms_in_place(work: Work, ctx: Context) -> list[str]:
+    if not work.has_ops(LINEAR | FUSED_BATCH_NORMS):
+        return []
+    changes = _fused_in_place(work, ctx)
     while True:
-        done = _fold_one_in_place(out, ctx)
-        if done is None:
-            return out, changes
-        changes.append(done)
+        done = _fold_sweep_in_place(work, ctx)
+        if not done:
+            return changes
+        changes += done
 
 
-def _fused_in_place(graph: Graph, ctx: Context) -> list[str]:
+def _fused_in_place(work: Work, ctx: Context) -> list[str]:
     import numpy as np
 
-    index = GraphIndex(graph.graph_def)
+    index = work.index
     changes = []
-    added: list[node_def_pb2.NodeDef] = []
-    for node in list(graph.graph_def.node):
-        if node.op not in FUSED_BATCH_NORMS or attr(node, "is_training").b:
+    for name in [n for n, op in index.ops.items() if op in FUSED_BATCH_NORMS]:
+        node = index.nodes[name]
+        if attr(node, "is_training").b:
             continue
         fmt = attr(node, "data_format").s.decode() if "data_format" in node.attr else "NHWC"
         if fmt not in ("NHWC", "NCHW") or any(reads_port(index, node.name, p) for p in range(1, 6)):
             continue
         refs = data_inputs(node)
-        params = [const_value(graph, index, r) for r in refs[1:5]]
+        params = [const_value(work, r) for r in refs[1:5]]
         if len(refs) < 5 or any(p is None for p in params):
             continue
         scale, offset, mean, variance = (np.asarray(p, np.float64) for p in params)
@@ -72,7 +70,7 @@ def _fused_in_place(graph: Graph, ctx: Context) -> list[str]:
         b = offset - mean * s
         np_dtype = dtypes.to_numpy(attr(node, "T").type)
         shape = (-1,) if fmt == "NHWC" else (-1, 1, 1)
-        taken = set(index.nodes) | {n.name for n in added}
+        taken = set(index.inputs)
         s_node = const_node(unique_name(f"{node.name}/folded_scale", taken), s.astype(np_dtype).reshape(shape))
         taken.add(s_node.name)
         b_node = const_node(unique_name(f"{node.name}/folded_offset", taken), b.astype(np_dtype).reshape(shape))
@@ -85,23 +83,26 @@ def _fused_in_place(graph: Graph, ctx: Context) -> list[str]:
                                    device=node.device)
         add.attr["T"].type = attr(node, "T").type
         was = node.op
-        node.CopyFrom(add)
-        added += [s_node, b_node, mul]
+        work.add([s_node, b_node, mul])
+        work.replace(add)
         changes.append(f"{node.name} ({was} in inference mode) -> Mul + Add")
-    graph.graph_def.node.extend(added)
     return changes
 
 
-def _fold_one_in_place(graph: Graph, ctx: Context) -> str | None:
-    """Fold one scale or shift into the linear op before it; None when there is none left."""
-    index = GraphIndex(graph.graph_def)
+def _fold_sweep_in_place(work: Work, ctx: Context) -> list[str]:
+    """Fold each scale or shift into the linear op before it, in graph order; what was folded."""
+    index = work.index
     protected = set(ctx.outputs)
-    for node in graph.graph_def.node:
-        if node.op != "Mul" and node.op not in _SHIFTS:
-            continue
-        if not any(index.ops.get(parse_ref(i).node) in _HEADS for i in node.input[:2]):
+    ops, inputs = index.ops, index.inputs
+    done = []
+    for name in [n for n, op in ops.items() if op == "Mul" or op in _SHIFTS]:
+        op = ops.get(name)
+        if op != "Mul" and op not in _SHIFTS:
+            continue  # (gone, or changed by a fold before)
+        if not any(ops.get(input_node(i)) in _HEADS for i in inputs[name][:2] if not i.startswith("^")):
             continue  # neither operand comes from a linear op or its BiasAdd: nothing to fold into
-        found = _operands(graph, index, node)
+        node = index.nodes[name]
+        found = _operands(work, node)
         if found is None:
             continue
         head, constant = found
@@ -111,24 +112,25 @@ def _fold_one_in_place(graph: Graph, ctx: Context) -> str | None:
         linear, bias = chain
         if node.op == "BiasAdd" and bias is None:
             continue  # already the bias of its linear op: nothing to fold
-        vector = _per_channel(linear, graph, index, constant)
+        vector = _per_channel(linear, work, constant)
         if vector is None:
             continue
         keep = node.name in protected
         if node.op == "Mul":
-            return _fold_scale(graph, index, node, linear, bias, vector, keep)
+            done.append(_fold_scale(work, node, linear, bias, vector, keep))
+            continue
         if node.op == "Sub":
             vector = -vector
-        return _fold_shift(graph, index, node, linear, bias, vector, keep)
-    return None
+        done.append(_fold_shift(work, node, linear, bias, vector, keep))
+    return done
 
 
-def _operands(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef) -> tuple[TensorRef, np.ndarray] | None:
+def _operands(work: Work, node: node_def_pb2.NodeDef) -> tuple[TensorRef, np.ndarray] | None:
     """(the non-constant operand, the constant) of a binary node with exactly one constant operand."""
     refs = data_inputs(node)
     if len(refs) != 2:
         return None
-    values = [const_value(graph, index, r) for r in refs]
+    values = [const_value(work, r) for r in refs]
     if node.op in ("Sub", "BiasAdd"):  # x - c, BiasAdd(x, c): the constant must be second
         return (refs[0], values[1]) if values[0] is None and values[1] is not None else None
     if (values[0] is None) == (values[1] is None):
@@ -157,13 +159,12 @@ def _chain(index: GraphIndex, head: TensorRef, protected: set[str]) -> tuple[nod
     return node, bias
 
 
-def _per_channel(linear: node_def_pb2.NodeDef, graph: Graph, index: GraphIndex,
-                 constant: np.ndarray) -> np.ndarray | None:
+def _per_channel(linear: node_def_pb2.NodeDef, work: Work, constant: np.ndarray) -> np.ndarray | None:
     """The constant as one value per output channel of ``linear``, or None when it varies along another
     axis (or is not a float of the weights' dtype)."""
     import numpy as np
 
-    weights = const_value(graph, index, parse_ref(linear.input[_WEIGHT_INPUT[linear.op]]))
+    weights = const_value(work, parse_ref(linear.input[_WEIGHT_INPUT[linear.op]]))
     if weights is None or weights.dtype.kind != "f" or constant.dtype != weights.dtype:
         return None
     channels = _channels(linear, weights)
@@ -207,42 +208,46 @@ def _scaled_weights(linear: node_def_pb2.NodeDef, weights: np.ndarray, vector: n
     return w.astype(weights.dtype)
 
 
-def _fold_scale(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef, linear: node_def_pb2.NodeDef,
+def _fold_scale(work: Work, node: node_def_pb2.NodeDef, linear: node_def_pb2.NodeDef,
                 bias: node_def_pb2.NodeDef | None, vector: np.ndarray, keep: bool) -> str:
     import numpy as np
 
     slot = _WEIGHT_INPUT[linear.op]
-    weights = const_value(graph, index, parse_ref(linear.input[slot]))
+    weights = const_value(work, parse_ref(linear.input[slot]))
     assert weights is not None
-    taken = set(index.nodes)
+    taken = set(work.index.inputs)
     new_w = const_node(unique_name(f"{linear.name}/folded_weights", taken), _scaled_weights(linear, weights, vector))
+    work.add([new_w])
     linear.input[slot] = new_w.name
-    added = [new_w]
+    work.changed([linear.name])
     if bias is not None:
-        b = const_value(graph, index, parse_ref(bias.input[1]))
+        b = const_value(work, parse_ref(bias.input[1]))
         assert b is not None
-        new_b = const_node(unique_name(f"{bias.name}/folded_bias", taken | {new_w.name}),
-                           (b.astype(np.float64) * vector).astype(b.dtype))
+        new_b = const_node(unique_name(f"{bias.name}/folded_bias", taken), (b.astype(np.float64) * vector).astype(
+            b.dtype))
+        work.add([new_b])
         bias.input[1] = new_b.name
-        added.append(new_b)
-    _replace_by(graph, index, node, bias or linear, added, keep)
+        work.changed([bias.name])
+    _replace_by(work, node, bias or linear, keep)
     return f"{node.name} (Mul) folded into {linear.name}'s weights" + (f" and {bias.name}" if bias else "")
 
 
-def _fold_shift(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef, linear: node_def_pb2.NodeDef,
+def _fold_shift(work: Work, node: node_def_pb2.NodeDef, linear: node_def_pb2.NodeDef,
                 bias: node_def_pb2.NodeDef | None, vector: np.ndarray, keep: bool) -> str:
     import numpy as np
 
-    weights = const_value(graph, index, parse_ref(linear.input[_WEIGHT_INPUT[linear.op]]))
+    weights = const_value(work, parse_ref(linear.input[_WEIGHT_INPUT[linear.op]]))
     assert weights is not None
-    taken = set(index.nodes)
+    taken = set(work.index.inputs)
     if bias is not None:
-        b = const_value(graph, index, parse_ref(bias.input[1]))
+        b = const_value(work, parse_ref(bias.input[1]))
         assert b is not None
         new_b = const_node(unique_name(f"{bias.name}/folded_bias", taken), (b.astype(np.float64) + vector).astype(
             b.dtype))
+        work.add([new_b])
         bias.input[1] = new_b.name
-        _replace_by(graph, index, node, bias, [new_b], keep)
+        work.changed([bias.name])
+        _replace_by(work, node, bias, keep)
         return f"{node.name} ({node.op}) folded into {bias.name}"
     new_b = const_node(unique_name(f"{node.name}/bias", taken), vector.astype(weights.dtype))
     controls = [i for i in node.input if i.startswith("^")]
@@ -252,21 +257,22 @@ def _fold_shift(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef, lin
     if linear.op != "MatMul":
         shifted.attr["data_format"].s = _data_format(linear).encode()
     was = node.op
-    node.CopyFrom(shifted)
-    graph.graph_def.node.append(new_b)
+    work.add([new_b])
+    work.replace(shifted)
     return f"{node.name} ({was}) after {linear.name} -> BiasAdd"
 
 
-def _replace_by(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef, source: node_def_pb2.NodeDef,
-                added: list[node_def_pb2.NodeDef], keep: bool) -> None:
+def _replace_by(work: Work, node: node_def_pb2.NodeDef, source: node_def_pb2.NodeDef, keep: bool) -> None:
     """``node``'s consumers read ``source`` instead and ``node`` goes; an output (``keep``) stays, as an
     Identity of ``source``, so its name still answers."""
-    graph.graph_def.node.extend(added)
     if keep:
         identity = node_def_pb2.NodeDef(name=node.name, op="Identity", input=[source.name], device=node.device)
         identity.attr["T"].type = attr(node, "T").type
-        node.CopyFrom(identity)
+        work.replace(identity)
         return
-    rewire(index, {TensorRef(node.name): TensorRef(source.name)})
-    remove_nodes(graph, {node.name})
+    rewire(work.index, {TensorRef(node.name): TensorRef(source.name)})
+    work.remove({node.name})
+
+
+fold_batch_norms = alone(fold_batch_norms_in_place)
 

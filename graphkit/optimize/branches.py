@@ -20,22 +20,12 @@ from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError
 from graphkit.io import dtypes
-from graphkit.io.graph import Graph, GraphIndex, TensorRef, input_node, parse_ref, unique_name
+from graphkit.io.graph import GraphIndex, TensorRef, parse_ref, unique_name
 from graphkit.io.inline import inline_call_in_place
 from graphkit.io.ops import BRANCH_OPS, MERGE_OPS
-from graphkit.io.passes import extract_subgraph, follow_chains, rewire
+from graphkit.io.passes import follow_chains, reachable, rewire
 from graphkit.io.shapes import shape_of
-from graphkit.io.tensors import const_node
-from graphkit.optimize.context import (
-    Context,
-    attr,
-    const_value,
-    copy_graph,
-    reads_port,
-    remove_nodes,
-    replace_node,
-    short_value,
-)
+from graphkit.optimize.context import Context, Work, alone, attr, const_node, const_value, reads_port, short_value
 from graphkit.proto import node_def_pb2
 
 if TYPE_CHECKING:
@@ -44,20 +34,19 @@ if TYPE_CHECKING:
 SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
 
 
-def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+def fold_inputs_in_place(work: Work, ctx: Context) -> list[str]:
     """The ``constants`` pass."""
+    if not ctx.constants and not (ctx.fold_defaults and work.has_ops({"PlaceholderWithDefault"})):
+        return []
     import numpy as np
 
-    if not ctx.constants and not (ctx.fold_defaults and any(n.op == "PlaceholderWithDefault"
-                                                            for n in graph.graph_def.node)):
-        return graph, []
-    out = copy_graph(graph)
-    index = GraphIndex(out.graph_def)
+    index = work.index
+    placeholders = [n for n, op in index.ops.items() if op in ("Placeholder", "PlaceholderWithDefault")]
     changes = []
     for name in ctx.constants:
         node = index.nodes.get(name)
         if node is None:
-            inputs = [n for n, node in index.nodes.items() if node.op in ("Placeholder", "PlaceholderWithDefault")]
+            inputs = placeholders
             raise GraphkitError(f"--constant {name}: not in the graph{index.suggest(name)}; the inputs are "
                                 f"{', '.join(inputs) or 'none'}")
         if node.op not in ("Placeholder", "PlaceholderWithDefault"):
@@ -65,14 +54,15 @@ def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
                                 "PlaceholderWithDefault)")
         if name in ctx.inputs:
             raise GraphkitError(f"--constant {name} and --inputs {name}: an input cannot also be a constant")
-    for node in list(out.graph_def.node):
-        if node.op not in ("Placeholder", "PlaceholderWithDefault") or node.name in ctx.inputs:
+    for name in placeholders:
+        node = index.nodes[name]
+        if node.name in ctx.inputs:
             continue
         if node.name in ctx.constants:
             value = _as_input_value(node, ctx.constants[node.name])
             why = "--constant"
         elif node.op == "PlaceholderWithDefault" and ctx.fold_defaults and node.input:
-            default = const_value(out, index, parse_ref(node.input[0]))
+            default = const_value(work, parse_ref(node.input[0]))
             if default is None:
                 continue
             value, why = np.asarray(default), "its default"
@@ -80,9 +70,9 @@ def fold_inputs(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
             continue
         new = const_node(node.name, value)
         new.device = node.device
-        replace_node(out, index, new)
+        work.replace(new)
         changes.append(f"{node.name} = {short_value(value, 4)} ({why})")
-    return out, changes
+    return changes
 
 
 def _as_input_value(node: node_def_pb2.NodeDef, value: object) -> np.ndarray:
@@ -102,25 +92,24 @@ def _as_input_value(node: node_def_pb2.NodeDef, value: object) -> np.ndarray:
     return array
 
 
-def dead_branches(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+def dead_branches_in_place(work: Work, ctx: Context) -> list[str]:
     """The ``dead-branches`` pass."""
-    if not any(n.op in SWITCH_OPS or n.op in BRANCH_OPS for n in graph.graph_def.node):
-        return graph, []
-    out = copy_graph(graph)
-    changes = _switches_in_place(out, ctx)
-    changes += _functional_in_place(out, ctx)
-    return out, changes
+    changes = _switches_in_place(work, ctx) if work.has_ops(SWITCH_OPS) else []
+    if work.has_ops(BRANCH_OPS) and work.index.graph_def is not None:  # (a file's table has no library)
+        changes += _functional_in_place(work, ctx)
+    return changes
 
 
-def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
-    index = GraphIndex(graph.graph_def)
+def _switches_in_place(work: Work, ctx: Context) -> list[str]:
+    index = work.index
     forward: dict[TensorRef, TensorRef] = {}
     dead_ports: set[TensorRef] = set()
     changes = []
-    for node in graph.graph_def.node:
-        if node.op not in SWITCH_OPS or len(node.input) < 2:
+    for name in [n for n, op in index.ops.items() if op in SWITCH_OPS]:
+        node = index.nodes[name]
+        if len(node.input) < 2:
             continue
-        pred = const_value(graph, index, parse_ref(node.input[1]))
+        pred = const_value(work, parse_ref(node.input[1]))
         if pred is None or pred.size != 1:
             continue
         taken = 1 if bool(pred.reshape(-1)[0]) else 0
@@ -134,7 +123,7 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
     if hit:
         raise GraphkitError(f"output {hit[0]} is in a branch the constant predicate never takes (TF would never "
                             "compute it); choose outputs the taken branch reaches")
-    merges = [index.nodes[n] for n in index.nodes if index.nodes[n].op in MERGE_OPS and n not in dead]
+    merges = [index.nodes[n] for n, op in index.ops.items() if op in MERGE_OPS and n not in dead]
     mapping = dict(forward)
     gone = set(dead)
     new_nodes: list[node_def_pb2.NodeDef] = []
@@ -149,6 +138,7 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
                 del merge.input[:]
                 merge.input.extend([str(r) for r in live] + [i for i in index.inputs[merge.name] if i.startswith("^")])
                 merge.attr["N"].i = len(live)
+                work.changed([merge.name])
                 changes.append(f"{merge.name}: {len(data) - len(live)} dead inputs dropped")
             continue
         position = [parse_ref(i) for i in data].index(live[0])
@@ -156,28 +146,26 @@ def _switches_in_place(graph: Graph, ctx: Context) -> list[str]:
         if reads_port(index, merge.name, 1):
             import numpy as np
 
-            names = set(index.nodes) | {n.name for n in new_nodes}
+            names = set(index.inputs) | {n.name for n in new_nodes}
             value = const_node(unique_name(f"{merge.name}/value_index", names), np.array(position, np.int32))
             new_nodes.append(value)
             mapping[TensorRef(merge.name, 1)] = TensorRef(value.name)
         gone.add(merge.name)
         changes.append(f"{merge.name}: merged input {position} kept")
-    index.add(new_nodes)
+    work.add(new_nodes)
     rewire(index, follow_chains(mapping))  # a Merge's live input may itself be a forwarded Switch port
-    _keep_what_is_still_read(graph, gone)
-    remove_nodes(graph, gone)
-    before = len(graph.graph_def.node)
-    kept = extract_subgraph(graph.graph_def, ctx.outputs)  # the Switches passed by, and what only fed them
-    graph.graph_def.CopyFrom(kept)
-    changes.append(f"{len(dead)} nodes in branches not taken removed, {before - len(kept.node)} left unused")
+    _keep_what_is_still_read(index, gone)
+    work.remove(gone)
+    unused = work.keep_only(reachable(index, ctx.outputs))  # the Switches passed by, and what only fed them
+    changes.append(f"{len(dead)} nodes in branches not taken removed, {unused} left unused")
     return changes
 
 
-def _keep_what_is_still_read(graph: Graph, gone: set[str]) -> None:
+def _keep_what_is_still_read(index: GraphIndex, gone: set[str]) -> None:
     """Take out of ``gone`` (in place) the dead nodes a node that stays still reads -- a Merge whose
     value_index is read keeps its dead inputs -- and what they read: TF handles their deadness at run time,
     and the graph stays whole."""
-    producers = {n.name: [input_node(i) for i in n.input] for n in graph.graph_def.node}
+    producers = index.deps
     stack = [d for name, inputs in producers.items() if name not in gone for d in inputs if d in gone]
     while stack:
         name = stack.pop()
@@ -207,20 +195,24 @@ def _dead_nodes(index: GraphIndex, dead_ports: set[TensorRef]) -> set[str]:
     return dead
 
 
-def _functional_in_place(graph: Graph, ctx: Context) -> list[str]:
+def _functional_in_place(work: Work, ctx: Context) -> list[str]:
     changes: list[str] = []
+    graph = work.graph()  # inlining edits a GraphDef and its library
     while True:
         index = GraphIndex(graph.graph_def)
+        local = Work(index, graph.external)
         picked = None
         for node in graph.graph_def.node:
             if node.op not in BRANCH_OPS or node.name in ctx.outputs or not node.input:
                 continue
-            pred = const_value(graph, index, parse_ref(node.input[0]))
+            pred = const_value(local, parse_ref(node.input[0]))
             if pred is None or pred.size != 1:
                 continue
             picked = (node, _branch(node, pred.reshape(-1)[0]))
             break
         if picked is None:
+            if changes:
+                work.reset(graph)
             return changes
         node, branch = picked
         call = node_def_pb2.NodeDef(name=node.name, op="PartitionedCall", device=node.device,
@@ -240,3 +232,7 @@ def _branch(node: node_def_pb2.NodeDef, value: object) -> str:
     index = int(value)  # type: ignore[call-overload]
     return branches[index if 0 <= index < len(branches) else len(branches) - 1]
 
+
+
+fold_inputs = alone(fold_inputs_in_place)
+dead_branches = alone(dead_branches_in_place)

@@ -15,13 +15,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 
 from graphkit.io import training
-from graphkit.io.functions import OpDefs
-from graphkit.io.graph import FileSlice, Graph, GraphIndex, TensorRef, parse_ref
+from graphkit.io.graph import FileSlice, Payload, TensorRef, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, MERGE_OPS, NEXT_ITERATION_OPS, PLACEHOLDER_OPS, SIDE_EFFECT_ONLY
-from graphkit.io.passes import drop_dangling_colocations, drop_unused_library, extract_subgraph, follow_chains, rewire
-from graphkit.optimize.context import Context, copy_graph
+from graphkit.io.passes import drop_dangling_colocations, drop_unused_library, follow_chains, reachable, rewire
+from graphkit.io.scan import TableIndex, compiled
+from graphkit.optimize.context import Context, Work, alone
 from graphkit.proto import node_def_pb2
 
 STRIPPED_OPS = INFERENCE_IDENTITIES | SIDE_EFFECT_ONLY | {"If", "StatelessIf", "NoOp"}
@@ -29,95 +30,168 @@ CONTROL_FLOW = frozenset({"Switch", "RefSwitch", "Enter", "RefEnter", "Exit", "R
                           "ControlTrigger"}) | MERGE_OPS | NEXT_ITERATION_OPS
 
 
-def strip_training(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+def strip_training_in_place(work: Work, ctx: Context) -> list[str]:
     protected = set(ctx.outputs)
-    if not any(n.op in STRIPPED_OPS and n.name not in protected for n in graph.graph_def.node):
-        return graph, []  # nothing it would take out (unused nodes are cleanup's)
-    gd = training.strip_training(graph.graph_def, ctx.outputs)
-    kept = {n.name for n in gd.node}
-    gone = [n.name for n in graph.graph_def.node if n.name not in kept]
-    return Graph(gd, {k: v for k, v in graph.external.items() if k in kept}), [f"{len(gone)} nodes removed"] if \
-        gone else []
+    if not any(op in STRIPPED_OPS and name not in protected for name, op in work.ops.items()):
+        return []  # nothing it would take out (unused nodes are cleanup's)
+    names = set(work.names)
+    gone = training.strip_training_in_place(work.index, ctx.outputs)
+    for name in names - set(work.index.inputs):
+        work.external.pop(name, None)
+    return [f"{gone} nodes removed"] if gone else []
 
 
-def dedupe(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+def dedupe_in_place(work: Work, ctx: Context) -> list[str]:
     protected = set(ctx.outputs)
-    nodes = graph.graph_def.node
+    index = work.index
+    ops, inputs = index.ops, index.inputs
     twin: dict[str, str] = {}  # a node merged -> the one that stays (every output k to output k)
-    first_inline: dict[tuple[bytes, tuple[str, ...]], str] = {}  # a value held in the graph: by its bytes
-    by_size: dict[tuple[int, tuple[int, ...], int, tuple[str, ...]], list[node_def_pb2.NodeDef]] = {}
-    external = graph.external
-    for node in nodes:
-        if node.op != "Const" or node.name in protected:
+    _merge_constants(work, [n for n, op in ops.items() if op == "Const" and n not in protected], twin)
+    op_defs = work.op_defs()
+    stateful: dict[str, bool] = {}
+    for op in set(ops.values()):
+        op_def = op_defs.get(op)
+        stateful[op] = op_def is None or op_def.is_stateful or op in CONTROL_FLOW or op in PLACEHOLDER_OPS \
+            or op == "Const"
+    candidates = [n for n, op in ops.items() if not stateful[op] and n not in protected]
+
+    def same(earlier: str, name: str) -> bool:
+        return _same_attrs(index.nodes[earlier], index.nodes[name])
+
+    helpers = compiled()  # the same sweep compiled, when built
+    merge_sweep = helpers.merge_sweep if helpers is not None else _merge_sweep
+    rename_inputs = helpers.rename_inputs if helpers is not None else _rename_inputs
+    renamed: dict[str, list[str]] = {}  # inputs naming merged nodes, renamed
+    while True:  # once, for a graph in order (each node's inputs merged before it is looked at)
+        before = len(twin)
+        merge_sweep(candidates, ops, inputs, twin, renamed, same)
+        if len(twin) == before or _in_order(index.deps, candidates, twin):
+            break
+    if not twin:
+        return []
+    edits = {n: texts for n, texts in renamed.items() if n not in twin}
+    edits.update(rename_inputs([n for n in inputs if n not in twin and n not in renamed], inputs, twin))
+    for name, texts in edits.items():
+        if texts[-1].startswith("^"):  # a control input named twice once merged: once (controls come last)
+            edits[name] = [i for i in texts if not i.startswith("^")] + list(dict.fromkeys(
+                i for i in texts if i.startswith("^")))
+    index.set_inputs(edits)
+    work.remove(set(twin), unread=True)
+    return [f"{len(twin)} duplicate nodes merged"]
+
+
+def _merge_sweep(names: list[str], ops: dict[str, str], inputs: Mapping[str, Sequence[str]], twin: dict[str, str],
+                 renamed: dict[str, list[str]], same: Callable[[str, str], bool]) -> int:
+    """One pass of "nodes with the same op and inputs are one", in order: each node's inputs renamed through
+    ``twin`` (kept in ``renamed`` when that changes them) and looked up with its op among the nodes before
+    it; ``same(earlier, name)`` decides a match (attrs, device), which goes into ``twin`` at once. Returns
+    the merges. (``_wirescan.merge_sweep`` is this, compiled.)"""
+    seen: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    merges = 0
+    for name in names:
+        if name in twin:
             continue
-        controls = tuple(sorted(i for i in node.input if i.startswith("^")))
-        if node.name not in external:
-            value_key = (node.attr["value"].SerializeToString(deterministic=True), controls)
-            if value_key in first_inline:
-                twin[node.name] = first_inline[value_key]
+        texts = inputs[name]
+        new = [_renamed(i, twin) for i in texts]
+        if new != list(texts):
+            texts = renamed[name] = new
+        key = (ops[name], tuple(texts))
+        earlier = seen.get(key)
+        if earlier is None:
+            seen[key] = [name]
+            continue
+        match = next((other for other in earlier if same(other, name)), None)
+        if match is None:
+            earlier.append(name)
+        else:
+            twin[name] = match
+            merges += 1
+    return merges
+
+
+def _rename_inputs(names: list[str], inputs: Mapping[str, Sequence[str]], twin: dict[str, str]
+                   ) -> dict[str, list[str]]:
+    """Each node's inputs renamed through ``twin``, for the nodes where that changes something.
+    (``_wirescan.rename_inputs`` is this, compiled.)"""
+    out = {}
+    for name in names:
+        new = [_renamed(i, twin) for i in inputs[name]]
+        if new != list(inputs[name]):
+            out[name] = new
+    return out
+
+
+def _in_order(deps: dict[str, list[str]], candidates: list[str], twin: dict[str, str]) -> bool:
+    """Whether one sweep saw every merge: each node comes after the merged nodes it reads."""
+    position = {name: i for i, name in enumerate(candidates)}
+    return all(position[d] < i for i, name in enumerate(candidates) for d in deps[name]
+               if d in twin and d in position)
+
+
+def _merge_constants(work: Work, names: list[str], twin: dict[str, str]) -> None:
+    """Constants of the same value (and dtype, shape, attrs, device, control inputs) merged into the first
+    (``twin``, in place). Small ones are compared by their attrs serialized deterministically; large ones
+    are grouped by size, then by a digest of their first 64 KiB, and only those still alike read whole (one
+    at a time). On a file's table, those whose bytes are the same but for their names are merged first
+    (in C, nothing parsed); the first of each kind then goes through the same comparison, so the result is
+    the protobuf path's -- but for large constants, compared by their bytes as written there (two equal in
+    value whose attrs were written in another order stay two)."""
+    if len(names) < 2:
+        return
+    index = work.index
+    stored_body = None
+    if isinstance(index, TableIndex):
+        same = index.same_stored(names, _HEAD)
+        twin.update(same)
+        names = [n for n in names if n not in same]
+        stored_body = index.stored_body
+    first: dict[tuple[object, ...], str] = {}
+    large: dict[tuple[object, ...], list[tuple[str, Payload]]] = {}
+    for name in names:
+        body = stored_body(name) if stored_body is not None else None
+        if body is not None and len(body) > _HEAD:
+            large.setdefault(("body", len(body)), []).append((name, body))
+        else:
+            node = index.nodes[name]
+            controls = tuple(sorted(i for i in node.input if i.startswith("^")))
+            rest = tuple(sorted((k, v.SerializeToString(deterministic=True)) for k, v in node.attr.items()
+                                if k != "value"))
+            payload = work.external.get(name)
+            if payload is None:
+                key = ("node", node.attr["value"].SerializeToString(deterministic=True), rest, node.device,
+                       controls)
+            else:  # its bytes are in the file
+                tensor = node.attr["value"].tensor
+                large.setdefault(("payload", int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim),
+                                  len(payload), rest, node.device, controls), []).append((name, payload))
+                continue
+            if key in first:
+                twin[name] = first[key]
             else:
-                first_inline[value_key] = node.name
-            continue
-        tensor = node.attr["value"].tensor  # its bytes are in the file: grouped by size first
-        size_key = (int(tensor.dtype), tuple(d.size for d in tensor.tensor_shape.dim), graph.const_nbytes(node),
-                    controls)
-        by_size.setdefault(size_key, []).append(node)
-    for group in by_size.values():
+                first[key] = name
+    for group in large.values():
         if len(group) < 2:
             continue
-        by_head: dict[bytes, list[node_def_pb2.NodeDef]] = {}
-        for node in group:  # large weights: the first 64 KiB first, so those that differ are not read whole
-            by_head.setdefault(_const_digest(graph, node, _HEAD), []).append(node)
+        by_head: dict[bytes, list[tuple[str, Payload]]] = {}
+        for name, payload in group:  # the first 64 KiB first, so those that differ are not read whole
+            by_head.setdefault(_digest(payload, _HEAD), []).append((name, payload))
         for same_head in by_head.values():
-            first: dict[bytes, str] = {}
-            for node in same_head if len(same_head) > 1 else ():
-                digest = _const_digest(graph, node)
-                if digest in first:
-                    twin[node.name] = first[digest]
+            seen: dict[bytes, str] = {}
+            for name, payload in same_head if len(same_head) > 1 else ():
+                digest = _digest(payload)
+                if digest in seen:
+                    twin[name] = seen[digest]
                 else:
-                    first[digest] = node.name
-    op_defs = OpDefs(graph.graph_def)
-    stateful: dict[str, bool] = {}
-    changed = True
-    while changed:
-        changed = False
-        seen: dict[tuple[str, str, tuple[str, ...]], list[node_def_pb2.NodeDef]] = {}  # attrs compared on a match
-        for node in nodes:
-            if node.name in twin or node.name in protected or node.op in CONTROL_FLOW or node.op in PLACEHOLDER_OPS \
-                    or node.op == "Const":
-                continue
-            if node.op not in stateful:
-                op_def = op_defs.get(node.op)
-                stateful[node.op] = op_def is None or op_def.is_stateful
-            if stateful[node.op]:
-                continue
-            key = (node.op, node.device, tuple(_renamed(i, twin) for i in node.input))
-            same = next((other for other in seen.get(key, ()) if _same_attrs(other, node)), None)
-            if same is None:
-                seen.setdefault(key, []).append(node)
-            else:
-                twin[node.name] = same.name
-                changed = True
-    if not twin:
-        return graph, []
-    out = copy_graph(graph)
-    kept = [n for n in out.graph_def.node if n.name not in twin]
-    for node in kept:
-        inputs = [_renamed(i, twin) for i in node.input]
-        if inputs != list(node.input):
-            del node.input[:]
-            data = [i for i in inputs if not i.startswith("^")]
-            node.input.extend(data + list(dict.fromkeys(i for i in inputs if i.startswith("^"))))  # a control
-            # input named twice once merged: once
-    del out.graph_def.node[:]
-    out.graph_def.node.extend(kept)
-    for name in twin:
-        out.external.pop(name, None)
-    return out, [f"{len(twin)} duplicate nodes merged"]
+                    seen[digest] = name
 
 
 def _renamed(text: str, twin: dict[str, str]) -> str:
     """An input string naming a merged node, naming the one that stays instead (same port)."""
+    target = twin.get(text)  # (the usual input: a bare name)
+    if target is not None and target not in twin:
+        return target
+    if target is None and ":" not in text and not text.startswith("^"):
+        return text
     control = text.startswith("^")
     body = text[1:] if control else text
     name, colon, port = body.partition(":")
@@ -130,7 +204,7 @@ def _renamed(text: str, twin: dict[str, str]) -> str:
 
 
 def _same_attrs(a: node_def_pb2.NodeDef, b: node_def_pb2.NodeDef) -> bool:
-    return set(a.attr) == set(b.attr) and all(
+    return a.device == b.device and set(a.attr) == set(b.attr) and all(
         a.attr[k].SerializeToString(deterministic=True) == b.attr[k].SerializeToString(deterministic=True)
         for k in a.attr)
 
@@ -138,66 +212,55 @@ def _same_attrs(a: node_def_pb2.NodeDef, b: node_def_pb2.NodeDef) -> bool:
 _HEAD = 64 << 10
 
 
-def _const_digest(graph: Graph, node: node_def_pb2.NodeDef, limit: int | None = None) -> bytes:
-    """A digest of a constant's stored bytes (``limit``: of the first bytes only), read one at a time."""
-    payload = graph.external.get(node.name)
+def _digest(payload: Payload, limit: int | None = None) -> bytes:
+    """A digest of stored bytes (``limit``: of the first bytes only), read one payload at a time."""
     if isinstance(payload, FileSlice):
         data = payload.read() if limit is None else FileSlice(payload.path, payload.offset,
                                                               min(limit, payload.length)).read()
-    elif payload is not None:
-        data = bytes(payload[:limit] if limit is not None else payload)
     else:
-        data = node.attr["value"].tensor.SerializeToString(deterministic=True)
+        data = bytes(payload[:limit] if limit is not None else payload)
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def cleanup(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
-    out = copy_graph(graph)
-    index = GraphIndex(out.graph_def)
+def cleanup_in_place(work: Work, ctx: Context) -> list[str]:
+    index = work.index
+    ops, inputs = index.ops, index.inputs
     protected = set(ctx.outputs)
     changes = []
-    pure = _pure_noops(out, index)  # first: a control edge to an Identity would keep it
-    touched = []
-    for node in out.graph_def.node:
-        kept_inputs = [i for i in node.input if not (i.startswith("^") and i[1:] in pure)]
-        if len(kept_inputs) != len(node.input):
-            touched.append(node.name)
-            del node.input[:]
-            node.input.extend(kept_inputs)
+    pure = _pure_noops(work) if work.has_ops({"NoOp"}) else set()  # first: a control edge to an Identity
+    # would keep it
+    touched = index.drop_controls_from(pure)
     if touched:
         changes.append(f"control inputs from NoOps that order nothing dropped from {len(touched)} nodes")
-        index.refresh(touched)
     mapping: dict[TensorRef, TensorRef] = {}
-    for node in out.graph_def.node:
-        if node.op != "Identity" or node.name in protected or not node.input or len(node.input) != 1 \
-                or index.control_consumers.get(node.name):
+    for name, op in ops.items():
+        if op != "Identity" or name in protected or len(inputs[name]) != 1 or index.control_consumers.get(name):
             continue
-        source = parse_ref(node.input[0])
-        producer = index.nodes.get(source.node)
-        if producer is None or producer.op in CONTROL_FLOW or source.control:
+        source = parse_ref(inputs[name][0])
+        if source.control or ops.get(source.node, "Identity") in CONTROL_FLOW or source.node not in inputs:
             continue
-        mapping[TensorRef(node.name)] = source
+        mapping[TensorRef(name)] = source
     mapping = follow_chains(mapping)  # an Identity of an Identity
     if mapping:
         rewire(index, mapping)
         changes.append(f"{len(mapping)} Identity nodes spliced out")
-    before = len(out.graph_def.node)
-    gd = extract_subgraph(out.graph_def, ctx.outputs, colocations=False, index=index)  # a colocation is a hint
-    if any("_class" in n.attr for n in gd.node):
-        drop_dangling_colocations(gd)
-    kept = {n.name for n in gd.node}
-    result = Graph(gd, {k: v for k, v in out.external.items() if k in kept})
-    if before - len(gd.node):
-        changes.append(f"{before - len(gd.node)} unused nodes removed")
-    functions = drop_unused_library(gd)
+    removed = work.keep_only(reachable(index, ctx.outputs, colocations=False))  # a colocation is a hint
+    if index.colocated:
+        drop_dangling_colocations(index)
+    if removed:
+        changes.append(f"{removed} unused nodes removed")
+    graph_def = index.graph_def
+    functions = drop_unused_library(graph_def, index.nodes.values()) if graph_def is not None else []
     if functions:
         changes.append(f"{len(functions)} unused functions removed")
-    return result, changes
+    return changes
 
 
-def _pure_noops(graph: Graph, index: GraphIndex) -> set[str]:
+def _pure_noops(work: Work) -> set[str]:
     """NoOps none of whose inputs (through everything before them) is a stateful op."""
-    op_defs = OpDefs(graph.graph_def)
+    index = work.index
+    ops, deps = index.ops, index.deps
+    op_defs = work.op_defs()
     memo: dict[str, bool] = {}
 
     def pure(start: str) -> bool:
@@ -206,22 +269,25 @@ def _pure_noops(graph: Graph, index: GraphIndex) -> set[str]:
             name, expanded = stack.pop()
             if name in memo:
                 continue
-            node = index.nodes.get(name)
-            deps = [parse_ref(i).node for i in node.input] if node is not None else []
+            inputs = deps.get(name, [])
             if expanded:  # a dependency still being visited is a cycle (a TF1 loop): not taken for pure
-                memo[name] = all(memo.get(d, False) for d in deps)
+                memo[name] = all(memo.get(d, False) for d in inputs)
                 visiting.discard(name)
                 continue
             if name in visiting:
                 continue
-            op_def = op_defs.get(node.op) if node is not None else None
+            op_def = op_defs.get(ops[name]) if name in ops else None
             if op_def is None or op_def.is_stateful:
                 memo[name] = False
                 continue
             visiting.add(name)
             stack.append((name, True))
-            stack += [(d, False) for d in deps if d not in memo]
+            stack += [(d, False) for d in inputs if d not in memo]
         return memo[start]
 
-    return {n.name for n in graph.graph_def.node if n.op == "NoOp" and pure(n.name)} if any(
-        n.op == "NoOp" for n in graph.graph_def.node) else set()
+    return {name for name, op in ops.items() if op == "NoOp" and pure(name)}
+
+
+strip_training = alone(strip_training_in_place)
+dedupe = alone(dedupe_in_place)
+cleanup = alone(cleanup_in_place)

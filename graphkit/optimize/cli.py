@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from graphkit.cliutil import (
@@ -14,6 +16,9 @@ from graphkit.cliutil import (
     tolerance_options,
     working,
 )
+
+if TYPE_CHECKING:
+    from graphkit.runtime.difference import Check
 
 
 @click.command("optimize", epilog="""\b
@@ -59,17 +64,17 @@ def optimize_cmd(model: str, out: str, passes: tuple[str, ...], inputs: tuple[st
     """
     from contextlib import nullcontext
 
-    from graphkit.io.arrays import load_arrays
+    from graphkit.io.scan import scanner_from_environment
     from graphkit.optimize import optimize
-    from graphkit.runtime.difference import Check
 
     with working("optimizing and verifying", quiet) if verify else nullcontext(), \
             progress("writing", quiet or verify) as bar:
         report = optimize(model, out, passes=list(passes) or None, inputs=list(inputs), outputs=list(outputs),
-                          constants=load_arrays(list(constants)), fold_defaults=fold_defaults,
+                          constants=_constants(constants), fold_defaults=fold_defaults,
                           target=target,  # type: ignore[arg-type]
-                          max_folded_bytes=max_folded_bytes, text=text, progress=bar,
-                          verify=verify and Check(load_input_option(input_files), batch, rtol, atol))
+                          max_folded_bytes=max_folded_bytes, text=text, scanner=scanner_from_environment(),
+                          progress=bar,
+                          verify=verify and _check(input_files, batch, rtol, atol))
     if as_json:
         emit_json(report.__dict__)
         return
@@ -84,3 +89,17 @@ def optimize_cmd(model: str, out: str, passes: tuple[str, ...], inputs: tuple[st
         click.echo(f"  verified {d.output}: {d.describe()}")
     for note in report.notes:
         click.echo(f"  note: {note}")
+
+
+def _constants(given: tuple[str, ...]) -> dict:
+    if not given:
+        return {}  # (without importing numpy)
+    from graphkit.io.arrays import load_arrays
+
+    return load_arrays(list(given))
+
+
+def _check(input_files: tuple[str, ...], batch: int, rtol: float, atol: float) -> Check:
+    from graphkit.runtime.difference import Check
+
+    return Check(load_input_option(input_files), batch, rtol, atol)

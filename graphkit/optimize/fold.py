@@ -15,25 +15,25 @@ truncating cast, float ``Range``, which TF accumulates) is left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from graphkit.io import dtypes
-from graphkit.io.graph import Graph, GraphIndex, TensorRef
+from graphkit.io.graph import GraphIndex, TensorRef, input_node
 from graphkit.io.ops import INFERENCE_IDENTITIES
 from graphkit.io.shapes import shape_of
-from graphkit.io.tensors import const_node
 from graphkit.optimize.context import (
     Context,
+    Work,
+    alone,
     attr,
+    const_node,
     const_value,
     controls,
-    copy_graph,
     data_inputs,
-    replace_node,
     resolve,
 )
-from graphkit.proto import graph_pb2, node_def_pb2
+from graphkit.proto import node_def_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -269,29 +269,30 @@ EVALUATORS: dict[str, Evaluator] = {
 SHAPE_OPS = frozenset({"Shape", "Size", "Rank"})
 
 
-def fold_constants(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
+def fold_constants_in_place(work: Work, ctx: Context) -> list[str]:
     """The folding pass (see the module docstring); passes over the nodes until nothing more folds."""
+    index = work.index
     keep = set(ctx.inputs)
-    constish = _constish(graph.graph_def)
-    if not any(_candidate(n, constish, keep) for n in graph.graph_def.node):
-        return graph, []
-    out = copy_graph(graph)
-    index = GraphIndex(out.graph_def)
+    ops, inputs = index.ops, index.inputs
+    constish = _constish(index)
+    foldable = EVALUATORS.keys() | SHAPE_OPS
+    pending = [name for name, op in ops.items() if op in foldable and _candidate(name, op, inputs[name], constish,
+                                                                                   keep)]
+    if not pending:
+        return []
     folded: list[str] = []
-    pending = [n.name for n in out.graph_def.node if _candidate(n, constish, keep)]
-    readers = {name: [c for c, _ in uses] for name, uses in index.consumers.items()}  # folding keeps data edges
     while pending:
         later = []
         for name in pending:
-            node = index.nodes[name]
-            if node.op == "Const":
+            if ops[name] == "Const":
                 continue
-            value = _evaluate(out, index, node)
+            node = index.nodes[name]
+            value = _evaluate(work, node)
             if value is None:
                 continue
             refs = data_inputs(node)
             sources = {resolve(index, r).node for r in refs}
-            made_from = sum(out.const_nbytes(index.nodes[s]) for s in sources if index.nodes[s].op == "Const")
+            made_from = sum(work.const_nbytes(index.nodes[s]) for s in sources if ops.get(s) == "Const")
             if value.nbytes > ctx.max_folded_bytes and value.nbytes > made_from:
                 continue
             new = const_node(node.name, value)
@@ -299,24 +300,21 @@ def fold_constants(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
             inherited = {c for s in sources for c in controls(index.nodes[s])}
             new.input.extend(sorted(set(controls(node)) | inherited))
             was = node.op
-            replace_node(out, index, new)
-            folded.append(f"{node.name} ({was})")
+            readers = [c for c, _ in index.consumers.get(name, ())]  # folding keeps data edges
+            work.replace(new)
+            folded.append(f"{name} ({was})")
             constish.add(name)
-            later += [c for c in readers.get(name, []) if _candidate(index.nodes[c], constish, keep)]
+            later += [c for c in readers if _candidate(c, ops[c], inputs[c], constish, keep)]
         pending = list(dict.fromkeys(later))
-    return out, folded
+    return folded
 
 
-def _constish(graph_def: graph_pb2.GraphDef) -> set[str]:
+def _constish(index: GraphIndex) -> set[str]:
     """Consts, and pass-throughs of them (what const_value resolves)."""
-    out = set()
-    passes = []
-    for n in graph_def.node:
-        op = n.op
-        if op == "Const":
-            out.add(n.name)
-        elif op in INFERENCE_IDENTITIES and op != "CheckNumerics" and n.input:
-            passes.append((n.name, _node_of(n.input[0])))
+    ops, inputs = index.ops, index.inputs
+    out = {name for name, op in ops.items() if op == "Const"}
+    passes = [(name, input_node(inputs[name][0])) for name, op in ops.items()
+              if op in INFERENCE_IDENTITIES and op != "CheckNumerics" and inputs[name]]
     grew = bool(passes)
     while grew:
         grew = False
@@ -327,27 +325,22 @@ def _constish(graph_def: graph_pb2.GraphDef) -> set[str]:
     return out
 
 
-def _node_of(text: str) -> str:
-    return (text[1:] if text.startswith("^") else text).split(":", 1)[0]
-
-
-def _candidate(node: node_def_pb2.NodeDef, constish: set[str], keep: set[str]) -> bool:
+def _candidate(name: str, op: str, texts: Sequence[str], constish: set[str], keep: set[str]) -> bool:
     """Worth evaluating: a foldable op whose data inputs are all constants (shape ops: any input)."""
-    if node.name in keep:
-        return False
-    if node.op in SHAPE_OPS:
-        return True
-    return node.op in EVALUATORS and all(_node_of(i) in constish for i in node.input if not i.startswith("^"))
+    if op in SHAPE_OPS:
+        return name not in keep
+    return op in EVALUATORS and name not in keep and all(
+        input_node(i) in constish for i in texts if not i.startswith("^"))
 
 
-def _evaluate(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef) -> np.ndarray | None:
+def _evaluate(work: Work, node: node_def_pb2.NodeDef) -> np.ndarray | None:
     import numpy as np
 
     refs = data_inputs(node)
     if node.op in SHAPE_OPS:
         if len(refs) != 1:
             return None
-        shape = _static_shape(graph, index, refs[0])
+        shape = _static_shape(work, refs[0])
         if shape is None:
             return None
         out_type = dtypes.to_numpy(attr(node, "out_type").type) if "out_type" in node.attr else np.dtype(np.int32)
@@ -358,7 +351,7 @@ def _evaluate(graph: Graph, index: GraphIndex, node: node_def_pb2.NodeDef) -> np
         return np.array(len(shape), dtype=np.int32)
     args = []
     for ref in refs:
-        value = const_value(graph, index, ref)
+        value = const_value(work, ref)
         if value is None:
             return None
         args.append(value)
@@ -382,14 +375,14 @@ def _declared_dtype(node: node_def_pb2.NodeDef) -> int | None:
     return int(dtypes.base(node.attr[key].type)) if key in node.attr and node.attr[key].type else None
 
 
-def _static_shape(graph: Graph, index: GraphIndex, ref: TensorRef) -> tuple[int, ...] | None:
+def _static_shape(work: Work, ref: TensorRef) -> tuple[int, ...] | None:
     """A tensor's shape when fully known without running anything."""
-    ref = resolve(index, ref)
-    node = index.nodes.get(ref.node)
-    if node is None:
+    ref = resolve(work.index, ref)
+    if ref.node not in work.index.inputs:
         return None
+    node = work.node(ref.node)
     if node.op == "Const" and ref.port == 0:
-        return tuple(graph.const(node).shape)
+        return tuple(work.const(node).shape)
     shape: tuple[int, ...] | None = None
     if node.op in ("Placeholder", "PlaceholderWithDefault") and "shape" in node.attr and ref.port == 0:
         if attr(node, "shape").shape.unknown_rank:
@@ -401,3 +394,6 @@ def _static_shape(graph: Graph, index: GraphIndex, ref: TensorRef) -> tuple[int,
     if shape is None or any(d < 0 for d in shape):
         return None
     return shape
+
+
+fold_constants = alone(fold_constants_in_place)

@@ -9,9 +9,8 @@ Other targets keep the standard ops: TFLite's and tf2onnx's converters and OpenC
 from __future__ import annotations
 
 from graphkit.io import dtypes
-from graphkit.io.functions import OpDefs
-from graphkit.io.graph import Graph, GraphIndex, parse_ref
-from graphkit.optimize.context import Context, attr, copy_graph, remove_nodes
+from graphkit.io.graph import parse_ref
+from graphkit.optimize.context import Context, Work, alone, attr
 from graphkit.proto import node_def_pb2
 
 ACTIVATIONS = frozenset({"Relu", "Relu6", "Elu", "LeakyRelu"})
@@ -20,13 +19,12 @@ _CONV_ATTRS = ("T", "strides", "padding", "explicit_paddings", "data_format", "d
 _MATMUL_ATTRS = ("T", "transpose_a", "transpose_b")
 
 
-def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
-    if ctx.target != "tf" or not any(n.op in _FUSABLE for n in graph.graph_def.node):
-        return graph, []
-    out = copy_graph(graph)
-    index = GraphIndex(out.graph_def)
+def fuse_in_place(work: Work, ctx: Context) -> list[str]:
+    if ctx.target != "tf" or not work.has_ops(_FUSABLE):
+        return []
+    index = work.index
     protected = set(ctx.outputs)
-    op_defs = OpDefs(out.graph_def)
+    op_defs = work.op_defs()
     allowed = {fused: {t for a in op_def.attr if a.name == "T" for t in a.allowed_values.list.type}
                for fused in _FUSABLE.values() if (op_def := op_defs.get(fused)) is not None}
     gone: set[str] = set()
@@ -38,9 +36,10 @@ def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
             return None
         return index.nodes[readers[0][0]]
 
-    for node in list(out.graph_def.node):
-        if node.op not in _FUSABLE or node.name in gone:
+    for name in [n for n, op in index.ops.items() if op in _FUSABLE]:
+        if name in gone:
             continue
+        node = index.nodes[name]
         dtype = dtypes.base(attr(node, "T").type)
         if dtype not in (dtypes.DT_FLOAT, dtypes.DT_DOUBLE) or dtype not in allowed.get(_FUSABLE[node.op], ()):
             continue  # (_FusedMatMul takes no float64)
@@ -66,8 +65,11 @@ def fuse(graph: Graph, ctx: Context) -> tuple[Graph, list[str]]:
         fused.attr["TArgs"].list.type.append(attr(node, "T").type)
         fused.attr["epsilon"].f = 0.0001
         fused.attr["leakyrelu_alpha"].f = attr(last, "alpha").f if last.op == "LeakyRelu" else 0.2
-        last.CopyFrom(fused)
+        work.replace(fused)
         gone.update(n for n in chain if n != last.name)
         changes.append(f"{' + '.join(chain)} -> {fused.op} {last.name}")
-    remove_nodes(out, gone)
-    return out, changes
+    work.remove(gone)
+    return changes
+
+
+fuse = alone(fuse_in_place)

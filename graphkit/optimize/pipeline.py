@@ -12,34 +12,48 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from graphkit.errors import GraphkitError, about
-from graphkit.io import Graph, GraphIndex, load, parse_ref, save_graph
+from graphkit.io import load, parse_ref, save_graph
 from graphkit.io.checks import check_importable, unknown_ops_note
-from graphkit.io.passes import sort_topologically_in_place
+from graphkit.io.passes import topological_order
 from graphkit.io.roles import VARIABLE_OPS, default_outputs
 from graphkit.io.save import Progress, check_output
+from graphkit.io.scan import TableIndex, write_table
 from graphkit.io.spec import split_names
-from graphkit.optimize.batchnorm import fold_batch_norms
-from graphkit.optimize.branches import dead_branches, fold_inputs
-from graphkit.optimize.cleanup import cleanup, dedupe, strip_training
-from graphkit.optimize.context import MAX_FOLDED_BYTES, TARGETS, Context, Pass, Target, short_value
-from graphkit.optimize.fold import fold_constants
-from graphkit.optimize.fuse import fuse
+from graphkit.optimize.batchnorm import fold_batch_norms_in_place
+from graphkit.optimize.branches import dead_branches_in_place, fold_inputs_in_place
+from graphkit.optimize.cleanup import cleanup_in_place, dedupe_in_place, strip_training_in_place
+from graphkit.optimize.context import (
+    MAX_FOLDED_BYTES,
+    TARGETS,
+    Context,
+    Pass,
+    Target,
+    Work,
+    WorkPass,
+    alone,
+    short_value,
+)
+from graphkit.optimize.fold import fold_constants_in_place
+from graphkit.optimize.fuse import fuse_in_place
 
 if TYPE_CHECKING:
     import numpy as np
 
     from graphkit.runtime.difference import Check, Difference
 
-PASSES: dict[str, Pass] = {
-    "strip-training": strip_training,
-    "constants": fold_inputs,
-    "dead-branches": dead_branches,
-    "fold-constants": fold_constants,
-    "fold-batch-norms": fold_batch_norms,
-    "fuse": fuse,
-    "dedupe": dedupe,
-    "cleanup": cleanup,
+IN_PLACE: dict[str, WorkPass] = {
+    "strip-training": strip_training_in_place,
+    "constants": fold_inputs_in_place,
+    "dead-branches": dead_branches_in_place,
+    "fold-constants": fold_constants_in_place,
+    "fold-batch-norms": fold_batch_norms_in_place,
+    "fuse": fuse_in_place,
+    "dedupe": dedupe_in_place,
+    "cleanup": cleanup_in_place,
 }
+# each pass as a function of a graph returning a new one (the library's; the pipeline runs IN_PLACE's on one
+# Work, so a 100,000-node graph is indexed once and its unchanged nodes are never parsed)
+PASSES: dict[str, Pass] = {name: alone(fn) for name, fn in IN_PLACE.items()}
 
 
 @dataclass
@@ -77,6 +91,7 @@ def optimize(
     max_folded_bytes: int = MAX_FOLDED_BYTES,
     verify: bool | Check = False,
     text: bool | None = None,
+    scanner: bool = True,
     progress: Progress | None = None,
 ) -> OptimizeReport:
     """Optimize the frozen graph at ``model_path`` for inference and write it to ``out``.
@@ -86,22 +101,28 @@ def optimize(
     result computes (default: every clear output, as other commands). ``constants``: inputs fixed to
     values. ``target``: the consumer -- ``tf`` fuses into TF's fused ops; ``tflite``, ``onnx`` and ``opencv``
     keep standard ops. ``verify``: run the original and the result in TensorFlow on the same inputs and
-    compare every output (a :class:`~graphkit.runtime.difference.Check`, or True for the default one)."""
-    from graphkit.runtime.difference import as_check
+    compare every output (a :class:`~graphkit.runtime.difference.Check`, or True for the default one).
+    ``scanner``: as for prune -- a binary GraphDef is read through the compiled scanner, its unchanged
+    nodes copied as bytes (False: the protobuf path; the same result)."""
+    from graphkit.surgery.core import open_indexed
 
     if target not in TARGETS:
         raise GraphkitError(f"--target {target}: give one of {', '.join(TARGETS)}")
     chosen = list(PASSES) if passes is None else _check_passes(passes)
-    check = as_check(verify)
+    check = None
+    if verify:
+        from graphkit.runtime.difference import as_check  # (numpy and TF only when verifying)
+
+        check = as_check(verify)
     with about(model_path):
-        model = load(model_path)
-        graph = model.require_graph("give a frozen GraphDef (graphkit freeze makes one)")
+        opened = open_indexed(model_path, None, out, text=text, fast=scanner,
+                              fix="give a frozen GraphDef (graphkit freeze makes one)")
+        model, index = opened.model, opened.index
         check_output(out, model.files)
-        variables = [n.name for n in graph.graph_def.node if n.op in VARIABLE_OPS]
+        variables = [name for name, op in index.ops.items() if op in VARIABLE_OPS]
         if variables:
             raise GraphkitError(f"the graph has variables ({', '.join(variables[:3])}); optimize works on frozen "
                                 "graphs: run graphkit freeze first")
-        index = GraphIndex(graph.graph_def)
         wanted = [parse_ref(n).node for n in split_names(outputs)] or default_outputs(index, model.meta_graph,
                                                                                        model.path)
         for name in wanted:
@@ -115,23 +136,27 @@ def optimize(
         for name in kept_inputs:
             index.node(name)
         ctx = Context(wanted, kept_inputs, dict(constants or {}), fold_defaults, target, max_folded_bytes)
-        report = OptimizeReport(os.fspath(out), target, wanted, nodes_before=len(graph.graph_def.node))
-        result = graph
+        report = OptimizeReport(os.fspath(out), target, wanted, nodes_before=len(index.inputs))
+        work = Work(index, model.graph.external if model.graph is not None else {})
         for name in chosen:
-            before = len(result.graph_def.node)
-            result, changes = PASSES[name](result, ctx)
-            report.passes.append(PassReport(name, before, len(result.graph_def.node), changes))
-        if sort_topologically_in_place(result.graph_def):  # new nodes were appended: every reader gets order
+            before = len(work.index.inputs)
+            changes = IN_PLACE[name](work, ctx)
+            report.passes.append(PassReport(name, before, len(work.index.inputs), changes))
+        order = topological_order(work.index)  # new nodes were appended: every reader gets order
+        if order is not None:
             report.notes.append("nodes reordered so that each comes after its inputs")
         report.constants = {k: short_value(v) for k, v in ctx.constants.items()}
-        report.nodes_after = len(result.graph_def.node)
-        checked = GraphIndex(result.graph_def)
-        check_importable(checked, model.path, "the optimized graph")
-        report.notes += unknown_ops_note(checked)
-        report.bytes_written = save_graph(result, out, inputs=model.files, text=text, progress=progress)
+        report.nodes_after = len(work.index.inputs)
+        check_importable(work.index, model.path, "the optimized graph")
+        report.notes += unknown_ops_note(work.index)
+        if isinstance(work.index, TableIndex):
+            report.bytes_written = write_table(work.index, out, order=order, progress=progress)
+        else:
+            report.bytes_written = save_graph(work.ordered_graph(order), out, inputs=model.files, text=text,
+                                              progress=progress)
         if check is not None:
             try:
-                _verify(graph, result, report, ctx, check)
+                _verify(model.path, report, ctx, check)
             except BaseException:
                 os.unlink(out)  # a result that does not compute the same is not left behind
                 raise
@@ -146,13 +171,16 @@ def _check_passes(passes: list[str]) -> list[str]:
     return [p for p in PASSES if p in names]
 
 
-def _verify(original: Graph, result: Graph, report: OptimizeReport, ctx: Context, check: Check) -> None:
-    """Both graphs in TF on the same inputs (the constants fed to the original's placeholders)."""
+def _verify(original_path: str | os.PathLike[str], report: OptimizeReport, ctx: Context, check: Check) -> None:
+    """The input and the file written, both in TF, on the same inputs (the constants fed to the original's
+    placeholders)."""
     from graphkit import runtime
     from graphkit.io.roles import graph_inputs
     from graphkit.io.save import materialize
     from graphkit.runtime.difference import difference, refuse_differences
 
+    original = load(original_path).require_graph()
+    result = load(report.output_path).require_graph()
     feeds = runtime.random_feeds(graph_inputs(result.graph_def), check.batch, 0, check.inputs)
     original_feeds = dict(feeds)
     for name, value in ctx.constants.items():

@@ -50,10 +50,11 @@ class SurgeryReport:
     checkpoint_files: list[str] = field(default_factory=list)  # rename --checkpoint-out: the files written
 
 
-def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None) -> Model:
+def open_graph(path: str | os.PathLike[str], tags: list[str] | None = None,
+               fix: str = "give the .meta or a GraphDef") -> Model:
     """A model with a graph (a checkpoint's weights are never read: surgery is graph-only)."""
     model = load(path, tags=tags, verify=False)
-    model.require_graph("give the .meta or a GraphDef")
+    model.require_graph(fix)
     return model
 
 
@@ -178,7 +179,7 @@ def loaded_names(model: Model) -> list[str]:
 
 
 def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str | os.PathLike[str], *,
-                 text: bool | None, fast: bool) -> Opened:
+                 text: bool | None, fast: bool, fix: str = "give the .meta or a GraphDef") -> Opened:
     """The model, an index the pass may edit in place, and the names as loaded (:class:`Opened`).
 
     ``fast``: the caller's pass runs on any index. Then a binary GraphDef file written to a binary GraphDef
@@ -190,7 +191,7 @@ def open_indexed(path: str | os.PathLike[str], tags: list[str] | None, out: str 
         if table is not None and not table.has_library:  # the library path prunes unused functions
             model = Model(path=Path(path), format="graphdef", files=[Path(path)])
             return Opened(model, _checked(TableIndex(table), path), list(table.names))
-    model = open_graph(path, tags)
+    model = open_graph(path, tags, fix)
     before = loaded_names(model)
     return Opened(model, _checked(GraphIndex(model.require_graph().graph_def), path), before)
 
