@@ -872,12 +872,13 @@ static unsigned char *put_varint(unsigned char *out, uint64_t v)
     return out;
 }
 
-/* Each of `inputs` (str, already encoded once: PyUnicode_AsUTF8AndSize caches the UTF-8) as field 3. */
+/* Each of `inputs` (a PySequence_Fast of str, each already encoded once: PyUnicode_AsUTF8AndSize caches
+ * the UTF-8) as field 3. */
 static unsigned char *put_inputs(unsigned char *w, PyObject *inputs)
 {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(inputs); i++) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(inputs); i++) {
         Py_ssize_t len;
-        const char *text = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(inputs, i), &len);
+        const char *text = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(inputs, i), &len);
         *w++ = 0x1a;
         w = put_varint(w, (uint64_t)len);
         memcpy(w, text, (size_t)len);
@@ -894,19 +895,27 @@ static PyObject *with_inputs(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t start, stop;
-    PyObject *inputs, *out = NULL;
+    PyObject *given, *inputs = NULL, *out = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnO!:with_inputs", &view, &start, &stop, &PyList_Type, &inputs))
+    if (!PyArg_ParseTuple(args, "y*nnO:with_inputs", &view, &start, &stop, &given))
         return NULL;
+    inputs = PySequence_Fast(given, "inputs must be a sequence of str");
+    if (inputs == NULL)
+        goto done;
     if (start < 0 || stop < start || stop > view.len) {
         PyErr_SetString(PyExc_ValueError, "span outside the buffer");
         goto done;
     }
-    Py_ssize_t count = PyList_GET_SIZE(inputs), i;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(inputs), i;
     size_t added = 0, kept = 0;
     for (i = 0; i < count; i++) {
         Py_ssize_t len;
-        if (PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(inputs, i), &len) == NULL)
+        PyObject *text = PySequence_Fast_GET_ITEM(inputs, i);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "an input is not a str");
+            goto done;
+        }
+        if (PyUnicode_AsUTF8AndSize(text, &len) == NULL)
             goto done;
         added += 1 + varint_size((uint64_t)len) + (size_t)len;
     }
@@ -942,6 +951,7 @@ static PyObject *with_inputs(PyObject *self, PyObject *args)
     if (!written)
         w = put_inputs(w, inputs);
 done:
+    Py_XDECREF(inputs);
     PyBuffer_Release(&view);
     return out;
 }

@@ -431,15 +431,21 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
     kept = set(positions.values())
     changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
     changed.update((positions[n], n) for n in index.rewired if positions.get(n, -1) >= 0)
-    cuts = sorted(p for p in range(len(table.names)) if p not in kept or p in changed)  # spans not copied as is
+    cuts = sorted(set(range(len(table.names))).difference(kept).union(changed))  # spans not copied as is
+    spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced here, in C)
+    assert _wirescan is not None  # (a table comes from the scanner)
+    data, inputs = table.data, index.inputs
     chunks: list[Chunk] = []
     at = 0
     for p in cuts:
         start, end = spans[3 * p], spans[3 * p + 2]
         if start > at:
             chunks.append(_source_chunk(table, at, start))
-        if p in changed:
-            chunks += _node_chunks(index, changed[p])
+        name = changed.get(p)
+        if name in spliced and end - start < _SLICE_ABOVE:
+            chunks.append(_wirescan.with_inputs(data, spans[3 * p + 1], end, inputs[name]))
+        elif name is not None:
+            chunks += _node_chunks(index, name)
         at = end
     if at < len(table.data):
         chunks.append(_source_chunk(table, at, len(table.data)))
@@ -484,7 +490,7 @@ def _node_chunks(index: TableIndex, name: str) -> list[Chunk]:
         table, spans, p = index.table, index.table.spans, index.nodes.positions[name]
         start, end = spans[3 * p + 1], spans[3 * p + 2]
         if end - start < _SLICE_ABOVE and _wirescan is not None:  # (a table comes from the scanner)
-            return [_wirescan.with_inputs(table.data, start, end, list(index.inputs[name]))]
+            return [_wirescan.with_inputs(table.data, start, end, index.inputs[name])]
         lead = _string_field(1, name) + _string_field(2, index.ops[name])
         head = lead + b"".join(_string_field(3, t) for t in file_inputs)
         if table.data[start:start + len(head)] == head:

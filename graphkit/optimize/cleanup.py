@@ -2,10 +2,12 @@
 
 - ``strip-training``: ``prune --strip-training`` (io/training.py): Identity-like pass-throughs,
   CheckNumerics, Assert/Print chains.
-- ``dedupe``: constants of one dtype, shape and bytes merged into the first; then nodes with the same op,
-  inputs, attrs and device (Grappler's ``ArithmeticOptimizer`` dedup, core/grappler/optimizers/
-  arithmetic_optimizer.cc) -- never stateful ops (a ``RandomUniform`` twice is two draws), control flow or
-  outputs' names.
+- ``dedupe``: constants of one value (dtype, shape, bytes), attrs, device and control inputs merged into
+  the first; then nodes with the same op, inputs, attrs and device (Grappler's ``ArithmeticOptimizer``
+  dedup, core/grappler/optimizers/arithmetic_optimizer.cc, which keeps nodes on other devices apart too)
+  -- never stateful ops (a ``RandomUniform`` twice is two draws), control flow or outputs' names. One
+  sweep in graph order sees every merge (each node's inputs are merged before it is looked at); a graph
+  out of order is swept again until nothing more merges.
 - ``cleanup``: control inputs from ``NoOp``s that order nothing stateful dropped, Identities spliced out
   (not an output's, not after control flow: a Switch's pivot), unused nodes removed (what the outputs do
   not need; colocations with removed nodes dropped, as prune --inputs does), and the function library

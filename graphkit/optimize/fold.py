@@ -329,8 +329,12 @@ def _candidate(name: str, op: str, texts: Sequence[str], constish: set[str], kee
     """Worth evaluating: a foldable op whose data inputs are all constants (shape ops: any input)."""
     if op in SHAPE_OPS:
         return name not in keep
-    return op in EVALUATORS and name not in keep and all(
-        input_node(i) in constish for i in texts if not i.startswith("^"))
+    if op not in EVALUATORS or name in keep:
+        return False
+    for text in texts:  # (the first is usually no constant: a 100,000-node graph's nodes are judged cheaply)
+        if text not in constish and not text.startswith("^") and input_node(text) not in constish:
+            return False
+    return True
 
 
 def _evaluate(work: Work, node: node_def_pb2.NodeDef) -> np.ndarray | None:
