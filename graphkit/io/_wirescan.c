@@ -30,6 +30,8 @@
  *
  * with_inputs(buffer, start, end, inputs) -> bytes
  *   The NodeDef at buffer[start:end] with its inputs replaced, as a GraphDef node field (see below).
+ * splice(buffer, spans, cuts, replacements) -> bytes
+ *   A GraphDef's bytes with node fields dropped, replaced, or their inputs swapped (see below).
  * same_bodies(buffer, spans, positions, limit) -> list[int]
  *   Nodes equal but for their names, by their bytes (see below).
  * rename_inputs(names, inputs, twin) -> dict;  merge_sweep(names, ops, inputs, twin, renamed, same) -> int
@@ -887,57 +889,36 @@ static unsigned char *put_inputs(unsigned char *w, PyObject *inputs)
     return w;
 }
 
-/* with_inputs(buffer, start, end, inputs) -> bytes: the NodeDef at buffer[start:end] with its input fields
- * (field 3) replaced by `inputs` (str), written where its first input was (or before the first later field),
- * every other field copied as it is; returned as a whole GraphDef node field (tag, length, payload), what
- * writing a rewired node needs without parsing it. ValueError on bad wire format. */
-static PyObject *with_inputs(PyObject *self, PyObject *args)
+/* The NodeDef span [start, stop) of buffer with its inputs replaced by the str sequence `inputs`, written at
+ * w (or, with w NULL, only measured): returns the bytes it takes, or -1 on error. */
+static Py_ssize_t spliced_node(ptr_t base, Py_ssize_t start, Py_ssize_t stop, PyObject *inputs, unsigned char *w)
 {
-    Py_buffer view;
-    Py_ssize_t start, stop;
-    PyObject *given, *inputs = NULL, *out = NULL;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnO:with_inputs", &view, &start, &stop, &given))
-        return NULL;
-    inputs = PySequence_Fast(given, "inputs must be a sequence of str");
-    if (inputs == NULL)
-        goto done;
-    if (start < 0 || stop < start || stop > view.len) {
-        PyErr_SetString(PyExc_ValueError, "span outside the buffer");
-        goto done;
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(inputs), i;
     size_t added = 0, kept = 0;
-    for (i = 0; i < count; i++) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(inputs); i++) {
         Py_ssize_t len;
         PyObject *text = PySequence_Fast_GET_ITEM(inputs, i);
         if (!PyUnicode_Check(text)) {
             PyErr_SetString(PyExc_TypeError, "an input is not a str");
-            goto done;
+            return -1;
         }
         if (PyUnicode_AsUTF8AndSize(text, &len) == NULL)
-            goto done;
+            return -1;
         added += 1 + varint_size((uint64_t)len) + (size_t)len;
     }
-    ptr_t base = (ptr_t)view.buf + start, end = (ptr_t)view.buf + stop;
-    fields_t f = fields(base, end);
+    fields_t f = fields(base + start, base + stop);
     int rc;
     while ((rc = next_field(&f)) > 0)
         if (f.number != 3)
             kept += (size_t)(f.p - f.start);
-    if (rc < 0) {
-        bad("bad NodeDef");
-        goto done;
-    }
-    size_t payload = kept + added;
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(1 + varint_size(payload) + payload));
-    if (out == NULL)
-        goto done;
-    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    if (rc < 0)
+        return bad("bad NodeDef");
+    size_t payload = kept + added, total = 1 + varint_size(payload) + payload;
+    if (w == NULL)
+        return (Py_ssize_t)total;
     *w++ = 0x0a;
     w = put_varint(w, payload);
     int written = 0;
-    f = fields(base, end);
+    f = fields(base + start, base + stop);
     while (next_field(&f) > 0) {
         if (!written && f.number >= 3) {
             w = put_inputs(w, inputs);
@@ -949,10 +930,118 @@ static PyObject *with_inputs(PyObject *self, PyObject *args)
         }
     }
     if (!written)
-        w = put_inputs(w, inputs);
+        put_inputs(w, inputs);
+    return (Py_ssize_t)total;
+}
+
+/* with_inputs(buffer, start, end, inputs) -> bytes: the NodeDef at buffer[start:end] with its input fields
+ * (field 3) replaced by `inputs` (str), written where its first input was (or before the first later field),
+ * every other field copied as it is; returned as a whole GraphDef node field (tag, length, payload), what
+ * writing a rewired node needs without parsing it. ValueError on bad wire format. */
+static PyObject *with_inputs(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start, stop, size;
+    PyObject *given, *inputs = NULL, *out = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnO:with_inputs", &view, &start, &stop, &given))
+        return NULL;
+    inputs = PySequence_Fast(given, "inputs must be a sequence of str");
+    if (inputs == NULL)
+        goto done;
+    if (start < 0 || stop < start || stop > view.len) {
+        PyErr_SetString(PyExc_ValueError, "span outside the buffer");
+        goto done;
+    }
+    size = spliced_node((ptr_t)view.buf, start, stop, inputs, NULL);
+    out = size < 0 ? NULL : PyBytes_FromStringAndSize(NULL, size);
+    if (out != NULL)
+        spliced_node((ptr_t)view.buf, start, stop, inputs, (unsigned char *)PyBytes_AS_STRING(out));
 done:
     Py_XDECREF(inputs);
     PyBuffer_Release(&view);
+    return out;
+}
+
+/* splice(buffer, spans, cuts, replacements) -> bytes: the buffer (a GraphDef) with the node fields at the
+ * positions `cuts` (ascending; spans: scan_graph's int64 triples) replaced: None drops the node, bytes are
+ * written as they are (a whole node field), a sequence of str is the node with its inputs swapped (as
+ * with_inputs). Everything between is copied. What write_table does for a file read into memory. */
+static PyObject *splice(PyObject *self, PyObject *args)
+{
+    Py_buffer view, spans;
+    PyObject *cuts, *replacements, *out = NULL, **seqs = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*O!O!:splice", &view, &spans, &PyList_Type, &cuts, &PyList_Type, &replacements))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(cuts), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
+    const int64_t *span = (const int64_t *)spans.buf;
+    ptr_t base = (ptr_t)view.buf;
+    if (PyList_GET_SIZE(replacements) != count) {
+        PyErr_SetString(PyExc_ValueError, "one replacement per cut");
+        goto done;
+    }
+    seqs = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));
+    if (seqs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t total = 0, at = 0;
+    for (k = 0; k < count; k++) {  /* measure */
+        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
+        PyObject *r = PyList_GET_ITEM(replacements, k);
+        if (p == -1 && PyErr_Occurred())
+            goto done;
+        if (p < 0 || p >= nspans || span[3 * p] < at || span[3 * p + 2] > view.len) {
+            bad("cuts must be ascending node positions");
+            goto done;
+        }
+        total += span[3 * p] - at;
+        at = span[3 * p + 2];
+        if (r == Py_None)
+            continue;
+        if (PyBytes_Check(r)) {
+            total += PyBytes_GET_SIZE(r);
+            continue;
+        }
+        seqs[k] = PySequence_Fast(r, "a replacement is None, bytes or a sequence of str");
+        Py_ssize_t size = seqs[k] ? spliced_node(base, span[3 * p + 1], span[3 * p + 2], seqs[k], NULL) : -1;
+        if (size < 0)
+            goto done;
+        total += size;
+    }
+    total += view.len - at;
+    out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        goto done;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    at = 0;
+    for (k = 0; k < count; k++) {  /* write */
+        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
+        PyObject *r = PyList_GET_ITEM(replacements, k);
+        memcpy(w, base + at, (size_t)(span[3 * p] - at));
+        w += span[3 * p] - at;
+        at = span[3 * p + 2];
+        if (r == Py_None)
+            continue;
+        if (PyBytes_Check(r)) {
+            memcpy(w, PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r));
+            w += PyBytes_GET_SIZE(r);
+            continue;
+        }
+        w += spliced_node(base, span[3 * p + 1], span[3 * p + 2], seqs[k], w);
+    }
+    memcpy(w, base + at, (size_t)(view.len - at));
+done:
+    if (seqs != NULL) {
+        for (k = 0; k < count; k++)
+            Py_XDECREF(seqs[k]);
+        PyMem_Free(seqs);
+    }
+    if (PyErr_Occurred())
+        Py_CLEAR(out);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&spans);
     return out;
 }
 
@@ -1260,6 +1349,7 @@ static PyMethodDef methods[] = {
     {"node_names", node_names, METH_VARARGS, "Each node's name and byte span, and the header fields."},
     {"check", check, METH_VARARGS, "Raise ValueError unless the bytes are a valid message of the schema."},
     {"with_inputs", with_inputs, METH_VARARGS, "A NodeDef's bytes with its inputs replaced, as a node field."},
+    {"splice", splice, METH_VARARGS, "A GraphDef's bytes with some node fields dropped or replaced."},
     {"same_bodies", same_bodies, METH_VARARGS, "For each node, the first earlier one equal but for its name."},
     {"rename_inputs", rename_inputs, METH_VARARGS, "Input strings renamed through a mapping of node names."},
     {"merge_sweep", merge_sweep, METH_VARARGS, "One pass of merging nodes with the same op and inputs."},

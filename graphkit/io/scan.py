@@ -432,10 +432,22 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
     changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
     changed.update((positions[n], n) for n in index.rewired if positions.get(n, -1) >= 0)
     cuts = sorted(set(range(len(table.names))).difference(kept).union(changed))  # spans not copied as is
-    spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced here, in C)
+    spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced in C)
     assert _wirescan is not None  # (a table comes from the scanner)
     data, inputs = table.data, index.inputs
     chunks: list[Chunk] = []
+    new = [name for name, p in positions.items() if p < 0]
+    if not isinstance(data, mmap.mmap):  # a file read into memory: rewritten in one C call
+        replacements: list[object] = []
+        for p in cuts:
+            name = changed.get(p)
+            replacements.append(None if name is None else inputs[name] if name in spliced else
+                                b"".join(bytes(c) for c in _node_chunks(index, name)))
+        chunks.append(_wirescan.splice(data, spans, cuts, replacements))
+        for name in new:
+            chunks += _node_field(index.nodes[name])
+        with atomic_write(path, [table.path]) as fh:
+            return write_chunks(chunks, fh, progress)
     at = 0
     for p in cuts:
         start, end = spans[3 * p], spans[3 * p + 2]
@@ -449,9 +461,8 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
         at = end
     if at < len(table.data):
         chunks.append(_source_chunk(table, at, len(table.data)))
-    for name, p in positions.items():
-        if p < 0:
-            chunks += _node_field(index.nodes[name])
+    for name in new:
+        chunks += _node_field(index.nodes[name])
     with atomic_write(path, [table.path]) as fh:
         return write_chunks(chunks, fh, progress)
 

@@ -151,7 +151,14 @@ def test_same_bodies_are_found_by_their_bytes_never_by_a_hash_alone(tmp_path):
 
 
 @needs_compiled
-def test_rewired_nodes_are_written_as_protobuf_writes_them(tmp_path):
+@pytest.mark.parametrize("mapped", [False, True], ids=["in-memory", "mapped"])
+def test_rewired_nodes_are_written_as_protobuf_writes_them(tmp_path, monkeypatch, mapped):
+    """Both ways write_table writes: a file read into memory (one C splice) and a mapped one (spans copied,
+    rewired nodes spliced one by one); removed nodes leave no trace."""
+    from graphkit.io import scan
+
+    if mapped:
+        monkeypatch.setattr(scan, "_MMAP_ABOVE", 0)
     gd = _chains(20)
     node = gd.node.add(name="late", op="AddV2", input=["x", "add3", "^c2"], device="/cpu:0")
     node.attr["T"].type = 1
@@ -159,10 +166,17 @@ def test_rewired_nodes_are_written_as_protobuf_writes_them(tmp_path):
     index = TableIndex(scan_graph_file(path))
     changes = {"late": ["add4", "add5:0", "^c3", "^c4"], "add2": ["add0", "c0"], "c7": ["^x"], "x": ["^c1"]}
     index.set_inputs({k: list(v) for k, v in changes.items()})
-    assert not index.nodes.cache  # nothing parsed
+    index.set_inputs({"aux": []})
+    index.remove({"aux", "unused"}, unread=True)
+    index.replace(node_def_pb2.NodeDef(name="add9", op="Identity", input=["add8"]))
+    assert not set(index.nodes.cache) - {"add9"}  # nothing else parsed
     write_table(index, tmp_path / "out.pb")
     written = {n.name: n for n in load(tmp_path / "out.pb").graph.graph_def.node}
+    assert "aux" not in written and "unused" not in written
+    assert written.pop("add9") == node_def_pb2.NodeDef(name="add9", op="Identity", input=["add8"])
     for original in gd.node:
+        if original.name in ("aux", "unused", "add9"):
+            continue
         expected = node_def_pb2.NodeDef()
         expected.CopyFrom(original)
         if original.name in changes:
