@@ -1271,11 +1271,11 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!O:merge_sweep", &PyList_Type, &names, &PyDict_Type, &ops, &PyDict_Type,
                           &inputs, &PyDict_Type, &twin, &PyDict_Type, &renamed, &same))
         return NULL;
-    seen = PyDict_New();
+    seen = PyDict_New();  /* (op, *inputs) -> the first node with them, or a list once several differ */
     if (seen == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
-        PyObject *name = PyList_GET_ITEM(names, i), *texts, *new, *key, *tuple, *op, *earlier;
+        PyObject *name = PyList_GET_ITEM(names, i), *texts, *new, *key, *op, *earlier, *seq;
         int in_twin = PyDict_Contains(twin, name);
         if (in_twin < 0)
             goto fail;
@@ -1286,36 +1286,51 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
         new = op ? renamed_inputs(texts, twin) : NULL;
         if (new == NULL)
             goto fail;
-        if (new != Py_None) {
-            if (PyDict_SetItem(renamed, name, new) < 0) {
-                Py_DECREF(new);
-                goto fail;
-            }
-            tuple = PySequence_Tuple(new);
-        } else {
-            tuple = PySequence_Tuple(texts);
+        if (new != Py_None && PyDict_SetItem(renamed, name, new) < 0) {
+            Py_DECREF(new);
+            goto fail;
         }
+        seq = PySequence_Fast(new != Py_None ? new : texts, "inputs must be a sequence");
         Py_DECREF(new);
-        if (tuple == NULL)
+        if (seq == NULL)
             goto fail;
-        key = PyTuple_Pack(2, op, tuple);
-        Py_DECREF(tuple);
-        if (key == NULL)
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        key = PyTuple_New(n + 1);
+        if (key == NULL) {
+            Py_DECREF(seq);
             goto fail;
+        }
+        Py_INCREF(op);
+        PyTuple_SET_ITEM(key, 0, op);
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *text = PySequence_Fast_GET_ITEM(seq, j);
+            Py_INCREF(text);
+            PyTuple_SET_ITEM(key, j + 1, text);
+        }
+        Py_DECREF(seq);
         earlier = PyDict_GetItemWithError(seen, key);
         if (earlier == NULL) {
-            PyObject *list = PyErr_Occurred() ? NULL : PyList_New(1);
-            int stored = -1;
-            if (list != NULL) {
-                Py_INCREF(name);
-                PyList_SET_ITEM(list, 0, name);
-                stored = PyDict_SetItem(seen, key, list);
-                Py_DECREF(list);
-            }
+            int stored = PyErr_Occurred() ? -1 : PyDict_SetItem(seen, key, name);
             Py_DECREF(key);
             if (stored < 0)
                 goto fail;
             continue;
+        }
+        if (PyUnicode_Check(earlier)) {  /* a second node with this key: the candidates become a list */
+            PyObject *list = PyList_New(1);
+            if (list == NULL) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            Py_INCREF(earlier);
+            PyList_SET_ITEM(list, 0, earlier);
+            int stored = PyDict_SetItem(seen, key, list);
+            Py_DECREF(list);
+            if (stored < 0) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            earlier = list;
         }
         Py_DECREF(key);
         int matched = 0;

@@ -96,9 +96,11 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     ported: list[tuple[str, str, int]] = []  # (reader, producer, port) for port > 0: checked against op defs
     for name, texts in index.inputs.items():
         for text in texts:
-            if text not in names and input_node(text) not in names and input_node(text) not in arguments:
+            if text in names:  # (the usual input: a node's bare name)
+                continue
+            if input_node(text) not in names and input_node(text) not in arguments:
                 problems.append(f"node '{name}' reads '{text}', which is not in the graph")
-            elif not in_function and text not in names:
+            elif not in_function:
                 if not _GRAPH_INPUT.match(text):
                     problems.append(f"node '{name}' has a malformed input '{text}' (expected NAME, NAME:INDEX or "
                                     "^NAME)")

@@ -202,7 +202,7 @@ class NodeTables:
     def drop_all(self, names: Collection[str]) -> None:
         """Forget these nodes (removed)."""
         for table in (self.ops, self.colocated):
-            if table:
+            if table and not table.keys().isdisjoint(names):
                 for name in names:
                     table.pop(name, None)
         if self.shaped:

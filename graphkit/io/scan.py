@@ -352,7 +352,7 @@ class TableIndex(GraphIndex):
         for name in names:
             del inputs[name]
         for table in (cache, rewired):
-            if table:
+            if table and not table.keys().isdisjoint(names):  # (usually: none of them, told in C)
                 for name in names:
                     table.pop(name, None)
         self.modified.difference_update(names)

@@ -276,8 +276,8 @@ def fold_constants_in_place(work: Work, ctx: Context) -> list[str]:
     ops, inputs = index.ops, index.inputs
     constish = _constish(index)
     foldable = EVALUATORS.keys() | SHAPE_OPS
-    pending = [name for name, op in ops.items() if op in foldable and _candidate(name, op, inputs[name], constish,
-                                                                                   keep)]
+    pending = [name for name, op in ops.items() if op in foldable and (op in SHAPE_OPS or _first_constant(
+        inputs[name], constish)) and _candidate(name, op, inputs[name], constish, keep)]
     if not pending:
         return []
     folded: list[str] = []
@@ -323,6 +323,14 @@ def _constish(index: GraphIndex) -> set[str]:
                 out.add(name)
                 grew = True
     return out
+
+
+def _first_constant(texts: Sequence[str], constish: set[str]) -> bool:
+    """The cheap first test of a candidate: its first input is a constant (or it has none to judge)."""
+    if not texts:
+        return True
+    first = texts[0]
+    return first in constish or first.partition(":")[0] in constish or first.startswith("^")
 
 
 def _candidate(name: str, op: str, texts: Sequence[str], constish: set[str], keep: set[str]) -> bool:
