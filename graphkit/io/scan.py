@@ -345,17 +345,8 @@ class TableIndex(GraphIndex):
         self.rewired.pop(node.name, None)
         self.refresh([node.name])
 
-    def _forget(self, names: Collection[str]) -> None:
-        positions, cache, inputs, rewired = self.nodes.positions, self.nodes.cache, self.inputs, self.rewired
-        for name in names:
-            del positions[name]
-        for name in names:
-            del inputs[name]
-        for table in (cache, rewired):
-            if table and not table.keys().isdisjoint(names):  # (usually: none of them, told in C)
-                for name in names:
-                    table.pop(name, None)
-        self.modified.difference_update(names)
+    def _node_tables(self) -> list[dict[str, Any] | set[str]]:
+        return [self.nodes.positions, self.inputs, self.nodes.cache, self.rewired, self.modified]
 
     def same_stored(self, names: list[str], limit: int) -> dict[str, str]:
         """Among these nodes, the unchanged ones whose bytes in the file (up to ``limit`` past the name) are

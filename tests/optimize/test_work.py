@@ -245,3 +245,16 @@ def test_optimize_on_shared_models_agrees_on_both_paths(tmp_path, rel):
     optimize(src, tmp_path / "fast.pb", target="opencv")
     optimize(src, tmp_path / "slow.pb", target="opencv", scanner=False)
     assert _nodes(tmp_path / "fast.pb") == _nodes(tmp_path / "slow.pb")
+
+
+def test_drop_keys_compiled_and_python_agree(monkeypatch):
+    from graphkit.io import scan
+    from graphkit.io.graph import drop_keys
+
+    results = []
+    for helpers in ([compiled()] if compiled() is not None else []) + [None]:
+        monkeypatch.setattr(scan, "_wirescan", helpers)
+        a, b, c = {"x": 1, "y": 2, "z": 3}, {"y", "w"}, {}
+        drop_keys({"y", "z", "q"}, a, b, c)
+        results.append((a, b, c))
+    assert all(r == ({"x": 1}, {"w"}, {}) for r in results)
