@@ -30,6 +30,8 @@
  *
  * with_inputs(buffer, start, end, inputs) -> bytes
  *   The NodeDef at buffer[start:end] with its inputs replaced, as a GraphDef node field (see below).
+ * reachable(inputs, starts, colocated) -> set
+ *   The nodes some need (io.passes.reachable's walk).
  * drop_keys(names, table, ...)
  *   Each name removed from each dict or set that holds it (an index's tables, when many nodes go).
  * splice(buffer, spans, cuts, replacements) -> bytes
@@ -1400,12 +1402,91 @@ static PyObject *drop_keys(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* reachable(inputs, starts, colocated) -> set: the nodes `starts` need through their input strings
+ * (`inputs`: name -> sequence of str; '^' and ':port' read the node named) and `colocated` (name -> list of
+ * names), only nodes that are keys of `inputs`; each start must be one. What io.passes.reachable walks. */
+static PyObject *reachable(PyObject *self, PyObject *args)
+{
+    PyObject *inputs, *starts, *colocated, *keep = NULL, *stack = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!OO!:reachable", &PyDict_Type, &inputs, &starts, &PyDict_Type, &colocated))
+        return NULL;
+    keep = PySet_New(NULL);
+    stack = PySequence_List(starts);
+    if (keep == NULL || stack == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stack); i++)
+        if (PySet_Add(keep, PyList_GET_ITEM(stack, i)) < 0)
+            goto fail;
+    while (PyList_GET_SIZE(stack) > 0) {
+        Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
+        PyObject *name = PyList_GET_ITEM(stack, last);
+        Py_INCREF(name);
+        if (PyList_SetSlice(stack, last, last + 1, NULL) < 0) {
+            Py_DECREF(name);
+            goto fail;
+        }
+        PyObject *texts = item(inputs, name), *targets = NULL;
+        PyObject *seq = texts ? PySequence_Fast(texts, "inputs must be sequences") : NULL;
+        if (seq != NULL) {
+            targets = PyDict_GetItemWithError(colocated, name);
+            if (targets == NULL && PyErr_Occurred())
+                Py_CLEAR(seq);
+        }
+        Py_DECREF(name);
+        if (seq == NULL)
+            goto fail;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = targets && PyList_Check(targets) ? PyList_GET_SIZE(targets) : 0;
+        for (Py_ssize_t j = 0; j < n + m; j++) {
+            PyObject *dep;
+            if (j < n) {
+                PyObject *text = PySequence_Fast_GET_ITEM(seq, j);
+                Py_ssize_t prefix, suffix;
+                int known = PyDict_Contains(inputs, text);
+                if (known < 0 || !PyUnicode_Check(text)) {
+                    if (known >= 0)
+                        PyErr_SetString(PyExc_TypeError, "an input is not a str");
+                    Py_DECREF(seq);
+                    goto fail;
+                }
+                if (known) {
+                    Py_INCREF(text);
+                    dep = text;
+                } else if ((dep = input_name(text, &prefix, &suffix)) == NULL) {
+                    Py_DECREF(seq);
+                    goto fail;
+                }
+            } else {
+                dep = PyList_GET_ITEM(targets, j - n);
+                Py_INCREF(dep);
+            }
+            int seen = PySet_Contains(keep, dep), known = seen == 0 ? PyDict_Contains(inputs, dep) : 0;
+            int rc = seen < 0 || known < 0 ? -1 : 0;
+            if (rc == 0 && known)
+                rc = PySet_Add(keep, dep) < 0 || PyList_Append(stack, dep) < 0 ? -1 : 0;
+            Py_DECREF(dep);
+            if (rc < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    Py_DECREF(stack);
+    return keep;
+fail:
+    Py_XDECREF(keep);
+    Py_XDECREF(stack);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
                                              "duplicates, spans, shaped, colocated, header."},
     {"node_names", node_names, METH_VARARGS, "Each node's name and byte span, and the header fields."},
     {"check", check, METH_VARARGS, "Raise ValueError unless the bytes are a valid message of the schema."},
     {"with_inputs", with_inputs, METH_VARARGS, "A NodeDef's bytes with its inputs replaced, as a node field."},
+    {"reachable", reachable, METH_VARARGS, "The nodes some nodes need through their inputs and colocations."},
     {"drop_keys", drop_keys, METH_VARARGS, "Remove each name from each dict or set given."},
     {"splice", splice, METH_VARARGS, "A GraphDef's bytes with some node fields dropped or replaced."},
     {"same_bodies", same_bodies, METH_VARARGS, "For each node, the first earlier one equal but for its name."},

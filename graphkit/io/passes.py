@@ -100,9 +100,14 @@ def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = Tru
     for name in outputs:
         index.node(name)
         stack.append(name)
-    keep = set(stack)
     inputs = index.inputs  # its keys are the node names
     colocated = index.colocated if colocations else {}
+    from graphkit.io.scan import compiled
+
+    helpers = compiled()
+    if helpers is not None and isinstance(inputs, dict) and isinstance(colocated, dict):
+        return helpers.reachable(inputs, stack, colocated)  # the same walk, compiled
+    keep = set(stack)
     while stack:
         name = stack.pop()
         for text in inputs[name]:

@@ -258,3 +258,28 @@ def test_drop_keys_compiled_and_python_agree(monkeypatch):
         drop_keys({"y", "z", "q"}, a, b, c)
         results.append((a, b, c))
     assert all(r == ({"x": 1}, {"w"}, {}) for r in results)
+
+
+@needs_compiled
+def test_compiled_reachable_walks_as_the_python_one(monkeypatch):
+    from graphkit.io import scan
+    from graphkit.io.passes import reachable
+
+    rng = random.Random(7)
+    gd = graph_pb2.GraphDef()
+    for i in range(300):
+        node = gd.node.add(name=f"n{i}", op="NoOp")
+        for _ in range(rng.randrange(3) if i else 0):
+            j = rng.randrange(i)
+            node.input.append(rng.choice([f"n{j}", f"n{j}:1", f"^n{j}", "missing:0"]))
+        if i % 17 == 5:
+            node.attr["_class"].list.s.append(f"loc:@n{rng.randrange(300)}".encode())
+    gd.node.add(name="lonely", op="NoOp", input=["^n3"])  # reached only as n299's colocation
+    gd.node[299].attr["_class"].list.s.append(b"loc:@lonely")
+    outputs = ["n299", "n250", "n100"]
+    found = []
+    for helpers in (compiled(), None):
+        monkeypatch.setattr(scan, "_wirescan", helpers)
+        found += [reachable(GraphIndex(gd), outputs), reachable(GraphIndex(gd), outputs, colocations=False)]
+    assert found[0] == found[2] and found[1] == found[3]
+    assert "lonely" in found[0] and "lonely" not in found[1]  # colocations keep more alive
