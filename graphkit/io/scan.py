@@ -1,10 +1,12 @@
 """Binary GraphDefs as a table of nodes read straight from the file's bytes, and written back by copying.
 
-Graph-only passes (prune, remap-input) need each node's name, op, inputs and colocations, and rewrite a
-handful of nodes. On a 100,000-node graph building 100,000 protobuf messages and reading their fields from
-Python costs most of the time, so a compiled scanner (``_wirescan.c``, optional at install) reads those
-fields from the wire format in one pass; a node becomes a NodeDef only when a pass asks for it, and the
-result is written as the input's bytes, unchanged nodes copied, changed ones re-serialized.
+Graph-only passes (prune, remap-input, optimize's) need each node's name, op, inputs and colocations, and
+rewrite a handful of nodes -- or, as a dedupe does, rewire many, which :meth:`TableIndex.set_inputs` records
+without parsing them and :func:`write_table` writes as their file bytes with the inputs swapped. On a
+100,000-node graph building 100,000 protobuf messages and reading their fields from Python costs most of the
+time, so a compiled scanner (``_wirescan.c``, optional at install) reads those fields from the wire format
+in one pass; a node becomes a NodeDef only when a pass asks for it, and the result is written as the input's
+bytes, unchanged nodes copied, changed ones re-serialized.
 
 Without the compiled scanner (no C compiler at install) :func:`scan_graph_file` returns None and callers
 use the protobuf path: the same results, slower on big graphs. ``prune``/``remap_input`` take
