@@ -425,18 +425,18 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
     changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
     changed.update((positions[n], n) for n in index.rewired if positions.get(n, -1) >= 0)
     cuts = sorted(set(range(len(table.names))).difference(kept).union(changed))  # spans not copied as is
-    spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced in C)
-    assert _wirescan is not None  # (a table comes from the scanner)
-    data, inputs = table.data, index.inputs
     chunks: list[Chunk] = []
     new = [name for name, p in positions.items() if p < 0]
-    if not isinstance(data, mmap.mmap):  # a file read into memory: rewritten in one C call
+    if not isinstance(table.data, mmap.mmap):  # a file read into memory: rewritten in one C call
+        assert _wirescan is not None  # (a table comes from the scanner)
+        spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced in C)
+        inputs = index.inputs
         replacements: list[object] = []
         for p in cuts:
             name = changed.get(p)
             replacements.append(None if name is None else inputs[name] if name in spliced else
                                 b"".join(bytes(c) for c in _node_chunks(index, name)))
-        chunks.append(_wirescan.splice(data, spans, cuts, replacements))
+        chunks.append(_wirescan.splice(table.data, spans, cuts, replacements))
         for name in new:
             chunks += _node_field(index.nodes[name])
         with atomic_write(path, [table.path]) as fh:
@@ -446,11 +446,8 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
         start, end = spans[3 * p], spans[3 * p + 2]
         if start > at:
             chunks.append(_source_chunk(table, at, start))
-        name = changed.get(p)
-        if name in spliced and end - start < _SLICE_ABOVE:
-            chunks.append(_wirescan.with_inputs(data, spans[3 * p + 1], end, inputs[name]))
-        elif name is not None:
-            chunks += _node_chunks(index, name)
+        if p in changed:
+            chunks += _node_chunks(index, changed[p])
         at = end
     if at < len(table.data):
         chunks.append(_source_chunk(table, at, len(table.data)))

@@ -57,17 +57,9 @@ def strip_training_in_place(index: GraphIndex, protected: list[str]) -> int:
             for target in targets:
                 mapping.pop(TensorRef(target), None)
     mapping = follow_chains(mapping)  # a pass-through of a pass-through
-    _rewire_dropping(index, mapping, dropped_controls)
+    index.drop_controls_from(dropped_controls)
+    rewire(index, mapping)
     kept = reachable(index, protected)
     gone = {name for name in inputs if name not in kept}
     index.remove(gone)
     return len(gone)
-
-
-def _rewire_dropping(index: GraphIndex, mapping: dict[TensorRef, TensorRef], dropped: set[str]) -> None:
-    """``rewire`` with the control inputs from ``dropped`` nodes taken out."""
-    if not dropped:
-        rewire(index, mapping)
-        return
-    index.drop_controls_from(dropped)
-    rewire(index, mapping)

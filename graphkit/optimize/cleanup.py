@@ -36,10 +36,8 @@ def strip_training_in_place(work: Work, ctx: Context) -> list[str]:
     protected = set(ctx.outputs)
     if not any(op in STRIPPED_OPS and name not in protected for name, op in work.ops.items()):
         return []  # nothing it would take out (unused nodes are cleanup's)
-    names = set(work.names)
     gone = training.strip_training_in_place(work.index, ctx.outputs)
-    for name in names - set(work.index.inputs):
-        work.external.pop(name, None)
+    work.forget_removed_payloads()
     return [f"{gone} nodes removed"] if gone else []
 
 

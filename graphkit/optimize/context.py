@@ -70,11 +70,6 @@ class Work:
         self._payloads = Graph(graph_pb2.GraphDef(), self.external)
 
     @property
-    def names(self) -> list[str]:
-        """The node names in order (the file's; new nodes last)."""
-        return list(self.index.inputs)
-
-    @property
     def ops(self) -> dict[str, str]:
         return self.index.ops
 
@@ -105,15 +100,7 @@ class Work:
 
     def add(self, nodes: list[node_def_pb2.NodeDef]) -> None:
         """New nodes, after the others (copies are taken)."""
-        index = self.index
-        if isinstance(index.nodes, dict):  # not into the copied GraphDef: the index holds the graph
-            for node in nodes:
-                copy = node_def_pb2.NodeDef()
-                copy.CopyFrom(node)
-                index.nodes[node.name] = copy
-            index.refresh(n.name for n in nodes)
-        else:
-            index.add(nodes)
+        self.index.add(nodes)
 
     def remove(self, names: Collection[str], *, unread: bool = False) -> None:
         """Drop these nodes and the control edges to them; nothing may still read their data (``unread``:
@@ -122,6 +109,11 @@ class Work:
             for name in names:
                 self.external.pop(name, None)
         self.index.remove(names, unread=unread)
+
+    def forget_removed_payloads(self) -> None:
+        """Drop the payloads of nodes no longer in the index (a pass removed them through the index)."""
+        for name in [n for n in self.external if n not in self.index.inputs]:
+            del self.external[name]
 
     def keep_only(self, keep: Collection[str]) -> int:
         """Remove every node not in ``keep``; returns how many went."""
