@@ -34,11 +34,13 @@
  *   The nodes some need (io.passes.reachable's walk).
  * drop_keys(names, table, ...)
  *   Each name removed from each dict or set that holds it (an index's tables, when many nodes go).
- * splice(buffer, spans, cuts, replacements) -> bytes
+ * splice(buffer, spans, cuts, names, fields, inputs) -> bytes
  *   A GraphDef's bytes with node fields dropped, replaced, or their inputs swapped (see below).
  * same_bodies(buffer, spans, positions, limit) -> list[int]
  *   Nodes equal but for their names, by their bytes (see below).
- * rename_inputs(names, inputs, twin) -> dict;  merge_sweep(names, ops, inputs, twin, renamed, same) -> int
+ * in_order(inputs, ops, sources_ok) -> bool;  odd_inputs(inputs) -> list[tuple[str, str]]
+ *   What validate and topological_order check per edge (see below).
+ * merge_sweep(names, ops, inputs, mergeable, protected, twin, renamed, same) -> (int, bool)
  *   What optimize's dedupe does per node, on the index's dicts (see below).
  *
  * Protobuf semantics are followed where they matter: the last name/op wins, repeated inputs keep their
@@ -173,8 +175,9 @@ static PyObject *decode(ptr_t s, size_t len)
     return PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)len, "strict");
 }
 
-/* Strings seen so far, by their bytes: each op and attr name is decoded once and shared by its nodes. (Names and inputs
- * are decoded directly: a table of 100,000s of them misses the cache more than decoding costs.) */
+/* Strings seen so far, by their bytes: each op and attr name is decoded once and shared by its nodes, and each
+ * node name by the inputs that name it -- the scan costs about what decoding each would, and every later lookup of
+ * an input among the names is then a pointer comparison (on a 100,000-node optimize, a tenth of the time). */
 typedef struct {
     ptr_t bytes;
     size_t len;
@@ -297,6 +300,7 @@ typedef struct {
     int64_t *spans; /* 3 per node */
     Py_ssize_t count, capacity;
     strings_t ops_seen;
+    strings_t names_seen; /* node names and input strings: an input naming a node shares its str */
     ptr_t *input_at; /* one node's input strings: pointer and length pairs, reused */
     size_t input_capacity;
 } result_t;
@@ -371,14 +375,14 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
         bad("bad NodeDef");
         goto done;
     }
-    name_obj = decode(name, name_len);
+    name_obj = string(&r->names_seen, name, name_len);
     op_obj = name_obj ? string(&r->ops_seen, op, op_len) : NULL;
     inputs = op_obj ? PyTuple_New((Py_ssize_t)n_inputs) : NULL;
     if (inputs == NULL)
         goto done;
     for (size_t i = 0; i < n_inputs; i++) {
         ptr_t at = r->input_at[2 * i];
-        PyObject *text = decode(at, (size_t)(r->input_at[2 * i + 1] - at));
+        PyObject *text = string(&r->names_seen, at, (size_t)(r->input_at[2 * i + 1] - at));
         if (text == NULL)
             goto done;
         PyTuple_SET_ITEM(inputs, (Py_ssize_t)i, text);
@@ -493,6 +497,7 @@ done:
     PyMem_Free(r.spans);
     PyMem_Free(r.input_at);
     strings_free(&r.ops_seen);
+    strings_free(&r.names_seen);
     return out;
 }
 
@@ -967,35 +972,54 @@ done:
     return out;
 }
 
-/* splice(buffer, spans, cuts, replacements) -> bytes: the buffer (a GraphDef) with the node fields at the
- * positions `cuts` (ascending; spans: scan_graph's int64 triples) replaced: None drops the node, bytes are
- * written as they are (a whole node field), a sequence of str is the node with its inputs swapped (as
- * with_inputs). Everything between is copied. What write_table does for a file read into memory. */
+/* dict[key] as a borrowed reference, or NULL with KeyError (or the lookup's error) set. */
+static PyObject *item(PyObject *dict, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_KeyError, key);
+    return value;
+}
+
+/* splice(buffer, spans, cuts, names, fields, inputs) -> bytes: the buffer (a GraphDef) with the node
+ * fields at the positions `cuts` (ascending; spans: scan_graph's int64 triples) replaced, by `names` (one
+ * per cut): None drops the node; a name in `fields` (dict: name -> bytes) is written as those bytes (a
+ * whole node field); any other is the node with its inputs swapped for `inputs[name]` (as with_inputs).
+ * Everything between is copied. What write_table does for a file read into memory. */
 static PyObject *splice(PyObject *self, PyObject *args)
 {
     Py_buffer view, spans;
-    PyObject *cuts, *replacements, *out = NULL, **seqs = NULL;
+    PyObject *cuts, *names, *fields, *inputs, *out = NULL, **seqs = NULL, **replacements = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*O!O!:splice", &view, &spans, &PyList_Type, &cuts, &PyList_Type, &replacements))
+    if (!PyArg_ParseTuple(args, "y*y*O!O!O!O!:splice", &view, &spans, &PyList_Type, &cuts, &PyList_Type, &names,
+                          &PyDict_Type, &fields, &PyDict_Type, &inputs))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(cuts), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
     const int64_t *span = (const int64_t *)spans.buf;
     ptr_t base = (ptr_t)view.buf;
-    if (PyList_GET_SIZE(replacements) != count) {
-        PyErr_SetString(PyExc_ValueError, "one replacement per cut");
+    if (PyList_GET_SIZE(names) != count) {
+        PyErr_SetString(PyExc_ValueError, "one name per cut");
         goto done;
     }
     seqs = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));
-    if (seqs == NULL) {
+    replacements = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));  /* borrowed */
+    if (seqs == NULL || replacements == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_ssize_t total = 0, at = 0;
     for (k = 0; k < count; k++) {  /* measure */
         Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
-        PyObject *r = PyList_GET_ITEM(replacements, k);
+        PyObject *r = PyList_GET_ITEM(names, k);
         if (p == -1 && PyErr_Occurred())
             goto done;
+        if (r != Py_None) {
+            PyObject *field = PyDict_GetItemWithError(fields, r);
+            if (field == NULL && (PyErr_Occurred() || (field = item(inputs, r)) == NULL))
+                goto done;
+            r = field;
+        }
+        replacements[k] = r;
         if (p < 0 || p >= nspans || span[3 * p] < at || span[3 * p + 2] > view.len) {
             bad("cuts must be ascending node positions");
             goto done;
@@ -1022,7 +1046,7 @@ static PyObject *splice(PyObject *self, PyObject *args)
     at = 0;
     for (k = 0; k < count; k++) {  /* write */
         Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
-        PyObject *r = PyList_GET_ITEM(replacements, k);
+        PyObject *r = replacements[k];
         memcpy(w, base + at, (size_t)(span[3 * p] - at));
         w += span[3 * p] - at;
         at = span[3 * p + 2];
@@ -1042,6 +1066,7 @@ done:
             Py_XDECREF(seqs[k]);
         PyMem_Free(seqs);
     }
+    PyMem_Free(replacements);
     if (PyErr_Occurred())
         Py_CLEAR(out);
     PyBuffer_Release(&view);
@@ -1225,59 +1250,89 @@ fail:
     return NULL;
 }
 
-/* dict[key] as a borrowed reference, or NULL with KeyError (or the lookup's error) set. */
-static PyObject *item(PyObject *dict, PyObject *key)
+/* `texts` (a new list) with its control inputs named twice kept once: the data inputs in order, then each
+ * control input at its first place (what a merge leaves when two control inputs now name one node). A new
+ * reference; `texts` itself (a new reference) when nothing repeats. */
+static PyObject *controls_once(PyObject *texts)
 {
-    PyObject *value = PyDict_GetItemWithError(dict, key);
-    if (value == NULL && !PyErr_Occurred())
-        PyErr_SetObject(PyExc_KeyError, key);
-    return value;
-}
-
-/* rename_inputs(names, inputs, twin) -> dict: for each of `names`, its inputs (`inputs[name]`) with those
- * naming a key of `twin` renamed to its value, for the nodes where that changes something. */
-static PyObject *rename_inputs(PyObject *self, PyObject *args)
-{
-    PyObject *names, *inputs, *twin, *out;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O!O!O!:rename_inputs", &PyList_Type, &names, &PyDict_Type, &inputs, &PyDict_Type,
-                          &twin))
-        return NULL;
-    out = PyDict_New();
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
-        PyObject *name = PyList_GET_ITEM(names, i), *texts = item(inputs, name), *new;
-        new = texts ? renamed_inputs(texts, twin) : NULL;
-        if (new == NULL)
-            goto fail;
-        int stored = new == Py_None ? 0 : PyDict_SetItem(out, name, new);
-        Py_DECREF(new);
-        if (stored < 0)
+    Py_ssize_t n = PyList_GET_SIZE(texts), i, j, repeated = 0;
+    for (i = 0; i < n && !repeated; i++) {
+        PyObject *a = PyList_GET_ITEM(texts, i);
+        if (PyUnicode_GET_LENGTH(a) == 0 || PyUnicode_READ_CHAR(a, 0) != '^')
+            continue;
+        for (j = i + 1; j < n && !repeated; j++) {
+            int eq = PyUnicode_Compare(a, PyList_GET_ITEM(texts, j)) == 0;
+            if (PyErr_Occurred())
+                return NULL;
+            repeated = eq;
+        }
+    }
+    if (!repeated) {
+        Py_INCREF(texts);
+        return texts;
+    }
+    PyObject *out = PyList_New(0), *controls = PyList_New(0);
+    if (out == NULL || controls == NULL)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(texts, i);
+        if (PyUnicode_GET_LENGTH(a) == 0 || PyUnicode_READ_CHAR(a, 0) != '^') {
+            if (PyList_Append(out, a) < 0)
+                goto fail;
+            continue;
+        }
+        int known = PySequence_Contains(controls, a);
+        if (known < 0 || (!known && PyList_Append(controls, a) < 0))
             goto fail;
     }
+    if (PyList_SetSlice(out, PyList_GET_SIZE(out), PyList_GET_SIZE(out), controls) < 0)
+        goto fail;
+    Py_DECREF(controls);
     return out;
 fail:
-    Py_DECREF(out);
+    Py_XDECREF(out);
+    Py_XDECREF(controls);
     return NULL;
 }
 
-/* merge_sweep(names, ops, inputs, twin, renamed, same) -> int: one pass of "nodes with the same op and
- * inputs are one": for each of `names` (in order) not in `twin`, its inputs renamed through `twin` (stored in
- * `renamed` when that changes them) and, with its op, looked up among the nodes before it; on a match
- * `same(earlier, name)` (a Python callable: attrs and device) decides, and a match found goes into `twin`
- * (name -> earlier) at once, so later nodes read through it. Returns the number of merges. */
+
+/* Whether any of `texts` names a key of `twin` (1), or none (0); -1 on error. */
+static int reads_any(PyObject *texts, PyObject *twin)
+{
+    PyObject *seq = PySequence_Fast(texts, "inputs must be a sequence");
+    if (seq == NULL)
+        return -1;
+    int found = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !found; i++) {
+        Py_ssize_t prefix, suffix;
+        PyObject *name = input_name(PySequence_Fast_GET_ITEM(seq, i), &prefix, &suffix);
+        found = name == NULL ? -1 : PyDict_Contains(twin, name);
+        Py_XDECREF(name);
+    }
+    Py_DECREF(seq);
+    return found;
+}
+
+/* merge_sweep(names, ops, inputs, mergeable, protected, twin, renamed, same) -> (merges, complete): one pass,
+ * in order, over `names` (every node): each node's inputs renamed through `twin` (into `renamed` when that
+ * changes them, a control input named twice then kept once); a node whose op is in `mergeable` and whose
+ * name is not in `protected` is then looked up, with its op and those inputs, among the nodes before it; on
+ * a match `same(earlier, name)` (a Python callable: attrs and device) decides, and a match goes into `twin`
+ * (name -> earlier) at once, so later nodes read through it, and leaves `renamed`. `complete`: no node
+ * left reads a merged node (each came after what it reads; else sweep again). */
 static PyObject *merge_sweep(PyObject *self, PyObject *args)
 {
-    PyObject *names, *ops, *inputs, *twin, *renamed, *same, *seen;
+    PyObject *names, *ops, *inputs, *mergeable, *protected, *twin, *renamed, *same, *seen;
     long merges = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O:merge_sweep", &PyList_Type, &names, &PyDict_Type, &ops, &PyDict_Type,
-                          &inputs, &PyDict_Type, &twin, &PyDict_Type, &renamed, &same))
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O:merge_sweep", &PyList_Type, &names, &PyDict_Type, &ops,
+                          &PyDict_Type, &inputs, &PySet_Type, &mergeable, &PySet_Type, &protected, &PyDict_Type,
+                          &twin, &PyDict_Type, &renamed, &same))
         return NULL;
     seen = PyDict_New();  /* (op, *inputs) -> the first node with them, or a list once several differ */
     if (seen == NULL)
         return NULL;
+    int again = PyDict_GET_SIZE(renamed) > 0;  /* a sweep after the first: entries may go */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i), *texts, *new, *key, *op, *earlier, *seq;
         int in_twin = PyDict_Contains(twin, name);
@@ -1290,9 +1345,26 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
         new = op ? renamed_inputs(texts, twin) : NULL;
         if (new == NULL)
             goto fail;
-        if (new != Py_None && PyDict_SetItem(renamed, name, new) < 0) {
+        if (new != Py_None) {
+            PyObject *once = controls_once(new);
+            Py_DECREF(new);
+            if (once == NULL || PyDict_SetItem(renamed, name, once) < 0) {
+                Py_XDECREF(once);
+                goto fail;
+            }
+            new = once;
+        } else if (again && set_or_del(renamed, name, NULL) < 0) {
             Py_DECREF(new);
             goto fail;
+        }
+        int candidate = PySet_Contains(mergeable, op);
+        if (candidate > 0)
+            candidate = !PySet_Contains(protected, name);
+        if (candidate <= 0) {
+            Py_DECREF(new);
+            if (candidate < 0 || PyErr_Occurred())
+                goto fail;
+            continue;
         }
         seq = PySequence_Fast(new != Py_None ? new : texts, "inputs must be a sequence");
         Py_DECREF(new);
@@ -1347,7 +1419,7 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
             Py_DECREF(verdict);
             if (matched < 0)
                 goto fail;
-            if (matched && PyDict_SetItem(twin, name, other) < 0)
+            if (matched && (PyDict_SetItem(twin, name, other) < 0 || set_or_del(renamed, name, NULL) < 0))
                 goto fail;
         }
         if (matched)
@@ -1356,14 +1428,64 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
             goto fail;
     }
     Py_DECREF(seen);
-    return PyLong_FromLong(merges);
+    int complete = 1;  /* 0: some node reads a merged one; -1: an error */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names) && complete == 1 && merges; i++) {
+        PyObject *name = PyList_GET_ITEM(names, i), *texts;
+        int in_twin = PyDict_Contains(twin, name), reads;
+        if (in_twin != 0) {
+            complete = in_twin < 0 ? -1 : 1;
+            continue;
+        }
+        texts = PyDict_GetItemWithError(renamed, name);
+        if (texts == NULL && !PyErr_Occurred())
+            texts = item(inputs, name);
+        reads = texts == NULL ? -1 : reads_any(texts, twin);
+        complete = reads < 0 ? -1 : !reads;
+    }
+    if (complete < 0)
+        return NULL;
+    return Py_BuildValue("(lO)", merges, complete ? Py_True : Py_False);
 fail:
     Py_DECREF(seen);
     return NULL;
 }
 
+/* Remove `name` from `table` (a dict or set) if it holds it, with one lookup: 0, or -1 on error. */
+static int drop_key(PyObject *table, PyObject *name)
+{
+    if (!PyDict_Check(table))
+        return PySet_Discard(table, name) < 0 ? -1 : 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyDict_Pop(table, name, NULL) < 0 ? -1 : 0;
+#else
+    PyObject *gone = _PyDict_Pop(table, name, Py_None);
+    Py_XDECREF(gone);
+    return gone == NULL ? -1 : 0;
+#endif
+}
+
+/* Every key of `table` that `names` (a set) holds, removed: the way for a table smaller than `names`. */
+static int drop_held(PyObject *table, PyObject *names)
+{
+    PyObject *held = PyList_New(0), *iter = held ? PyObject_GetIter(table) : NULL, *key;
+    int rc = iter == NULL ? -1 : 0;
+    while (rc == 0 && (key = PyIter_Next(iter)) != NULL) {
+        int in = PySet_Contains(names, key);
+        rc = in < 0 || (in && PyList_Append(held, key) < 0) ? -1 : 0;
+        Py_DECREF(key);
+    }
+    if (rc == 0 && PyErr_Occurred())
+        rc = -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(held); i++)
+        rc = drop_key(table, PyList_GET_ITEM(held, i));
+    Py_XDECREF(iter);
+    Py_XDECREF(held);
+    return rc;
+}
+
 /* drop_keys(names, table, ...) -> None: each of `names` (an iterable) removed from each table (a dict or
- * set) that holds it -- what removing many nodes from an index's tables costs in Python, in C. */
+ * set) that holds it -- what removing many nodes from an index's tables costs in Python, in C. A table
+ * smaller than `names` (when that is a set) is walked instead. */
 static PyObject *drop_keys(PyObject *self, PyObject *args)
 {
     Py_ssize_t count = PyTuple_GET_SIZE(args), t;
@@ -1372,34 +1494,45 @@ static PyObject *drop_keys(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "drop_keys(names, table, ...)");
         return NULL;
     }
+    PyObject *names = PyTuple_GET_ITEM(args, 0), *large = PyList_New(0);
+    if (large == NULL)
+        return NULL;
+    int is_set = PyAnySet_Check(names);
     for (t = 1; t < count; t++) {
         PyObject *table = PyTuple_GET_ITEM(args, t);
         if (!PyDict_Check(table) && !PyAnySet_Check(table)) {
             PyErr_SetString(PyExc_TypeError, "drop_keys takes dicts and sets");
-            return NULL;
+            goto fail;
         }
+        Py_ssize_t size = PyDict_Check(table) ? PyDict_GET_SIZE(table) : PySet_GET_SIZE(table);
+        if (size == 0)
+            continue;
+        if (is_set && size < PySet_GET_SIZE(names) ? drop_held(table, names) < 0 : PyList_Append(large, table) < 0)
+            goto fail;
     }
-    PyObject *iter = PyObject_GetIter(PyTuple_GET_ITEM(args, 0)), *name;
-    if (iter == NULL)
-        return NULL;
-    while ((name = PyIter_Next(iter)) != NULL) {
-        for (t = 1; t < count; t++) {
-            PyObject *table = PyTuple_GET_ITEM(args, t);
-            int rc = PyDict_Check(table) ? PyDict_Contains(table, name) : PySet_Contains(table, name);
-            if (rc > 0)
-                rc = PyDict_Check(table) ? PyDict_DelItem(table, name) : PySet_Discard(table, name);
-            if (rc < 0) {
-                Py_DECREF(name);
-                Py_DECREF(iter);
-                return NULL;
+    if (PyList_GET_SIZE(large) > 0) {
+        PyObject *iter = PyObject_GetIter(names), *name;
+        if (iter == NULL)
+            goto fail;
+        while ((name = PyIter_Next(iter)) != NULL) {
+            for (t = 0; t < PyList_GET_SIZE(large); t++) {
+                if (drop_key(PyList_GET_ITEM(large, t), name) < 0) {
+                    Py_DECREF(name);
+                    Py_DECREF(iter);
+                    goto fail;
+                }
             }
+            Py_DECREF(name);
         }
-        Py_DECREF(name);
+        Py_DECREF(iter);
+        if (PyErr_Occurred())
+            goto fail;
     }
-    Py_DECREF(iter);
-    if (PyErr_Occurred())
-        return NULL;
+    Py_DECREF(large);
     Py_RETURN_NONE;
+fail:
+    Py_DECREF(large);
+    return NULL;
 }
 
 /* reachable(inputs, starts, colocated) -> set: the nodes `starts` need through their input strings
@@ -1480,6 +1613,103 @@ fail:
     return NULL;
 }
 
+static int is_one_of(PyObject *op, const char *a, const char *b)
+{
+    return PyUnicode_Check(op) && (PyUnicode_CompareWithASCIIString(op, a) == 0 ||
+                                   PyUnicode_CompareWithASCIIString(op, b) == 0);
+}
+
+/* in_order(inputs, ops, sources_ok) -> bool: whether each node (in the dict's order) comes after the nodes
+ * it reads -- each input's node earlier, or no node of the graph, or (sources_ok) one without inputs, or a
+ * NextIteration read by a Merge (a TF1 loop's back edge). io.passes.in_order's walk, compiled. */
+static PyObject *in_order(PyObject *self, PyObject *args)
+{
+    PyObject *inputs, *ops, *seen, *name, *texts;
+    int sources_ok, ordered = 1;
+    Py_ssize_t at = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O!p:in_order", &PyDict_Type, &inputs, &PyDict_Type, &ops, &sources_ok))
+        return NULL;
+    if ((seen = PySet_New(NULL)) == NULL)
+        return NULL;
+    while (ordered == 1 && PyDict_Next(inputs, &at, &name, &texts)) {
+        PyObject *seq = PySequence_Fast(texts, "inputs must be sequences");
+        if (seq == NULL) {
+            ordered = -1;
+            break;
+        }
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(seq) && ordered == 1; j++) {
+            PyObject *text = PySequence_Fast_GET_ITEM(seq, j), *dep, *dep_texts, *op, *dep_op;
+            Py_ssize_t prefix, suffix;
+            int known = PySet_Contains(seen, text);
+            if (known != 0) {
+                ordered = known < 0 ? -1 : 1;
+                continue;
+            }
+            if (!PyUnicode_Check(text) || (dep = input_name(text, &prefix, &suffix)) == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "an input is not a str");
+                ordered = -1;
+                continue;
+            }
+            known = PySet_Contains(seen, dep);
+            dep_texts = known == 0 ? PyDict_GetItemWithError(inputs, dep) : NULL;
+            if (known == 0 && dep_texts != NULL && !(sources_ok && PyObject_Length(dep_texts) == 0)) {
+                op = PyDict_GetItemWithError(ops, name);
+                dep_op = op ? PyDict_GetItemWithError(ops, dep) : NULL;
+                ordered = dep_op && is_one_of(op, "Merge", "RefMerge") && is_one_of(dep_op, "NextIteration",
+                                                                                    "RefNextIteration");
+            }
+            if (known < 0 || PyErr_Occurred())
+                ordered = -1;
+            Py_DECREF(dep);
+        }
+        Py_DECREF(seq);
+        if (ordered == 1 && PySet_Add(seen, name) < 0)
+            ordered = -1;
+    }
+    Py_DECREF(seen);
+    if (ordered < 0)
+        return NULL;
+    return PyBool_FromLong(ordered);
+}
+
+/* odd_inputs(inputs) -> list[tuple[str, str]]: each (node, input string) whose string is not the bare name
+ * of a node (a port, a control input, or dangling), in order: what validate looks at one by one. */
+static PyObject *odd_inputs(PyObject *self, PyObject *args)
+{
+    PyObject *inputs, *name, *texts, *out;
+    Py_ssize_t at = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!:odd_inputs", &PyDict_Type, &inputs))
+        return NULL;
+    if ((out = PyList_New(0)) == NULL)
+        return NULL;
+    while (PyDict_Next(inputs, &at, &name, &texts)) {
+        PyObject *seq = PySequence_Fast(texts, "inputs must be sequences");
+        if (seq == NULL)
+            goto fail;
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(seq); j++) {
+            PyObject *text = PySequence_Fast_GET_ITEM(seq, j);
+            int known = PyDict_Contains(inputs, text);
+            if (known == 0) {
+                PyObject *pair = PyTuple_Pack(2, name, text);
+                known = pair == NULL || PyList_Append(out, pair) < 0 ? -1 : 1;
+                Py_XDECREF(pair);
+            }
+            if (known < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan_graph", scan_graph, METH_VARARGS, "Scan a binary GraphDef: names, positions, inputs, ops, "
                                              "duplicates, spans, shaped, colocated, header."},
@@ -1490,7 +1720,8 @@ static PyMethodDef methods[] = {
     {"drop_keys", drop_keys, METH_VARARGS, "Remove each name from each dict or set given."},
     {"splice", splice, METH_VARARGS, "A GraphDef's bytes with some node fields dropped or replaced."},
     {"same_bodies", same_bodies, METH_VARARGS, "For each node, the first earlier one equal but for its name."},
-    {"rename_inputs", rename_inputs, METH_VARARGS, "Input strings renamed through a mapping of node names."},
+    {"in_order", in_order, METH_VARARGS, "Whether each node comes after the nodes it reads."},
+    {"odd_inputs", odd_inputs, METH_VARARGS, "Each (node, input) whose input is not a node's bare name."},
     {"merge_sweep", merge_sweep, METH_VARARGS, "One pass of merging nodes with the same op and inputs."},
     {NULL, NULL, 0, NULL},
 };

@@ -30,23 +30,12 @@ def cycle_nodes(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     graph couldn't be sorted in topological order"); empty when there is none. Graphs are nearly always
     stored with each node after its inputs, which one pass over the edges proves; the full sort runs only
     when that pass finds a node before one of its inputs."""
+    from graphkit.io.passes import in_order
+
     index = as_index(graph)
-    inputs = index.inputs
-    seen: set[str] = set()
-    for name, texts in inputs.items():
-        for text in texts:
-            if text in seen:  # the common case: a plain name, earlier in the file
-                continue
-            src = input_node(text)
-            # earlier, a source (no cycle runs through it), or dangling (validate reports that)
-            if src in seen or not inputs.get(src, ()):
-                continue
-            ops = index.ops
-            if ops[name] in MERGE_OPS and ops[src] in NEXT_ITERATION_OPS:
-                continue
-            return _sorted(index)[1]
-        seen.add(name)
-    return []
+    if in_order(index.inputs, index.ops, sources_ok=True):  # (earlier, a source -- no cycle runs through
+        return []  # it -- or dangling, which validate reports)
+    return _sorted(index)[1]
 
 
 def _sorted(index: GraphIndex) -> tuple[list[str], list[str]]:
@@ -91,28 +80,27 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     problems = [f"duplicate node name '{n}'" for n in index.duplicates]
     arguments = index.arguments
     in_function = index.function is not None
-    if not in_function:
+    if not in_function and not _NODE_NAMES.fullmatch("\n".join(names) + "\n" if names else ""):
         problems += [f"'{name}' is not a valid node name" for name in names if not NODE_NAME.match(name)]
+    odd = _odd_inputs(names)  # (node, input) whose input is not a node's bare name: few
     ported: list[tuple[str, str, int]] = []  # (reader, producer, port) for port > 0: checked against op defs
-    for name, texts in index.inputs.items():
-        for text in texts:
-            if text in names:  # (the usual input: a node's bare name)
-                continue
-            if input_node(text) not in names and input_node(text) not in arguments:
-                problems.append(f"node '{name}' reads '{text}', which is not in the graph")
-            elif not in_function:
-                if not _GRAPH_INPUT.match(text):
-                    problems.append(f"node '{name}' has a malformed input '{text}' (expected NAME, NAME:INDEX or "
-                                    "^NAME)")
-                elif not text.startswith("^"):
-                    ported.append((name, input_node(text), int(text.rpartition(":")[2])))
-    problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
+    for name, text in odd:
+        if input_node(text) not in names and input_node(text) not in arguments:
+            problems.append(f"node '{name}' reads '{text}', which is not in the graph")
+        elif not in_function:
+            if not _GRAPH_INPUT.match(text):
+                problems.append(f"node '{name}' has a malformed input '{text}' (expected NAME, NAME:INDEX or "
+                                "^NAME)")
+            elif not text.startswith("^"):
+                ported.append((name, input_node(text), int(text.rpartition(":")[2])))
+    if "" in index.ops.values():
+        problems += [f"node '{name}' has no op" for name, op in index.ops.items() if not op]
     for name, targets in index.colocated.items():
         problems += [f"node '{name}' is colocated with '{t}', which is not in the graph" for t in targets
                      if t not in names and t not in arguments]
     problems += _port_problems(index, ported)
     if not in_function:
-        problems += _arity_problems(index)
+        problems += _arity_problems(index, odd)
     stuck = cycle_nodes(index)
     if stuck:
         problems.append(f"a cycle that is not a TF1 while loop runs through {', '.join(stuck[:8])}")
@@ -120,26 +108,50 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     return problems
 
 
-def _arity_problems(index: GraphIndex) -> list[str]:
+# every name valid, each followed by a newline: one regex call for a whole graph (a name with a newline in
+# it fails, and the names are then checked one by one)
+_NODE_NAMES = re.compile(r"(?:[A-Za-z0-9.][A-Za-z0-9_.\-/>]*\n)*")
+
+
+def _odd_inputs(inputs: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """Each (node, input string) whose string is not a node's bare name -- a port, a control input, or
+    dangling -- in order (in C when built: the same list)."""
+    from graphkit.io.scan import compiled
+
+    helpers = compiled()
+    if helpers is not None and isinstance(inputs, dict):
+        return helpers.odd_inputs(inputs)
+    return [(name, text) for name, texts in inputs.items() for text in texts if text not in inputs]
+
+
+def _arity_problems(index: GraphIndex, odd: list[tuple[str, str]]) -> list[str]:
     """Nodes whose number of data inputs is not what their op takes (TF: "NodeDef expected inputs 'float,
-    float' do not match 1 inputs specified"), for ops of a fixed arity (no list inputs)."""
+    float' do not match 1 inputs specified"), for ops of a fixed arity (no list inputs). ``odd``: the
+    inputs that are not bare names (:func:`_odd_inputs`), where the control inputs are."""
     from graphkit.io.functions import OpDefs
 
     op_defs = OpDefs(index.graph_def)
-    arity: dict[str, int | None] = {}
+    ops, inputs = index.ops, index.inputs
+    arity: dict[str, int] = {}
+    for op in set(ops.values()):
+        op_def = op_defs.get(op)
+        if op_def is not None and not any(a.number_attr or a.type_list_attr for a in op_def.input_arg):
+            arity[op] = len(op_def.input_arg)
+    controls: dict[str, int] = {}
+    for name, text in odd:
+        if text.startswith("^"):
+            controls[name] = controls.get(name, 0) + 1
+    # the nodes without control inputs by (op, input count), each kind judged once
+    plain = [n for n in inputs if n not in controls] if controls else list(inputs)
+    kinds = set(zip(map(ops.__getitem__, plain), map(len, map(inputs.__getitem__, plain)), strict=True))
+    wrong = {(op, got) for op, got in kinds if op in arity and got != arity[op]}
+    suspects = {n for n in plain if (ops[n], len(inputs[n])) in wrong} if wrong else set()
     problems = []
-    for name, op in index.ops.items():
-        if op not in arity:
-            op_def = op_defs.get(op)
-            arity[op] = None if op_def is None or any(a.number_attr or a.type_list_attr for a in op_def.input_arg) \
-                else len(op_def.input_arg)
-        want = arity[op]
-        if want is not None:
-            texts = index.inputs[name]
-            got = len(texts) - ("\0" + "\0".join(texts)).count("\0^")  # less those starting ^ (one C call: a
-            # NUL inside an input string is reported as not in the graph anyway)
-            if got != want:
-                problems.append(f"node '{name}' ({op}) has {got} data inputs; its op takes {want}")
+    for name in [n for n in inputs if n in controls or n in suspects] if suspects or controls else ():
+        op = ops[name]
+        got = len(inputs[name]) - controls.get(name, 0)
+        if op in arity and got != arity[op]:
+            problems.append(f"node '{name}' ({op}) has {got} data inputs; its op takes {arity[op]}")
     return problems
 
 
@@ -241,14 +253,16 @@ def _node_problems(index: GraphIndex) -> list[str]:
             problems += found or ([f"node '{node.name}': {why}"] if compiled and why != TOO_DEEP else [])
     problems += [f"node '{name}': {why}" for device, name in index.devices().items()
                  if (why := device_problem(device))]
-    attr_keys, unparsed = index.unparsed_attr_keys()
+    unparsed, attr_keys = index.unparsed_attr_keys()
     ops = index.ops
-    for name, keys in attr_keys.items():
-        op = ops.get(name)
-        if op is not None and unparsed(name):  # (None: no longer in the graph)
-            problems += required.problems(name, op, keys)
-            if "_class" in keys:  # few nodes have one: parsed to read it as TF's importer does
-                problems += _class_problem(index.nodes[name])
+    # each (op, attr names) judged once; the nodes of a kind with a problem, or a _class, looked up after
+    kinds = set(zip(map(ops.__getitem__, unparsed), map(attr_keys.__getitem__, unparsed), strict=True))
+    flagged = {kind for kind in kinds if "_class" in kind[1] or required.problems("", *kind)}
+    for name in [n for n in attr_keys if n in unparsed and (ops[n], attr_keys[n]) in flagged] if flagged else ():
+        op, keys = ops[name], attr_keys[name]
+        problems += required.problems(name, op, keys)
+        if "_class" in keys:  # few nodes have one: parsed to read it as TF's importer does
+            problems += _class_problem(index.nodes[name])
     return problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -412,11 +412,10 @@ class GraphIndex:
                 out.setdefault(node.device, name)
         return out
 
-    def unparsed_attr_keys(self) -> tuple[Mapping[str, Sequence[str]], Callable[[str], bool]]:
-        """For the nodes not held as messages: attr names by node name (a superset: a name counts only when
-        it passes the predicate too, cheaper than building the exact table) and the predicate. None here;
-        a TableIndex's come from the file."""
-        return {}, lambda name: False
+    def unparsed_attr_keys(self) -> tuple[Collection[str], Mapping[str, Sequence[str]]]:
+        """The nodes not held as messages, and attr names by node name for them (a superset: the table
+        may hold other names too). None here; a TableIndex's come from the file."""
+        return (), {}
 
     @property
     def ops(self) -> dict[str, str]:
@@ -536,7 +535,7 @@ def as_index(graph: graph_pb2.GraphDef | GraphIndex) -> GraphIndex:
 
 
 
-NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/>]*$")  # TF's graph_constructor.cc IsValidNodeName
+NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/>]*\Z")  # TF's graph_constructor.cc IsValidNodeName
 
 
 def valid_node_name(text: str) -> str:

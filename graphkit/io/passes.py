@@ -5,7 +5,7 @@ nodes in topological order. The commands' passes are built from these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from graphkit.io.graph import (
     GraphIndex,
@@ -15,6 +15,7 @@ from graphkit.io.graph import (
     input_node,
     parse_ref,
 )
+from graphkit.io.ops import MERGE_OPS, NEXT_ITERATION_OPS
 from graphkit.proto import graph_pb2, node_def_pb2
 
 
@@ -51,24 +52,14 @@ def topological_order(index: GraphIndex) -> list[str] | None:
     import heapq
 
     inputs, ops = index.inputs, index.ops
-    back = {n for n, op in ops.items() if op in ("NextIteration", "RefNextIteration")}
-    seen: set[str] = set()
-    for name, texts in inputs.items():  # the usual case first, cheaply: already in order
-        for text in texts:
-            dep = text if text in seen else input_node(text)
-            if dep not in seen and dep in inputs and not (dep in back and ops[name] in ("Merge", "RefMerge")):
-                break
-        else:
-            seen.add(name)
-            continue
-        break
-    else:
+    if in_order(inputs, ops):  # the usual case, found cheaply
         return None
+    back = {n for n, op in ops.items() if op in NEXT_ITERATION_OPS}
     names = list(inputs)
     position = {name: i for i, name in enumerate(names)}
 
     def deps(name: str) -> list[int]:
-        loop_merge = ops[name] in ("Merge", "RefMerge")
+        loop_merge = ops[name] in MERGE_OPS
         found = {input_node(i) for i in inputs[name]}
         return [position[d] for d in found if d in position and not (loop_merge and d in back)]
 
@@ -91,6 +82,30 @@ def topological_order(index: GraphIndex) -> list[str] | None:
     if len(order) != len(names) or order == list(range(len(names))):
         return None
     return [names[i] for i in order]
+
+
+def in_order(inputs: Mapping[str, Sequence[str]], ops: Mapping[str, str], sources_ok: bool = False) -> bool:
+    """Whether each node (in the order of ``inputs``) comes after the nodes it reads: each input's node
+    earlier, or no node of the graph, or (``sources_ok``) a node without inputs, or a NextIteration read by a
+    Merge (a TF1 loop's back edge). In C when the compiled helpers are built (the same walk)."""
+    from graphkit.io.scan import compiled
+
+    helpers = compiled()
+    if helpers is not None and isinstance(inputs, dict) and isinstance(ops, dict):
+        return bool(helpers.in_order(inputs, ops, sources_ok))
+    seen: set[str] = set()
+    for name, texts in inputs.items():
+        for text in texts:
+            if text in seen:  # (the usual input: a bare name, earlier)
+                continue
+            dep = input_node(text)
+            if dep in seen or dep not in inputs or sources_ok and not inputs[dep]:
+                continue
+            if ops[name] in MERGE_OPS and ops[dep] in NEXT_ITERATION_OPS:
+                continue
+            return False
+        seen.add(name)
+    return True
 
 
 def reachable(index: GraphIndex, outputs: Iterable[str], colocations: bool = True) -> set[str]:

@@ -19,7 +19,7 @@ import array
 import functools
 import mmap
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,7 +282,7 @@ class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
             node = self.cache[name] = self.table.node(self.positions[name])
             owner = self.owner
             if owner is not None and name in owner.rewired:  # inputs set while it was not parsed
-                del owner.rewired[name]
+                owner.rewired.discard(name)
                 del node.input[:]
                 node.input.extend(owner.inputs[name])
                 owner.modified.add(name)
@@ -301,29 +301,31 @@ class _LazyNodes(Mapping[str, node_def_pb2.NodeDef]):
 class TableIndex(GraphIndex):
     """A :class:`GraphIndex` over a :class:`NodeTable`: the same passes run on it, and :func:`write_table`
     writes the result. Nodes changed through :meth:`refresh` or added are re-serialized; the rest are
-    copied as bytes. The index takes the table's dicts over (passes change them in place)."""
+    copied as bytes. The index takes the table's dicts over (passes change them in place), but for its
+    inputs: the table keeps the file's (what a rewired node's bytes hold)."""
 
     table: NodeTable
     nodes: _LazyNodes
 
     def __init__(self, table: NodeTable, *, nodes: _LazyNodes | None = None,
                  inputs: dict[str, Sequence[str]] | None = None, tables: NodeTables | None = None,
-                 modified: set[str] | None = None, rewired: dict[str, Sequence[str]] | None = None) -> None:
+                 modified: set[str] | None = None, rewired: set[str] | None = None) -> None:
         """Index a file's node table (the keyword arguments: a restriction's, see :meth:`restricted`)."""
         self.table = table
         super().__init__(None, nodes=_LazyNodes(table, table.positions, {}) if nodes is None else nodes,
-                         inputs=table.inputs if inputs is None else inputs,
+                         inputs=dict(table.inputs) if inputs is None else inputs,
                          duplicates=list(table.duplicates) if nodes is None else [],
                          tables=tables or NodeTables(table.ops, table.colocated, table.shaped))
         self.modified: set[str] = modified or set()  # nodes to serialize from their message
-        self.rewired: dict[str, Sequence[str]] = rewired or {}  # unparsed nodes given new inputs: their file's
-        # inputs (write_table writes the file's bytes with the inputs swapped)
+        self.rewired: set[str] = rewired or set()  # unparsed nodes given new inputs (write_table writes
+        # their file bytes, table.inputs, with the inputs swapped)
         self.nodes.owner = self
 
     def _write_inputs(self, changes: Mapping[str, list[str]]) -> None:
-        cache, rewired, inputs = self.nodes.cache, self.rewired, self.inputs
-        parsed = {name: texts for name, texts in changes.items() if name in cache}
-        rewired.update({name: inputs[name] for name in changes if name not in cache and name not in rewired})
+        cache = self.nodes.cache
+        parsed = {name: changes[name] for name in cache if name in changes} if len(cache) < len(changes) else \
+            {name: texts for name, texts in changes.items() if name in cache}
+        self.rewired.update(changes.keys() - parsed.keys())
         super()._write_inputs(parsed)
         self.modified.update(parsed)
 
@@ -344,7 +346,7 @@ class TableIndex(GraphIndex):
         copy = node_def_pb2.NodeDef()
         copy.CopyFrom(node)
         self.nodes.cache[node.name] = copy  # (the file's node is not parsed first)
-        self.rewired.pop(node.name, None)
+        self.rewired.discard(node.name)
         self.refresh([node.name])
 
     def _node_tables(self) -> list[dict[str, Any] | set[str]]:
@@ -391,16 +393,15 @@ class TableIndex(GraphIndex):
                 out.setdefault(node.device, name)
         return out
 
-    def unparsed_attr_keys(self) -> tuple[Mapping[str, Sequence[str]], Callable[[str], bool]]:
-        positions, cache = self.nodes.positions, self.nodes.cache
-        return self.table.attrs, lambda name: name in positions and name not in cache
+    def unparsed_attr_keys(self) -> tuple[Collection[str], Mapping[str, Sequence[str]]]:
+        return self.nodes.positions.keys() - self.nodes.cache.keys(), self.table.attrs
 
     def restricted(self, keep: Collection[str]) -> TableIndex:
         gone, inputs, tables = self._restricted_tables(keep)
         positions = without_keys(self.nodes.positions, gone)
         return TableIndex(self.table, nodes=_LazyNodes(self.table, positions, self.nodes.cache), inputs=inputs,
                           tables=tables, modified={n for n in self.modified if n in keep},
-                          rewired={n: v for n, v in self.rewired.items() if n in keep})
+                          rewired={n for n in self.rewired if n in keep})
 
     def _rekey(self, old: str, new: str) -> None:
         self.nodes[old]  # parsed into the cache
@@ -421,22 +422,19 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
     table = index.table
     spans = table.spans
     positions = index.nodes.positions
-    kept = set(positions.values())
-    changed = {positions[n]: n for n in index.modified if positions.get(n, -1) >= 0}  # position -> (new) name
-    changed.update((positions[n], n) for n in index.rewired if positions.get(n, -1) >= 0)
-    cuts = sorted(set(range(len(table.names))).difference(kept).union(changed))  # spans not copied as is
+    touched = index.modified | index.rewired
+    changed = dict(zip(map(positions.__getitem__, touched), touched, strict=True))  # position -> (new) name
+    changed.pop(-1, None)  # (new nodes: written at the end)
+    cuts = sorted(set(range(len(table.names))).difference(positions.values()).union(changed))  # spans not
+    # copied as is: removed nodes and changed ones
     chunks: list[Chunk] = []
     new = [name for name, p in positions.items() if p < 0]
     if not isinstance(table.data, mmap.mmap):  # a file read into memory: rewritten in one C call
         assert _wirescan is not None  # (a table comes from the scanner)
-        spliced = index.rewired.keys() - index.modified  # (the many a dedupe rewires: spliced in C)
-        inputs = index.inputs
-        replacements: list[object] = []
-        for p in cuts:
-            name = changed.get(p)
-            replacements.append(None if name is None else inputs[name] if name in spliced else
-                                b"".join(bytes(c) for c in _node_chunks(index, name)))
-        chunks.append(_wirescan.splice(table.data, spans, cuts, replacements))
+        fields = {name: b"".join(bytes(c) for c in _node_chunks(index, name)) for name in index.modified
+                  if positions[name] >= 0}  # (the many a dedupe rewires are spliced in C)
+        chunks.append(_wirescan.splice(table.data, spans, cuts, list(map(changed.get, cuts)), fields,
+                                       index.inputs))
         for name in new:
             chunks += _node_field(index.nodes[name])
         with atomic_write(path, [table.path]) as fh:
@@ -486,9 +484,9 @@ def _node_chunks(index: TableIndex, name: str) -> list[Chunk]:
     """A changed node's field: a node whose inputs alone changed (``rewired``) as its bytes in the file with
     the input fields swapped, when they are laid out as protobuf writers do (name, op, inputs first);
     anything else re-serialized from its message."""
-    file_inputs = index.rewired.get(name)
-    if file_inputs is not None and name not in index.modified:
+    if name in index.rewired and name not in index.modified:
         table, spans, p = index.table, index.table.spans, index.nodes.positions[name]
+        file_inputs = table.inputs[name]
         start, end = spans[3 * p + 1], spans[3 * p + 2]
         if end - start < _SLICE_ABOVE and _wirescan is not None:  # (a table comes from the scanner)
             return [_wirescan.with_inputs(table.data, start, end, index.inputs[name])]

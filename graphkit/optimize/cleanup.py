@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 
 from graphkit.io import training
-from graphkit.io.graph import FileSlice, Payload, TensorRef, parse_ref
+from graphkit.io.graph import FileSlice, Payload, TensorRef, input_node, parse_ref
 from graphkit.io.ops import INFERENCE_IDENTITIES, MERGE_OPS, NEXT_ITERATION_OPS, PLACEHOLDER_OPS, SIDE_EFFECT_ONLY
 from graphkit.io.passes import drop_dangling_colocations, drop_unused_library, follow_chains, reachable, rewire
 from graphkit.io.scan import TableIndex, compiled
@@ -48,45 +48,41 @@ def dedupe_in_place(work: Work, ctx: Context) -> list[str]:
     twin: dict[str, str] = {}  # a node merged -> the one that stays (every output k to output k)
     _merge_constants(work, [n for n, op in ops.items() if op == "Const" and n not in protected], twin)
     op_defs = work.op_defs()
-    stateful: dict[str, bool] = {}
+    mergeable = set()
     for op in set(ops.values()):
         op_def = op_defs.get(op)
-        stateful[op] = op_def is None or op_def.is_stateful or op in CONTROL_FLOW or op in PLACEHOLDER_OPS \
-            or op == "Const"
-    candidates = [n for n, op in ops.items() if not stateful[op] and n not in protected]
+        if not (op_def is None or op_def.is_stateful or op in CONTROL_FLOW or op in PLACEHOLDER_OPS or op == "Const"):
+            mergeable.add(op)
 
     def same(earlier: str, name: str) -> bool:
         return _same_attrs(index.nodes[earlier], index.nodes[name])
 
     helpers = compiled()  # the same sweep compiled, when built
     merge_sweep = helpers.merge_sweep if helpers is not None else _merge_sweep
-    rename_inputs = helpers.rename_inputs if helpers is not None else _rename_inputs
-    renamed: dict[str, list[str]] = {}  # inputs naming merged nodes, renamed
+    names = list(inputs)
+    renamed: dict[str, list[str]] = {}  # the inputs of nodes that read merged nodes, renamed
     while True:  # once, for a graph in order (each node's inputs merged before it is looked at)
-        before = len(twin)
-        merge_sweep(candidates, ops, inputs, twin, renamed, same)
-        if len(twin) == before or _in_order(index.deps, candidates, twin):
+        merges, complete = merge_sweep(names, ops, inputs, mergeable, protected, twin, renamed, same)
+        if complete or not merges:
             break
     if not twin:
         return []
-    edits = {n: texts for n, texts in renamed.items() if n not in twin}
-    edits.update(rename_inputs([n for n in inputs if n not in twin and n not in renamed], inputs, twin))
-    for name, texts in edits.items():
-        if texts[-1].startswith("^"):  # a control input named twice once merged: once (controls come last)
-            edits[name] = [i for i in texts if not i.startswith("^")] + list(dict.fromkeys(
-                i for i in texts if i.startswith("^")))
-    index.set_inputs(edits)
+    index.set_inputs(renamed)
     work.remove(set(twin), unread=True)
     return [f"{len(twin)} duplicate nodes merged"]
 
 
-def _merge_sweep(names: list[str], ops: dict[str, str], inputs: Mapping[str, Sequence[str]], twin: dict[str, str],
-                 renamed: dict[str, list[str]], same: Callable[[str, str], bool]) -> int:
-    """One pass of "nodes with the same op and inputs are one", in order: each node's inputs renamed through
-    ``twin`` (kept in ``renamed`` when that changes them) and looked up with its op among the nodes before
-    it; ``same(earlier, name)`` decides a match (attrs, device), which goes into ``twin`` at once. Returns
-    the merges. (``_wirescan.merge_sweep`` is this, compiled.)"""
-    seen: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+def _merge_sweep(names: list[str], ops: Mapping[str, str], inputs: Mapping[str, Sequence[str]],
+                 mergeable: set[str], protected: set[str], twin: dict[str, str], renamed: dict[str, list[str]],
+                 same: Callable[[str, str], bool]) -> tuple[int, bool]:
+    """One pass of "nodes with the same op and inputs are one", in order over every node: its inputs renamed
+    through ``twin`` (into ``renamed`` when that changes them; a control input named twice then kept once)
+    and, for a node whose op is ``mergeable`` and that is not ``protected``, looked up with its op among the
+    nodes before it; ``same(earlier, name)`` decides a match (attrs, device), which goes into ``twin`` at
+    once and leaves ``renamed``. Returns the merges, and whether the sweep saw them all: no node left reads a
+    merged node (else a node came before what it reads: sweep again). (``_wirescan.merge_sweep`` is this,
+    compiled.)"""
+    seen: dict[tuple[str, ...], list[str]] = {}
     merges = 0
     for name in names:
         if name in twin:
@@ -94,8 +90,12 @@ def _merge_sweep(names: list[str], ops: dict[str, str], inputs: Mapping[str, Seq
         texts = inputs[name]
         new = [_renamed(i, twin) for i in texts]
         if new != list(texts):
-            texts = renamed[name] = new
-        key = (ops[name], tuple(texts))
+            texts = renamed[name] = _controls_once(new)
+        else:
+            renamed.pop(name, None)
+        if ops[name] not in mergeable or name in protected:
+            continue
+        key = (ops[name], *texts)
         earlier = seen.get(key)
         if earlier is None:
             seen[key] = [name]
@@ -105,27 +105,19 @@ def _merge_sweep(names: list[str], ops: dict[str, str], inputs: Mapping[str, Seq
             earlier.append(name)
         else:
             twin[name] = match
+            renamed.pop(name, None)
             merges += 1
-    return merges
+    complete = not merges or not any(input_node(t) in twin for name in names if name not in twin
+                                     for t in renamed.get(name, inputs[name]))
+    return merges, complete
 
 
-def _rename_inputs(names: list[str], inputs: Mapping[str, Sequence[str]], twin: dict[str, str]
-                   ) -> dict[str, list[str]]:
-    """Each node's inputs renamed through ``twin``, for the nodes where that changes something.
-    (``_wirescan.rename_inputs`` is this, compiled.)"""
-    out = {}
-    for name in names:
-        new = [_renamed(i, twin) for i in inputs[name]]
-        if new != list(inputs[name]):
-            out[name] = new
-    return out
-
-
-def _in_order(deps: dict[str, list[str]], candidates: list[str], twin: dict[str, str]) -> bool:
-    """Whether one sweep saw every merge: each node comes after the merged nodes it reads."""
-    position = {name: i for i, name in enumerate(candidates)}
-    return all(position[d] < i for i, name in enumerate(candidates) for d in deps[name]
-               if d in twin and d in position)
+def _controls_once(texts: list[str]) -> list[str]:
+    """A control input named twice (two merged into one) kept once: the data inputs, then the controls."""
+    controls = [i for i in texts if i.startswith("^")]
+    if len(set(controls)) == len(controls):
+        return texts
+    return [i for i in texts if not i.startswith("^")] + list(dict.fromkeys(controls))
 
 
 def _merge_constants(work: Work, names: list[str], twin: dict[str, str]) -> None:

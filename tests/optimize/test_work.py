@@ -16,7 +16,7 @@ from graphkit.io.passes import topological_order
 from graphkit.io.scan import TableIndex, compiled, scan_graph_file, write_table
 from graphkit.io.tensors import from_numpy
 from graphkit.optimize import optimize
-from graphkit.optimize.cleanup import _merge_sweep, _rename_inputs
+from graphkit.optimize.cleanup import _merge_sweep
 from graphkit.proto import graph_pb2, node_def_pb2
 
 needs_compiled = pytest.mark.skipif(compiled() is None, reason="the compiled helpers are not in use (not built, "
@@ -109,24 +109,41 @@ def _order_after(graph):
 
 
 @needs_compiled
-def test_compiled_sweep_and_rename_mean_what_the_python_ones_mean():
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_compiled_sweep_means_what_the_python_one_means(shuffled):
     rng = random.Random(5)
     names = [f"n{i}" for i in range(400)]
-    ops = {n: rng.choice(["Add", "Mul"]) for n in names}
+    ops = {n: rng.choice(["Add", "Mul", "Print"]) for n in names}
     inputs = {n: [rng.choice([f"n{rng.randrange(i)}", f"n{rng.randrange(i)}:1", f"^n{rng.randrange(i)}"])
                   for _ in range(rng.randrange(1, 4))] if i else [] for i, n in enumerate(names)}
     base_twin = {f"n{i}": f"n{i - 1}" for i in range(1, 400, 7)}  # chains: n8 -> n7, and n7 stays
     base_twin.update({"n15": "n8"})  # n15 -> n8 -> n7
+    for i in range(100, 390, 5):  # copies of earlier nodes, and of nodes reading those (merged in turn)
+        ops[f"n{i}"], inputs[f"n{i}"] = ops[f"n{i - 50}"], list(inputs[f"n{i - 50}"])
+        ops[f"n{i + 1}"], inputs[f"n{i + 1}"] = ops[f"n{i - 49}"], [f"n{i}", *inputs[f"n{i - 49}"][1:]]
+        inputs[f"n{i - 49}"] = [f"n{i - 50}", *inputs[f"n{i - 49}"][1:]]
+    inputs["n399"] = ["n3", "^n8", "^n7", "^n15"]  # three control inputs that become one
+    if shuffled:  # out of order: nodes before what they read, so one sweep does not see every merge
+        rng.shuffle(names)
     helpers = compiled()
     results = []
     for sweep in (helpers.merge_sweep, _merge_sweep):
-        twin, renamed = dict(base_twin), {}
-        merges = sweep(names, ops, inputs, twin, renamed, lambda a, b: int(a[1:]) % 3 == int(b[1:]) % 3)
-        results.append((merges, twin, renamed))
+        twin, renamed, rounds = dict(base_twin), {}, []
+        while True:
+            merges, complete = sweep(names, ops, inputs, {"Add", "Mul"}, {"n20"}, twin, renamed,
+                                     lambda a, b: int(a[1:]) % 3 == int(b[1:]) % 3)
+            rounds.append((merges, complete))
+            if complete or not merges:
+                break
+        results.append((rounds, twin, renamed))
     assert results[0] == results[1]
-    assert results[0][0] > 0
-    assert helpers.rename_inputs(names, inputs, base_twin) == _rename_inputs(names, inputs, base_twin)
-    assert helpers.rename_inputs(["a"], {"a": ("^x", "x:2", "y")}, {"x": "z", "z": "w"}) == {"a": ["^w", "w:2", "y"]}
+    rounds, twin, renamed = results[0]
+    assert sum(m for m, _ in rounds) > 20 and (len(rounds) > 1 if shuffled else rounds[0][1])
+    assert "n20" not in twin and not {n for n in twin if ops[n] == "Print"} - set(base_twin)
+    assert not set(renamed) & set(twin), "a merged node keeps no renamed inputs"
+    assert renamed["n399"] == ["n3", "^n7"]
+    assert not any(i.lstrip("^").split(":")[0] in twin for n in names if n not in twin
+                   for i in renamed.get(n, inputs[n])), "every node left reads only nodes that stay"
 
 
 @needs_compiled
@@ -283,3 +300,41 @@ def test_compiled_reachable_walks_as_the_python_one(monkeypatch):
         found += [reachable(GraphIndex(gd), outputs), reachable(GraphIndex(gd), outputs, colocations=False)]
     assert found[0] == found[2] and found[1] == found[3]
     assert "lonely" in found[0] and "lonely" not in found[1]  # colocations keep more alive
+
+
+@needs_compiled
+def test_compiled_edge_checks_mean_what_the_python_ones_mean(monkeypatch):
+    """in_order (behind topological_order and the cycle check) and odd_inputs (behind validate's input
+    checks), compiled and in Python, on graphs in order, out of order, with a TF1 loop's back edge, with
+    sources read before they come and with dangling inputs."""
+    from graphkit.io import scan
+    from graphkit.io.checks import _odd_inputs
+    from graphkit.io.passes import in_order
+
+    rng = random.Random(11)
+    inputs: dict[str, list[str]] = {}
+    for i in range(300):
+        inputs[f"n{i}"] = [rng.choice([f"n{j}", f"n{j}:1", f"^n{j}", "gone:0"]) for j in
+                           (rng.randrange(i) for _ in range(rng.randrange(3)))] if i else []
+    late = {n: list(t) for n, t in inputs.items()}
+    late["n5"].append("src")  # a source read before it comes: out of order, but no cycle runs through it
+    late["src"] = []
+    loop = {"enter": [], "merge": ["enter", "next"], "body": ["merge"], "next": ["body"]}
+    loop_ops = {"enter": "Enter", "merge": "Merge", "body": "Identity", "next": "NextIteration"}
+    cases = {"in order": (inputs, True, True), "late source": (late, False, True), "TF1 loop": (loop, True, True),
+             "cycle": ({"x": [], "a": ["x", "b:1"], "b": ["a"]}, False, False)}
+    odd_found = {}
+    for label, (graph, ordered, sources_ok) in cases.items():
+        graph_ops = loop_ops if graph is loop else {n: "AddV2" for n in graph}
+        found = []
+        for helpers in (compiled(), None):
+            monkeypatch.setattr(scan, "_wirescan", helpers)
+            found.append((in_order(graph, graph_ops), in_order(graph, graph_ops, sources_ok=True),
+                          _odd_inputs(graph)))
+        assert found[0] == found[1], label
+        assert found[0][0] == ordered, label
+        assert found[0][1] == sources_ok, label
+        odd_found[label] = found[0][2]
+    odd = odd_found["late source"]
+    assert odd == [(n, t) for n, texts in late.items() for t in texts if t not in late]
+    assert ("n5", "src") not in odd and any(t == "gone:0" for _, t in odd) and any(t[0] == "^" for _, t in odd)

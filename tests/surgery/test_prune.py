@@ -216,6 +216,8 @@ def test_cli(runner, tmp_path):
     ("CLASS-INTS", "z", "node 'z' has a _class attr that is not a list of strings"),
     ("ARITY", "z", "node 'z' (AddV2) has 1 data inputs; its op takes 2"),
     ("CLASS-UTF8", "z", "node 'z' has a _class entry b'lo\\xe3:@x' that is not UTF-8"),
+    ("ARITY-CONTROL", "z", "node 'z' (AddV2) has 1 data inputs; its op takes 2"),
+    ("NAME-NEWLINE", "z", "'w\n' is not a valid node name"),
 ])
 def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_input, output, says):
     """Issue 13.12: duplicates, malformed references, cycles and unknown DataType enums were passed through
@@ -249,6 +251,11 @@ def test_what_tf_refuses_is_refused_on_both_paths(tmp_path, monkeypatch, bad_inp
         z.attr["_class"].list.s.append(b"lo\xe3:@x")
     elif bad_input == "ARITY":  # the corpus (seed 22): a flipped op name made an Identity an AddV2
         gd.node.add(name="z", op="AddV2", input=["x"]).attr["T"].type = 1
+    elif bad_input == "ARITY-CONTROL":  # two inputs, one of them a control input
+        gd.node.add(name="z", op="AddV2", input=["x", "^y"]).attr["T"].type = 1
+    elif bad_input == "NAME-NEWLINE":  # a name TF's IsValidNodeName refuses ('$' let a final newline through)
+        gd.node.add(name="w\n", op="Identity", input=["x"]).attr["T"].type = 1
+        gd.node.add(name="z", op="Identity", input=["w\n"]).attr["T"].type = 1
     elif bad_input == "CLASS-INTS":  # the corpus (seed 17): TF's importer fails reading colocations from it
         z = gd.node.add(name="z", op="Identity", input=["x"])
         z.attr["T"].type = 1
