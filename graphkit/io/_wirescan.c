@@ -255,9 +255,15 @@ static PyObject *string(strings_t *t, ptr_t s, size_t len)
     return obj;
 }
 
+/* A node's attr names as they are read: borrowed from the strings table (which lives as long as the scan). */
+typedef struct {
+    PyObject **at;
+    size_t count, capacity;
+} keys_t;
+
 /* One attr map entry: key (1) and value (2), in either order. `*colocated` is made on the first _class;
  * the key is appended to `keys` (shared strings from `seen`). */
-static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **colocated, strings_t *seen, PyObject *keys)
+static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **colocated, strings_t *seen, keys_t *keys)
 {
     ptr_t key = NULL, value = NULL;
     size_t key_len = 0, value_len = 0;
@@ -277,10 +283,18 @@ static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **coloca
     PyObject *key_obj = string(seen, key ? key : (ptr_t) "", key_len);
     if (key_obj == NULL)
         return -1;
-    int appended = PyList_Append(keys, key_obj);
-    Py_DECREF(key_obj);
-    if (appended < 0)
-        return -1;
+    Py_DECREF(key_obj); /* (the table keeps it) */
+    if (keys->count == keys->capacity) {
+        size_t capacity = keys->capacity ? keys->capacity * 2 : 16;
+        PyObject **grown = PyMem_Realloc(keys->at, capacity * sizeof(PyObject *));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        keys->at = grown;
+        keys->capacity = capacity;
+    }
+    keys->at[keys->count++] = key_obj;
     if (key_len == 14 && memcmp(key, "_output_shapes", 14) == 0) {
         *flags |= 1;
     } else if (key_len == 6 && memcmp(key, "_class", 6) == 0) {
@@ -295,12 +309,101 @@ static int scan_attr(ptr_t p, ptr_t end, unsigned char *flags, PyObject **coloca
     return 0;
 }
 
+/* Tuples of attr names made so far, by their strings' addresses: the nodes of one kind share one tuple. */
+typedef struct {
+    PyObject **slots; /* owned references, NULL when free */
+    uint64_t *hashes;
+    size_t capacity, used; /* capacity: a power of two */
+} tuples_t;
+
+static uint64_t keys_hash(const keys_t *keys)
+{
+    uint64_t h = 1469598103934665603ULL ^ keys->count;
+    for (size_t i = 0; i < keys->count; i++)
+        h = (h ^ (uint64_t)(uintptr_t)keys->at[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static int tuples_grow(tuples_t *t)
+{
+    size_t capacity = t->capacity ? t->capacity * 2 : 64;
+    PyObject **slots = PyMem_Calloc(capacity, sizeof(PyObject *));
+    uint64_t *hashes = PyMem_Calloc(capacity, sizeof(uint64_t));
+    if (slots == NULL || hashes == NULL) {
+        PyMem_Free(slots);
+        PyMem_Free(hashes);
+        return -1;
+    }
+    for (size_t i = 0; i < t->capacity; i++) {
+        if (t->slots[i] == NULL)
+            continue;
+        size_t j = (size_t)t->hashes[i] & (capacity - 1);
+        while (slots[j] != NULL)
+            j = (j + 1) & (capacity - 1);
+        slots[j] = t->slots[i];
+        hashes[j] = t->hashes[i];
+    }
+    PyMem_Free(t->slots);
+    PyMem_Free(t->hashes);
+    t->slots = slots;
+    t->hashes = hashes;
+    t->capacity = capacity;
+    return 0;
+}
+
+static void tuples_free(tuples_t *t)
+{
+    for (size_t i = 0; i < t->capacity; i++)
+        Py_XDECREF(t->slots[i]);
+    PyMem_Free(t->slots);
+    PyMem_Free(t->hashes);
+}
+
+/* A new reference to the tuple of these attr names, shared with earlier nodes that have the same ones. */
+static PyObject *keys_tuple(tuples_t *t, const keys_t *keys)
+{
+    if (2 * (t->used + 1) > t->capacity && tuples_grow(t) < 0)
+        return PyErr_NoMemory();
+    uint64_t h = keys_hash(keys);
+    size_t j = (size_t)h & (t->capacity - 1);
+    for (;; j = (j + 1) & (t->capacity - 1)) {
+        PyObject *tuple = t->slots[j];
+        if (tuple == NULL)
+            break;
+        if (t->hashes[j] != h || (size_t)PyTuple_GET_SIZE(tuple) != keys->count)
+            continue;
+        size_t i = 0;
+        while (i < keys->count && PyTuple_GET_ITEM(tuple, (Py_ssize_t)i) == keys->at[i])
+            i++;
+        if (i == keys->count) {
+            Py_INCREF(tuple);
+            return tuple;
+        }
+    }
+    PyObject *tuple = PyTuple_New((Py_ssize_t)keys->count);
+    if (tuple == NULL)
+        return NULL;
+    for (size_t i = 0; i < keys->count; i++) {
+        Py_INCREF(keys->at[i]);
+        PyTuple_SET_ITEM(tuple, (Py_ssize_t)i, keys->at[i]);
+    }
+    if (PyObject_GC_IsTracked(tuple))
+        PyObject_GC_UnTrack(tuple);
+    t->slots[j] = tuple;
+    t->hashes[j] = h;
+    t->used++;
+    Py_INCREF(tuple);
+    return tuple;
+}
+
 typedef struct {
     PyObject *names, *positions, *inputs, *ops, *duplicates, *shaped, *colocated, *header, *attrs, *devices;
     int64_t *spans; /* 3 per node */
     Py_ssize_t count, capacity;
     strings_t ops_seen;
     strings_t names_seen; /* node names and input strings: an input naming a node shares its str */
+    keys_t keys;          /* the node being read's attr names */
+    tuples_t key_tuples;
     ptr_t *input_at; /* one node's input strings: pointer and length pairs, reused */
     size_t input_capacity;
 } result_t;
@@ -333,10 +436,9 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
     size_t name_len = 0, op_len = 0, device_len = 0, n_inputs = 0;
     unsigned char flags = 0;
     PyObject *inputs = NULL, *colocated = NULL, *name_obj = NULL, *op_obj = NULL, *position = NULL;
-    PyObject *keys = PyList_New(0), *key_tuple = NULL;
+    PyObject *key_tuple = NULL;
     fields_t f = fields(p, end);
-    if (keys == NULL)
-        return -1;
+    r->keys.count = 0;
     int ok = -1, rc;
     while ((rc = next_field(&f)) > 0) {
         if (f.number <= 5 && f.wire != 2) {
@@ -367,7 +469,7 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
             r->input_at[2 * n_inputs + 1] = f.val + f.len;
             n_inputs++;
         } else if (f.number == 5) {
-            if (scan_attr(f.val, f.val + f.len, &flags, &colocated, &r->ops_seen, keys) < 0)
+            if (scan_attr(f.val, f.val + f.len, &flags, &colocated, &r->ops_seen, &r->keys) < 0)
                 goto done;
         }
     }
@@ -395,10 +497,8 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
         PyErr_NoMemory();
         goto done;
     }
-    if ((position = PyLong_FromSsize_t(r->count)) == NULL || (key_tuple = PyList_AsTuple(keys)) == NULL)
+    if ((position = PyLong_FromSsize_t(r->count)) == NULL || (key_tuple = keys_tuple(&r->key_tuples, &r->keys)) == NULL)
         goto done;
-    if (PyObject_GC_IsTracked(key_tuple))
-        PyObject_GC_UnTrack(key_tuple);
     if (device_len) { /* each distinct device string once, with the first node that has it */
         PyObject *device_obj = string(&r->ops_seen, device, device_len);
         int added = device_obj ? PyDict_SetDefault(r->devices, device_obj, name_obj) != NULL : 0;
@@ -421,7 +521,6 @@ static int scan_node(ptr_t base, ptr_t field_start, ptr_t p, ptr_t end, result_t
     r->count++;
     ok = 0;
 done:
-    Py_XDECREF(keys);
     Py_XDECREF(key_tuple);
     Py_XDECREF(inputs);
     Py_XDECREF(colocated);
@@ -498,6 +597,8 @@ done:
     PyMem_Free(r.input_at);
     strings_free(&r.ops_seen);
     strings_free(&r.names_seen);
+    tuples_free(&r.key_tuples);
+    PyMem_Free(r.keys.at);
     return out;
 }
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 
 from graphkit.io import training
@@ -211,6 +210,8 @@ def _digest(payload: Payload, limit: int | None = None) -> bytes:
                                                               min(limit, payload.length)).read()
     else:
         data = bytes(payload[:limit] if limit is not None else payload)
+    import hashlib  # (only when large constants are compared)
+
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
