@@ -34,8 +34,8 @@
  *   The nodes some need (io.passes.reachable's walk).
  * drop_keys(names, table, ...)
  *   Each name removed from each dict or set that holds it (an index's tables, when many nodes go).
- * splice(buffer, spans, cuts, names, fields, inputs) -> bytes
- *   A GraphDef's bytes with node fields dropped, replaced, or their inputs swapped (see below).
+ * splice(buffer, spans, positions, fields, rewired, inputs) -> (bytes, list[str])
+ *   A GraphDef's bytes for an index's nodes: dropped, replaced, or their inputs swapped (see below).
  * same_bodies(buffer, spans, positions, limit) -> list[int]
  *   Nodes equal but for their names, by their bytes (see below).
  * in_order(inputs, ops, sources_ok) -> bool;  odd_inputs(inputs) -> list[tuple[str, str]]
@@ -1082,97 +1082,135 @@ static PyObject *item(PyObject *dict, PyObject *key)
     return value;
 }
 
-/* splice(buffer, spans, cuts, names, fields, inputs) -> bytes: the buffer (a GraphDef) with the node
- * fields at the positions `cuts` (ascending; spans: scan_graph's int64 triples) replaced, by `names` (one
- * per cut): None drops the node; a name in `fields` (dict: name -> bytes) is written as those bytes (a
- * whole node field); any other is the node with its inputs swapped for `inputs[name]` (as with_inputs).
- * Everything between is copied. What write_table does for a file read into memory. */
+/* Mark the file position of each name of `names` (an iterable) with `kind` (positions: name -> int). */
+static int mark(PyObject *names, PyObject *positions, Py_ssize_t count, unsigned char *kinds, unsigned char kind)
+{
+    PyObject *iter = PyObject_GetIter(names), *name;
+    if (iter == NULL)
+        return -1;
+    while ((name = PyIter_Next(iter)) != NULL) {
+        PyObject *at = item(positions, name);
+        Py_ssize_t p = at ? PyLong_AsSsize_t(at) : -1;
+        Py_DECREF(name);
+        if (at == NULL || (p == -1 && PyErr_Occurred())) {
+            Py_DECREF(iter);
+            return -1;
+        }
+        if (p >= 0 && p < count && kinds[p] != 0)
+            kinds[p] = kind;
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* splice(buffer, spans, positions, fields, rewired, inputs) -> (bytes, new): the buffer (a GraphDef; spans:
+ * scan_graph's int64 triples) written for an index's nodes: `positions` (name -> the node's place in the
+ * file, -1 for a new node) says which file nodes stay and under what name; the node field of a name in
+ * `fields` (dict: name -> bytes, a whole node field) is those bytes, of a name in `rewired` (a set) the
+ * file's node with its inputs swapped for `inputs[name]` (as with_inputs); every other byte is copied (so
+ * top-level fields keep their places). `new`: the names at -1, in order, for the caller to append. What
+ * write_table does for a file read into memory. */
 static PyObject *splice(PyObject *self, PyObject *args)
 {
     Py_buffer view, spans;
-    PyObject *cuts, *names, *fields, *inputs, *out = NULL, **seqs = NULL, **replacements = NULL;
+    PyObject *positions, *fields, *rewired, *inputs, *out = NULL, *new = NULL, *result = NULL, *name, *at;
+    PyObject **names = NULL, **seqs = NULL;
+    unsigned char *kinds = NULL; /* per file node: 0 gone, 1 copied, 2 spliced, 3 a field given */
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*O!O!O!O!:splice", &view, &spans, &PyList_Type, &cuts, &PyList_Type, &names,
-                          &PyDict_Type, &fields, &PyDict_Type, &inputs))
+    if (!PyArg_ParseTuple(args, "y*y*O!O!OO!:splice", &view, &spans, &PyDict_Type, &positions, &PyDict_Type,
+                          &fields, &rewired, &PyDict_Type, &inputs))
         return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(cuts), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
+    Py_ssize_t count = spans.len / (Py_ssize_t)(3 * sizeof(int64_t)), k, pos = 0;
     const int64_t *span = (const int64_t *)spans.buf;
     ptr_t base = (ptr_t)view.buf;
-    if (PyList_GET_SIZE(names) != count) {
-        PyErr_SetString(PyExc_ValueError, "one name per cut");
-        goto done;
-    }
+    names = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *)); /* borrowed */
     seqs = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));
-    replacements = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));  /* borrowed */
-    if (seqs == NULL || replacements == NULL) {
+    kinds = PyMem_Calloc((size_t)(count ? count : 1), 1);
+    new = PyList_New(0);
+    if (names == NULL || seqs == NULL || kinds == NULL || new == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t total = 0, at = 0;
-    for (k = 0; k < count; k++) {  /* measure */
-        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
-        PyObject *r = PyList_GET_ITEM(names, k);
+    while (PyDict_Next(positions, &pos, &name, &at)) {
+        Py_ssize_t p = PyLong_AsSsize_t(at);
         if (p == -1 && PyErr_Occurred())
             goto done;
-        if (r != Py_None) {
-            PyObject *field = PyDict_GetItemWithError(fields, r);
-            if (field == NULL && (PyErr_Occurred() || (field = item(inputs, r)) == NULL))
+        if (p < 0) {
+            if (PyList_Append(new, name) < 0)
                 goto done;
-            r = field;
-        }
-        replacements[k] = r;
-        if (p < 0 || p >= nspans || span[3 * p] < at || span[3 * p + 2] > view.len) {
-            bad("cuts must be ascending node positions");
-            goto done;
-        }
-        total += span[3 * p] - at;
-        at = span[3 * p + 2];
-        if (r == Py_None)
-            continue;
-        if (PyBytes_Check(r)) {
-            total += PyBytes_GET_SIZE(r);
             continue;
         }
-        seqs[k] = PySequence_Fast(r, "a replacement is None, bytes or a sequence of str");
-        Py_ssize_t size = seqs[k] ? spliced_node(base, span[3 * p + 1], span[3 * p + 2], seqs[k], NULL) : -1;
-        if (size < 0)
+        if (p >= count || span[3 * p + 2] > view.len) {
+            bad("a position past the file's nodes");
             goto done;
-        total += size;
+        }
+        names[p] = name;
+        kinds[p] = 1;
     }
-    total += view.len - at;
+    if (mark(rewired, positions, count, kinds, 2) < 0 || mark(fields, positions, count, kinds, 3) < 0)
+        goto done;
+    Py_ssize_t total = 0, from = 0;
+    for (k = 0; k < count; k++) {  /* measure */
+        if (kinds[k] == 1)
+            continue;
+        if (span[3 * k] < from) {
+            bad("node spans overlap");
+            goto done;
+        }
+        total += span[3 * k] - from;
+        from = span[3 * k + 2];
+        if (kinds[k] == 3) {
+            PyObject *field = item(fields, names[k]);
+            if (field == NULL || !PyBytes_Check(field)) {
+                if (field != NULL)
+                    PyErr_SetString(PyExc_TypeError, "a field is not bytes");
+                goto done;
+            }
+            total += PyBytes_GET_SIZE(field);
+        } else if (kinds[k] == 2) {
+            PyObject *texts = item(inputs, names[k]);
+            seqs[k] = texts ? PySequence_Fast(texts, "inputs must be sequences of str") : NULL;
+            Py_ssize_t size = seqs[k] ? spliced_node(base, span[3 * k + 1], span[3 * k + 2], seqs[k], NULL) : -1;
+            if (size < 0)
+                goto done;
+            total += size;
+        }
+    }
+    total += view.len - from;
     out = PyBytes_FromStringAndSize(NULL, total);
     if (out == NULL)
         goto done;
     unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
-    at = 0;
+    from = 0;
     for (k = 0; k < count; k++) {  /* write */
-        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(cuts, k));
-        PyObject *r = replacements[k];
-        memcpy(w, base + at, (size_t)(span[3 * p] - at));
-        w += span[3 * p] - at;
-        at = span[3 * p + 2];
-        if (r == Py_None)
+        if (kinds[k] == 1)
             continue;
-        if (PyBytes_Check(r)) {
-            memcpy(w, PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r));
-            w += PyBytes_GET_SIZE(r);
-            continue;
+        memcpy(w, base + from, (size_t)(span[3 * k] - from));
+        w += span[3 * k] - from;
+        from = span[3 * k + 2];
+        if (kinds[k] == 3) {
+            PyObject *field = PyDict_GetItem(fields, names[k]);
+            memcpy(w, PyBytes_AS_STRING(field), (size_t)PyBytes_GET_SIZE(field));
+            w += PyBytes_GET_SIZE(field);
+        } else if (kinds[k] == 2) {
+            w += spliced_node(base, span[3 * k + 1], span[3 * k + 2], seqs[k], w);
         }
-        w += spliced_node(base, span[3 * p + 1], span[3 * p + 2], seqs[k], w);
     }
-    memcpy(w, base + at, (size_t)(view.len - at));
+    memcpy(w, base + from, (size_t)(view.len - from));
+    result = PyTuple_Pack(2, out, new);
 done:
     if (seqs != NULL) {
         for (k = 0; k < count; k++)
             Py_XDECREF(seqs[k]);
         PyMem_Free(seqs);
     }
-    PyMem_Free(replacements);
-    if (PyErr_Occurred())
-        Py_CLEAR(out);
+    PyMem_Free(names);
+    PyMem_Free(kinds);
+    Py_XDECREF(out);
+    Py_XDECREF(new);
     PyBuffer_Release(&view);
     PyBuffer_Release(&spans);
-    return out;
+    return result;
 }
 
 /* same_bodies(buffer, spans, positions, limit) -> list[int]: for each node position given (spans: scan_graph's

@@ -422,23 +422,22 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
     table = index.table
     spans = table.spans
     positions = index.nodes.positions
+    chunks: list[Chunk] = []
+    if not isinstance(table.data, mmap.mmap):  # a file read into memory: rewritten in one C call
+        assert _wirescan is not None  # (a table comes from the scanner)
+        fields = {name: b"".join(bytes(c) for c in _node_chunks(index, name)) for name in index.modified
+                  if positions[name] >= 0}  # (the many a dedupe rewires are spliced in C)
+        body, new = _wirescan.splice(table.data, spans, positions, fields, index.rewired, index.inputs)
+        chunks.append(body)
+        for name in new:
+            chunks += _node_field(index.nodes[name])
+        with atomic_write(path, [table.path]) as fh:
+            return write_chunks(chunks, fh, progress)
     touched = index.modified | index.rewired
     changed = dict(zip(map(positions.__getitem__, touched), touched, strict=True))  # position -> (new) name
     changed.pop(-1, None)  # (new nodes: written at the end)
     cuts = sorted(set(range(len(table.names))).difference(positions.values()).union(changed))  # spans not
     # copied as is: removed nodes and changed ones
-    chunks: list[Chunk] = []
-    new = [name for name, p in positions.items() if p < 0]
-    if not isinstance(table.data, mmap.mmap):  # a file read into memory: rewritten in one C call
-        assert _wirescan is not None  # (a table comes from the scanner)
-        fields = {name: b"".join(bytes(c) for c in _node_chunks(index, name)) for name in index.modified
-                  if positions[name] >= 0}  # (the many a dedupe rewires are spliced in C)
-        chunks.append(_wirescan.splice(table.data, spans, cuts, list(map(changed.get, cuts)), fields,
-                                       index.inputs))
-        for name in new:
-            chunks += _node_field(index.nodes[name])
-        with atomic_write(path, [table.path]) as fh:
-            return write_chunks(chunks, fh, progress)
     at = 0
     for p in cuts:
         start, end = spans[3 * p], spans[3 * p + 2]
@@ -449,7 +448,7 @@ def write_table(index: TableIndex, path: str | os.PathLike[str], *, order: Seque
         at = end
     if at < len(table.data):
         chunks.append(_source_chunk(table, at, len(table.data)))
-    for name in new:
+    for name in [name for name, p in positions.items() if p < 0]:
         chunks += _node_field(index.nodes[name])
     with atomic_write(path, [table.path]) as fh:
         return write_chunks(chunks, fh, progress)
