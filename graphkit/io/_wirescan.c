@@ -36,7 +36,7 @@
  *   Each name removed from each dict or set that holds it (an index's tables, when many nodes go).
  * splice(buffer, spans, positions, fields, rewired, inputs) -> (bytes, list[str])
  *   A GraphDef's bytes for an index's nodes: dropped, replaced, or their inputs swapped (see below).
- * same_bodies(buffer, spans, positions, limit) -> list[int]
+ * same_bodies(buffer, spans, names, positions, skip, limit) -> dict[str, str]
  *   Nodes equal but for their names, by their bytes (see below).
  * in_order(inputs, ops, sources_ok) -> bool;  odd_inputs(inputs) -> list[tuple[str, str]]
  *   What validate and topological_order check per edge (see below).
@@ -1213,24 +1213,27 @@ done:
     return result;
 }
 
-/* same_bodies(buffer, spans, positions, limit) -> list[int]: for each node position given (spans: scan_graph's
- * int64 triples), the index in `positions` of the first earlier node whose bytes after its name field (op,
- * inputs, device, attrs as written) are the same, -1 when it is the first of its kind, -2 when not compared
- * (its name is not its first field, or the rest is longer than `limit`: the caller compares those itself).
- * Bytes are hashed (FNV-1a) and equal hashes compared in full, so a result is never a collision. */
+/* same_bodies(buffer, spans, names, positions, skip, limit) -> dict[str, str]: among `names` (a list), the
+ * nodes whose bytes in the file after their name field (op, inputs, device, attrs as written) are those of an
+ * earlier one: each -> the first of its kind. `positions` (name -> place in the file; spans: scan_graph's
+ * int64 triples) finds the bytes; a name at a negative place or held by any container of `skip` (a tuple:
+ * the nodes changed since the file was read) is not compared, nor one whose name is not its first field or
+ * whose rest is longer than `limit` (the caller compares those itself). Bytes are hashed (FNV-1a) and equal
+ * hashes compared in full, so a result is never a collision. */
 static PyObject *same_bodies(PyObject *self, PyObject *args)
 {
     Py_buffer view, spans;
-    PyObject *positions, *out = NULL;
+    PyObject *names, *positions, *skip, *out = NULL;
     Py_ssize_t limit;
     ptr_t *starts = NULL;
     size_t *lens = NULL;
     uint64_t *hashes = NULL;
     Py_ssize_t *table = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*O!n:same_bodies", &view, &spans, &PyList_Type, &positions, &limit))
+    if (!PyArg_ParseTuple(args, "y*y*O!O!O!n:same_bodies", &view, &spans, &PyList_Type, &names, &PyDict_Type,
+                          &positions, &PyTuple_Type, &skip, &limit))
         return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(positions), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
+    Py_ssize_t count = PyList_GET_SIZE(names), k, nspans = spans.len / (Py_ssize_t)(3 * sizeof(int64_t));
     const int64_t *span = (const int64_t *)spans.buf;
     size_t slots = 16;
     while (slots < (size_t)count * 2)
@@ -1239,7 +1242,7 @@ static PyObject *same_bodies(PyObject *self, PyObject *args)
     lens = PyMem_Malloc(sizeof(size_t) * (size_t)(count ? count : 1));
     hashes = PyMem_Malloc(sizeof(uint64_t) * (size_t)(count ? count : 1));
     table = PyMem_Malloc(sizeof(Py_ssize_t) * slots);
-    out = PyList_New(count);
+    out = PyDict_New();
     if (!starts || !lens || !hashes || !table || !out) {
         Py_CLEAR(out);
         PyErr_NoMemory();
@@ -1248,19 +1251,25 @@ static PyObject *same_bodies(PyObject *self, PyObject *args)
     for (size_t i = 0; i < slots; i++)
         table[i] = -1;
     for (k = 0; k < count; k++) {
-        Py_ssize_t position = PyLong_AsSsize_t(PyList_GET_ITEM(positions, k)), result = -2;
-        if (position == -1 && PyErr_Occurred()) {
+        PyObject *name = PyList_GET_ITEM(names, k), *at = item(positions, name);
+        Py_ssize_t position = at ? PyLong_AsSsize_t(at) : -1, t;
+        int skipped = position < 0;
+        for (t = 0; t < PyTuple_GET_SIZE(skip) && !skipped; t++)
+            skipped = PySequence_Contains(PyTuple_GET_ITEM(skip, t), name);
+        starts[k] = NULL;
+        if (at == NULL || skipped < 0 || PyErr_Occurred()) {
             Py_CLEAR(out);
             goto done;
         }
-        if (position < 0 || position >= nspans || span[3 * position + 2] > view.len) {
+        if (skipped)
+            continue;
+        if (position >= nspans || span[3 * position + 2] > view.len) {
             Py_CLEAR(out);
             bad("node position outside the table");
             goto done;
         }
         ptr_t base = (ptr_t)view.buf;
         fields_t f = fields(base + span[3 * position + 1], base + span[3 * position + 2]);
-        starts[k] = NULL;
         if (next_field(&f) > 0 && f.number == 1 && f.wire == 2 && (Py_ssize_t)(f.end - f.p) <= limit) {
             ptr_t body = f.p;
             size_t len = (size_t)(f.end - f.p);
@@ -1270,20 +1279,23 @@ static PyObject *same_bodies(PyObject *self, PyObject *args)
             starts[k] = body;
             lens[k] = len;
             hashes[k] = h;
-            result = -1;
+            Py_ssize_t first = -1;
             size_t slot = (size_t)h & (slots - 1);
             while (table[slot] >= 0) {
                 Py_ssize_t other = table[slot];
                 if (hashes[other] == h && lens[other] == len && memcmp(starts[other], body, len) == 0) {
-                    result = other;
+                    first = other;
                     break;
                 }
                 slot = (slot + 1) & (slots - 1);
             }
-            if (result == -1)
+            if (first < 0)
                 table[slot] = k;
+            else if (PyDict_SetItem(out, name, PyList_GET_ITEM(names, first)) < 0) {
+                Py_CLEAR(out);
+                goto done;
+            }
         }
-        PyList_SET_ITEM(out, k, PyLong_FromSsize_t(result));
     }
 done:
     PyMem_Free(starts);

@@ -355,11 +355,10 @@ class TableIndex(GraphIndex):
     def same_stored(self, names: list[str], limit: int) -> dict[str, str]:
         """Among these nodes, the unchanged ones whose bytes in the file (up to ``limit`` past the name) are
         the same but for their names: each later one -> the first (compared in C, nothing parsed)."""
-        cache, positions, rewired = self.nodes.cache, self.nodes.positions, self.rewired
-        stored = [n for n in names if positions[n] >= 0 and n not in cache and n not in rewired]
         assert _wirescan is not None  # (a table comes from the scanner)
-        found = _wirescan.same_bodies(self.table.data, self.table.spans, [positions[n] for n in stored], limit)
-        return {name: stored[first] for name, first in zip(stored, found, strict=True) if first >= 0}
+        same: dict[str, str] = _wirescan.same_bodies(self.table.data, self.table.spans, names, self.nodes.positions,
+                                                     (self.nodes.cache, self.rewired), limit)
+        return same
 
     def stored_body(self, name: str) -> memoryview | FileSlice | None:
         """A node's bytes in the file without its name (op, inputs, device and attrs as written), when the
