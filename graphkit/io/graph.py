@@ -6,10 +6,12 @@ the mmapped input file (see protofile.py); every reader of Const values goes thr
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -487,6 +489,20 @@ class GraphIndex:
 
     def is_consumed(self, name: str) -> bool:
         return bool(self.consumers.get(name) or self.control_consumers.get(name))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a graph-sized index is built or edited (and on again after,
+    if it was): the index's hundreds of thousands of strs, tuples and dict entries hold no cycles, yet each
+    full collection walks them all -- a tenth of a 100,000-node optimize."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def drop_keys(names: Collection[str], *tables: dict[str, Any] | set[str]) -> None:

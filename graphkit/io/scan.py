@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphkit.io.graph import FileSlice, GraphIndex, NodeTables, without_keys
+from graphkit.io.graph import FileSlice, GraphIndex, NodeTables, collector_paused, without_keys
 from graphkit.io.save import Chunk, Progress, atomic_write, len_field, write_chunks
 from graphkit.proto import graph_pb2, node_def_pb2
 
@@ -106,8 +106,9 @@ def scan_graph_file(path: str | os.PathLike[str]) -> NodeTable | None:
     p, data = opened
     assert _wirescan is not None  # (_checked_graph_bytes returns None without it)
     try:
-        (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
-         devices) = _wirescan.scan_graph(data)
+        with collector_paused():  # (hundreds of thousands of objects, no cycles among them)
+            (names, positions, inputs, ops, duplicates, spans, shaped, colocated, header, attrs,
+             devices) = _wirescan.scan_graph(data)
     except ValueError:
         return None
     if "" in positions or not all(PLAUSIBLE_OP.match(op) for op in set(ops.values())):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from graphkit.errors import GraphkitError, about
 from graphkit.io import load, parse_ref, save_graph
 from graphkit.io.checks import check_importable, unknown_ops_note
+from graphkit.io.graph import collector_paused
 from graphkit.io.passes import topological_order
 from graphkit.io.roles import VARIABLE_OPS, default_outputs
 from graphkit.io.save import Progress, check_output
@@ -115,45 +116,46 @@ def optimize(
 
         check = as_check(verify)
     with about(model_path):
-        opened = open_indexed(model_path, None, out, text=text, fast=scanner,
-                              fix="give a frozen GraphDef (graphkit freeze makes one)")
-        model, index = opened.model, opened.index
-        check_output(out, model.files)
-        variables = [name for name, op in index.ops.items() if op in VARIABLE_OPS]
-        if variables:
-            raise GraphkitError(f"the graph has variables ({', '.join(variables[:3])}); optimize works on frozen "
-                                "graphs: run graphkit freeze first")
-        wanted = [parse_ref(n).node for n in split_names(outputs)] or default_outputs(index, model.meta_graph,
-                                                                                       model.path)
-        for name in wanted:
-            index.node(name)
-        specs = [n for n in split_names(inputs) if "[" in n or n.count(":") > 1 or (":" in n and not
-                                                                                   n.rsplit(":", 1)[1].isdigit())]
-        if specs:
-            raise GraphkitError(f"--inputs {specs[0]}: optimize takes the names of inputs to keep; to cut the graph "
-                                "at a tensor, run graphkit prune --inputs SPEC first")
-        kept_inputs = {parse_ref(n).node for n in split_names(inputs)}
-        for name in kept_inputs:
-            index.node(name)
-        ctx = Context(wanted, kept_inputs, dict(constants or {}), fold_defaults, target, max_folded_bytes)
-        report = OptimizeReport(os.fspath(out), target, wanted, nodes_before=len(index.inputs))
-        work = Work(index, model.graph.external if model.graph is not None else {})
-        for name in chosen:
-            before = len(work.index.inputs)
-            changes = IN_PLACE[name](work, ctx)
-            report.passes.append(PassReport(name, before, len(work.index.inputs), changes))
-        order = topological_order(work.index)  # new nodes were appended: every reader gets order
-        if order is not None:
-            report.notes.append("nodes reordered so that each comes after its inputs")
-        report.constants = {k: short_value(v) for k, v in ctx.constants.items()}
-        report.nodes_after = len(work.index.inputs)
-        check_importable(work.index, model.path, "the optimized graph")
-        report.notes += unknown_ops_note(work.index)
-        if isinstance(work.index, TableIndex):
-            report.bytes_written = write_table(work.index, out, order=order, progress=progress)
-        else:
-            report.bytes_written = save_graph(work.ordered_graph(order), out, inputs=model.files, text=text,
-                                              progress=progress)
+        with collector_paused():  # (graph-sized tables, no cycles among them; TF's verify runs after)
+            opened = open_indexed(model_path, None, out, text=text, fast=scanner,
+                                  fix="give a frozen GraphDef (graphkit freeze makes one)")
+            model, index = opened.model, opened.index
+            check_output(out, model.files)
+            variables = [name for name, op in index.ops.items() if op in VARIABLE_OPS]
+            if variables:
+                raise GraphkitError(f"the graph has variables ({', '.join(variables[:3])}); optimize works on "
+                                    "frozen graphs: run graphkit freeze first")
+            wanted = [parse_ref(n).node for n in split_names(outputs)] or default_outputs(index, model.meta_graph,
+                                                                                           model.path)
+            for name in wanted:
+                index.node(name)
+            specs = [n for n in split_names(inputs) if "[" in n or n.count(":") > 1 or (":" in n and not
+                                                                                       n.rsplit(":", 1)[1].isdigit())]
+            if specs:
+                raise GraphkitError(f"--inputs {specs[0]}: optimize takes the names of inputs to keep; to cut the "
+                                    "graph at a tensor, run graphkit prune --inputs SPEC first")
+            kept_inputs = {parse_ref(n).node for n in split_names(inputs)}
+            for name in kept_inputs:
+                index.node(name)
+            ctx = Context(wanted, kept_inputs, dict(constants or {}), fold_defaults, target, max_folded_bytes)
+            report = OptimizeReport(os.fspath(out), target, wanted, nodes_before=len(index.inputs))
+            work = Work(index, model.graph.external if model.graph is not None else {})
+            for name in chosen:
+                before = len(work.index.inputs)
+                changes = IN_PLACE[name](work, ctx)
+                report.passes.append(PassReport(name, before, len(work.index.inputs), changes))
+            order = topological_order(work.index)  # new nodes were appended: every reader gets order
+            if order is not None:
+                report.notes.append("nodes reordered so that each comes after its inputs")
+            report.constants = {k: short_value(v) for k, v in ctx.constants.items()}
+            report.nodes_after = len(work.index.inputs)
+            check_importable(work.index, model.path, "the optimized graph")
+            report.notes += unknown_ops_note(work.index)
+            if isinstance(work.index, TableIndex):
+                report.bytes_written = write_table(work.index, out, order=order, progress=progress)
+            else:
+                report.bytes_written = save_graph(work.ordered_graph(order), out, inputs=model.files, text=text,
+                                                  progress=progress)
         if check is not None:
             try:
                 _verify(model.path, report, ctx, check)

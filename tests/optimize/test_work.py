@@ -338,3 +338,33 @@ def test_compiled_edge_checks_mean_what_the_python_ones_mean(monkeypatch):
     odd = odd_found["late source"]
     assert odd == [(n, t) for n, texts in late.items() for t in texts if t not in late]
     assert ("n5", "src") not in odd and any(t == "gone:0" for _, t in odd) and any(t[0] == "^" for _, t in odd)
+
+
+def test_the_collector_is_paused_only_while_tables_are_built(tmp_path):
+    """optimize pauses Python's cyclic collector for the graph-sized work and gives it back as it found it,
+    after an error too; a caller that had it off keeps it off."""
+    import gc
+
+    from graphkit.errors import GraphkitError
+    from graphkit.io.graph import collector_paused
+    from graphkit.optimize import optimize
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    src = _write(tmp_path, _chains(200))
+    optimize(src, tmp_path / "o.pb")
+    assert gc.isenabled()
+    with pytest.raises(GraphkitError):
+        optimize(src, tmp_path / "o2.pb", outputs=["nope"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        optimize(src, tmp_path / "o3.pb")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
