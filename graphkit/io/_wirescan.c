@@ -11,7 +11,7 @@
  *   shaped       set[str]               nodes with attr _output_shapes
  *   colocated    dict[str, list[str]]   name -> X of each "loc:@X" entry of attr _class (when it has some)
  *   header       list[tuple[int, int, int]]  (field number, start, end) of every top-level non-node field
- *   attrs        dict[str, tuple[str]]  name -> its attr names (shared strings)
+ *   attrs        dict[str, tuple[str]]  name -> its attr names (shared strings; one tuple per kind)
  *   devices      dict[str, str]         each distinct non-empty device string -> the first node with it
  *
  *

@@ -108,9 +108,10 @@ def validate(graph: graph_pb2.GraphDef | GraphIndex) -> list[str]:
     return problems
 
 
-# every name valid, each followed by a newline: one regex call for a whole graph (a name with a newline in
-# it fails, and the names are then checked one by one)
-_NODE_NAMES = re.compile(r"(?:[A-Za-z0-9.][A-Za-z0-9_.\-/>]*\n)*")
+# every name valid (NODE_NAME between its anchors), each followed by a newline: one regex call for a whole
+# graph (a name with a newline in it fails, and the names are then checked one by one)
+_NAME_BODY = NODE_NAME.pattern.removeprefix("^").removesuffix(r"\Z")
+_NODE_NAMES = re.compile(rf"(?:{_NAME_BODY}\n)*")
 
 
 def _odd_inputs(inputs: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
