@@ -1464,6 +1464,27 @@ static int reads_any(PyObject *texts, PyObject *twin)
     return found;
 }
 
+/* (op, *texts) as a new tuple: a node's key in merge_sweep. */
+static PyObject *sweep_key(PyObject *op, PyObject *texts)
+{
+    PyObject *seq = PySequence_Fast(texts, "inputs must be a sequence"), *key;
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    key = PyTuple_New(n + 1);
+    if (key != NULL) {
+        Py_INCREF(op);
+        PyTuple_SET_ITEM(key, 0, op);
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *text = PySequence_Fast_GET_ITEM(seq, j);
+            Py_INCREF(text);
+            PyTuple_SET_ITEM(key, j + 1, text);
+        }
+    }
+    Py_DECREF(seq);
+    return key;
+}
+
 /* merge_sweep(names, ops, inputs, mergeable, protected, twin, renamed, same) -> (merges, complete): one pass,
  * in order, over `names` (every node): each node's inputs renamed through `twin` (into `renamed` when that
  * changes them, a control input named twice then kept once); a node whose op is in `mergeable` and whose
@@ -1473,7 +1494,7 @@ static int reads_any(PyObject *texts, PyObject *twin)
  * left reads a merged node (each came after what it reads; else sweep again). */
 static PyObject *merge_sweep(PyObject *self, PyObject *args)
 {
-    PyObject *names, *ops, *inputs, *mergeable, *protected, *twin, *renamed, *same, *seen;
+    PyObject *names, *ops, *inputs, *mergeable, *protected, *twin, *renamed, *same, *seen, *firsts;
     long merges = 0;
     (void)self;
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O:merge_sweep", &PyList_Type, &names, &PyDict_Type, &ops,
@@ -1481,8 +1502,12 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
                           &twin, &PyDict_Type, &renamed, &same))
         return NULL;
     seen = PyDict_New();  /* (op, *inputs) -> the first node with them, or a list once several differ */
-    if (seen == NULL)
+    firsts = PyDict_New();  /* first input -> the one candidate reading it first so far, None once several */
+    if (seen == NULL || firsts == NULL) {
+        Py_XDECREF(seen);
+        Py_XDECREF(firsts);
         return NULL;
+    }
     int again = PyDict_GET_SIZE(renamed) > 0;  /* a sweep after the first: entries may go */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i), *texts, *new, *key, *op, *earlier, *seq;
@@ -1521,20 +1546,37 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
         Py_DECREF(new);
         if (seq == NULL)
             goto fail;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-        key = PyTuple_New(n + 1);
-        if (key == NULL) {
-            Py_DECREF(seq);
-            goto fail;
+        if (PySequence_Fast_GET_SIZE(seq) > 0) {
+            /* a node whose first input no earlier candidate reads first has no match: its key is made only
+             * once a second one comes (most nodes' first input is their own) */
+            PyObject *first = PySequence_Fast_GET_ITEM(seq, 0), *held = PyDict_GetItemWithError(firsts, first);
+            int rc = held == NULL && PyErr_Occurred() ? -1 : 0;
+            if (rc == 0 && held == NULL) {
+                rc = PyDict_SetItem(firsts, first, name);
+                Py_DECREF(seq);
+                if (rc < 0)
+                    goto fail;
+                continue;
+            }
+            if (rc == 0 && held != Py_None) {  /* the first one's key, now that it may have a match */
+                PyObject *theirs = PyDict_GetItemWithError(renamed, held), *their_op, *their_key;
+                if (theirs == NULL && !PyErr_Occurred())
+                    theirs = item(inputs, held);
+                their_op = theirs ? item(ops, held) : NULL;
+                their_key = their_op ? sweep_key(their_op, theirs) : NULL;
+                rc = their_key == NULL || PyDict_SetItem(seen, their_key, held) < 0 ||
+                     PyDict_SetItem(firsts, first, Py_None) < 0 ? -1 : 0;
+                Py_XDECREF(their_key);
+            }
+            if (rc < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
         }
-        Py_INCREF(op);
-        PyTuple_SET_ITEM(key, 0, op);
-        for (Py_ssize_t j = 0; j < n; j++) {
-            PyObject *text = PySequence_Fast_GET_ITEM(seq, j);
-            Py_INCREF(text);
-            PyTuple_SET_ITEM(key, j + 1, text);
-        }
+        key = sweep_key(op, seq);
         Py_DECREF(seq);
+        if (key == NULL)
+            goto fail;
         earlier = PyDict_GetItemWithError(seen, key);
         if (earlier == NULL) {
             int stored = PyErr_Occurred() ? -1 : PyDict_SetItem(seen, key, name);
@@ -1579,6 +1621,7 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
             goto fail;
     }
     Py_DECREF(seen);
+    Py_DECREF(firsts);
     int complete = 1;  /* 0: some node reads a merged one; -1: an error */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names) && complete == 1 && merges; i++) {
         PyObject *name = PyList_GET_ITEM(names, i), *texts;
@@ -1598,6 +1641,7 @@ static PyObject *merge_sweep(PyObject *self, PyObject *args)
     return Py_BuildValue("(lO)", merges, complete ? Py_True : Py_False);
 fail:
     Py_DECREF(seen);
+    Py_DECREF(firsts);
     return NULL;
 }
 
