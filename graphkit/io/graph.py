@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphkit.errors import GraphkitError
@@ -486,6 +487,13 @@ class GraphIndex:
 
     def suggest(self, name: str) -> str:
         return closest(name, self.nodes, cutoff=0.6)
+
+    def of_ops(self, ops: Collection[str]) -> list[str]:
+        """The nodes whose op is one of ``ops``, in order -- found at C speed (a pass's candidates on a large
+        graph, without a Python step per node)."""
+        wanted = ops if isinstance(ops, (set, frozenset)) else set(ops)
+        table = self.ops
+        return list(compress(table, map(wanted.__contains__, table.values())))
 
     def is_consumed(self, name: str) -> bool:
         return bool(self.consumers.get(name) or self.control_consumers.get(name))

@@ -33,7 +33,7 @@ CONTROL_FLOW = frozenset({"Switch", "RefSwitch", "Enter", "RefEnter", "Exit", "R
 
 def strip_training_in_place(work: Work, ctx: Context) -> list[str]:
     protected = set(ctx.outputs)
-    if not any(op in STRIPPED_OPS and name not in protected for name, op in work.ops.items()):
+    if not any(name not in protected for name in work.index.of_ops(STRIPPED_OPS)):
         return []  # nothing it would take out (unused nodes are cleanup's)
     gone = training.strip_training_in_place(work.index, ctx.outputs)
     work.forget_removed_payloads()
@@ -45,7 +45,7 @@ def dedupe_in_place(work: Work, ctx: Context) -> list[str]:
     index = work.index
     ops, inputs = index.ops, index.inputs
     twin: dict[str, str] = {}  # a node merged -> the one that stays (every output k to output k)
-    _merge_constants(work, [n for n, op in ops.items() if op == "Const" and n not in protected], twin)
+    _merge_constants(work, [n for n in index.of_ops({"Const"}) if n not in protected], twin)
     op_defs = work.op_defs()
     mergeable = set()
     for op in set(ops.values()):

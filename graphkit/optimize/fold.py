@@ -275,11 +275,13 @@ def fold_constants_in_place(work: Work, ctx: Context) -> list[str]:
     keep = set(ctx.inputs)
     ops, inputs = index.ops, index.inputs
     constish = _constish(index)
-    foldable = EVALUATORS.keys() | SHAPE_OPS
-    # (the cheap first test inline: a 100,000-node graph's nodes mostly read no constant first)
-    pending = [name for name, op in ops.items() if op in foldable and (
-        op in SHAPE_OPS or not (texts := inputs[name]) or (first := texts[0]) in constish or first[:1] == "^"
-        or first.partition(":")[0] in constish) and _candidate(name, op, inputs[name], constish, keep)]
+    pending = []
+    for name in index.of_ops(EVALUATORS.keys() | SHAPE_OPS):
+        op, texts = ops[name], inputs[name]
+        first = texts[0] if texts else "^"  # (the cheap test first: most nodes read no constant first)
+        cheap = op in SHAPE_OPS or first in constish or first[:1] == "^" or first.partition(":")[0] in constish
+        if cheap and _candidate(name, op, texts, constish, keep):
+            pending.append(name)
     if not pending:
         return []
     folded: list[str] = []
@@ -313,10 +315,10 @@ def fold_constants_in_place(work: Work, ctx: Context) -> list[str]:
 
 def _constish(index: GraphIndex) -> set[str]:
     """Consts, and pass-throughs of them (what const_value resolves)."""
-    ops, inputs = index.ops, index.inputs
-    out = {name for name, op in ops.items() if op == "Const"}
-    through = INFERENCE_IDENTITIES - {"CheckNumerics"}
-    passes = [(name, input_node(inputs[name][0])) for name, op in ops.items() if op in through and inputs[name]]
+    inputs = index.inputs
+    out = set(index.of_ops({"Const"}))
+    passes = [(name, input_node(inputs[name][0])) for name in index.of_ops(INFERENCE_IDENTITIES - {"CheckNumerics"})
+              if inputs[name]]
     grew = bool(passes)
     while grew:
         grew = False

@@ -121,7 +121,7 @@ def optimize(
                                   fix="give a frozen GraphDef (graphkit freeze makes one)")
             model, index = opened.model, opened.index
             check_output(out, model.files)
-            variables = [name for name, op in index.ops.items() if op in VARIABLE_OPS]
+            variables = index.of_ops(VARIABLE_OPS)
             if variables:
                 raise GraphkitError(f"the graph has variables ({', '.join(variables[:3])}); optimize works on "
                                     "frozen graphs: run graphkit freeze first")
