@@ -66,8 +66,8 @@ def dedupe_in_place(work: Work, ctx: Context) -> list[str]:
             break
     if not twin:
         return []
+    work.remove(set(twin), unread=True)  # (first: the index's record of rewired nodes is small then)
     index.set_inputs(renamed)
-    work.remove(set(twin), unread=True)
     return [f"{len(twin)} duplicate nodes merged"]
 
 

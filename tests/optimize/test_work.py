@@ -368,3 +368,12 @@ def test_the_collector_is_paused_only_while_tables_are_built(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("kind", ["protobuf", pytest.param("table", marks=needs_compiled)])
+def test_of_ops_finds_the_nodes_of_some_ops_in_order(tmp_path, kind):
+    gd = _chains(40)
+    index = GraphIndex(gd) if kind == "protobuf" else TableIndex(scan_graph_file(_write(tmp_path, gd)))
+    want = [n.name for n in gd.node if n.op in ("Const", "Identity")]
+    assert want and index.of_ops({"Const", "Identity"}) == want == index.of_ops(["Identity", "Const"])
+    assert index.of_ops(()) == [] and index.of_ops({"NoSuchOp"}) == []
