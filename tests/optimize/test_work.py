@@ -186,10 +186,13 @@ def test_rewired_nodes_are_written_as_protobuf_writes_them(tmp_path, monkeypatch
     index.set_inputs({"aux": []})
     index.remove({"aux", "unused"}, unread=True)
     index.replace(node_def_pb2.NodeDef(name="add9", op="Identity", input=["add8"]))
-    assert not set(index.nodes.cache) - {"add9"}  # nothing else parsed
+    index.add([node_def_pb2.NodeDef(name="extra", op="NoOp", input=["^add9"])])
+    assert not set(index.nodes.cache) - {"add9", "extra"}  # nothing else parsed
     write_table(index, tmp_path / "out.pb")
-    written = {n.name: n for n in load(tmp_path / "out.pb").graph.graph_def.node}
+    in_file = load(tmp_path / "out.pb").graph.graph_def.node
+    written = {n.name: n for n in in_file}
     assert "aux" not in written and "unused" not in written
+    assert in_file[-1] == written.pop("extra") == node_def_pb2.NodeDef(name="extra", op="NoOp", input=["^add9"])
     assert written.pop("add9") == node_def_pb2.NodeDef(name="add9", op="Identity", input=["add8"])
     for original in gd.node:
         if original.name in ("aux", "unused", "add9"):
