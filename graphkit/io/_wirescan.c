@@ -1273,9 +1273,7 @@ static PyObject *same_bodies(PyObject *self, PyObject *args)
         if (next_field(&f) > 0 && f.number == 1 && f.wire == 2 && (Py_ssize_t)(f.end - f.p) <= limit) {
             ptr_t body = f.p;
             size_t len = (size_t)(f.end - f.p);
-            uint64_t h = 1469598103934665603ULL;
-            for (size_t i = 0; i < len; i++)
-                h = (h ^ body[i]) * 1099511628211ULL;
+            uint64_t h = fnv1a(body, len);
             starts[k] = body;
             lens[k] = len;
             hashes[k] = h;

@@ -54,7 +54,7 @@ def topological_order(index: GraphIndex) -> list[str] | None:
     inputs, ops = index.inputs, index.ops
     if in_order(inputs, ops):  # the usual case, found cheaply
         return None
-    back = {n for n, op in ops.items() if op in NEXT_ITERATION_OPS}
+    back = set(index.of_ops(NEXT_ITERATION_OPS))
     names = list(inputs)
     position = {name: i for i, name in enumerate(names)}
 

@@ -33,7 +33,7 @@ def strip_training_in_place(index: GraphIndex, protected: list[str]) -> int:
     dropped_controls = {name for name, op in ops.items() if name not in keep and (
         op in SIDE_EFFECT_ONLY or op == "CheckNumerics"
         or (op in ("If", "StatelessIf") and name.endswith("AssertGuard")))}  # tf.debugging.Assert in TF2
-    wrappers = [name for name, op in ops.items() if op in _WRAPPERS and inputs[name] and name not in keep]
+    wrappers = [name for name in index.of_ops(_WRAPPERS) if inputs[name] and name not in keep]
     grew = bool(dropped_controls and wrappers)
     while grew:  # Identity/NoOp wrappers of those (AssertGuard/Identity, tf.group of asserts)
         grew = False

@@ -51,7 +51,7 @@ def _fused_in_place(work: Work, ctx: Context) -> list[str]:
 
     index = work.index
     changes = []
-    for name in [n for n, op in index.ops.items() if op in FUSED_BATCH_NORMS]:
+    for name in index.of_ops(FUSED_BATCH_NORMS):
         node = index.nodes[name]
         if attr(node, "is_training").b:
             continue
@@ -95,7 +95,7 @@ def _fold_sweep_in_place(work: Work, ctx: Context) -> list[str]:
     protected = set(ctx.outputs)
     ops, inputs = index.ops, index.inputs
     done = []
-    for name in [n for n, op in ops.items() if op == "Mul" or op in _SHIFTS]:
+    for name in index.of_ops(_SHIFTS | {"Mul"}):
         op = ops.get(name)
         if op != "Mul" and op not in _SHIFTS:
             continue  # (gone, or changed by a fold before)

@@ -41,7 +41,7 @@ def fold_inputs_in_place(work: Work, ctx: Context) -> list[str]:
     import numpy as np
 
     index = work.index
-    placeholders = [n for n, op in index.ops.items() if op in ("Placeholder", "PlaceholderWithDefault")]
+    placeholders = index.of_ops({"Placeholder", "PlaceholderWithDefault"})
     changes = []
     for name in ctx.constants:
         node = index.nodes.get(name)
@@ -105,7 +105,7 @@ def _switches_in_place(work: Work, ctx: Context) -> list[str]:
     forward: dict[TensorRef, TensorRef] = {}
     dead_ports: set[TensorRef] = set()
     changes = []
-    for name in [n for n, op in index.ops.items() if op in SWITCH_OPS]:
+    for name in index.of_ops(SWITCH_OPS):
         node = index.nodes[name]
         if len(node.input) < 2:
             continue
@@ -123,7 +123,7 @@ def _switches_in_place(work: Work, ctx: Context) -> list[str]:
     if hit:
         raise GraphkitError(f"output {hit[0]} is in a branch the constant predicate never takes (TF would never "
                             "compute it); choose outputs the taken branch reaches")
-    merges = [index.nodes[n] for n, op in index.ops.items() if op in MERGE_OPS and n not in dead]
+    merges = [index.nodes[n] for n in index.of_ops(MERGE_OPS) if n not in dead]
     mapping = dict(forward)
     gone = set(dead)
     new_nodes: list[node_def_pb2.NodeDef] = []

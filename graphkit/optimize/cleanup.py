@@ -205,13 +205,13 @@ _HEAD = 64 << 10
 
 def _digest(payload: Payload, limit: int | None = None) -> bytes:
     """A digest of stored bytes (``limit``: of the first bytes only), read one payload at a time."""
+    import hashlib  # (only when large constants are compared)
+
     if isinstance(payload, FileSlice):
         data = payload.read() if limit is None else FileSlice(payload.path, payload.offset,
                                                               min(limit, payload.length)).read()
     else:
         data = bytes(payload[:limit] if limit is not None else payload)
-    import hashlib  # (only when large constants are compared)
-
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -226,8 +226,8 @@ def cleanup_in_place(work: Work, ctx: Context) -> list[str]:
     if touched:
         changes.append(f"control inputs from NoOps that order nothing dropped from {len(touched)} nodes")
     mapping: dict[TensorRef, TensorRef] = {}
-    for name, op in ops.items():
-        if op != "Identity" or name in protected or len(inputs[name]) != 1 or index.control_consumers.get(name):
+    for name in index.of_ops({"Identity"}):
+        if name in protected or len(inputs[name]) != 1 or index.control_consumers.get(name):
             continue
         source = parse_ref(inputs[name][0])
         if source.control or ops.get(source.node, "Identity") in CONTROL_FLOW or source.node not in inputs:
@@ -278,7 +278,7 @@ def _pure_noops(work: Work) -> set[str]:
             stack += [(d, False) for d in inputs if d not in memo]
         return memo[start]
 
-    return {name for name, op in ops.items() if op == "NoOp" and pure(name)}
+    return {name for name in index.of_ops({"NoOp"}) if pure(name)}
 
 
 strip_training = alone(strip_training_in_place)

@@ -36,7 +36,7 @@ def fuse_in_place(work: Work, ctx: Context) -> list[str]:
             return None
         return index.nodes[readers[0][0]]
 
-    for name in [n for n, op in index.ops.items() if op in _FUSABLE]:
+    for name in index.of_ops(_FUSABLE):
         if name in gone:
             continue
         node = index.nodes[name]
